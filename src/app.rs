@@ -1,0 +1,219 @@
+//! What each command does: builds the cluster connection from the global options,
+//! runs the bundled script of the same name (or the lab), and turns the outcome into
+//! an exit code. The only place that knows both the CLI and the library.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::cli::{Cli, Command, Fault, Global, LabAction, ScriptsAction};
+use crate::cluster::conn::{ConnOptions, TlsOptions};
+use crate::cluster::live::LiveCluster;
+use crate::lab;
+use crate::script::host::RunOptions;
+use crate::script::path::{self, Origin, ScriptPath};
+use crate::script::{Runner, ScriptError};
+
+/// A failure that ends the program, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad arguments or the cluster could not be reached: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The script or the operation failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Usage(_) => 2,
+            AppError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<ScriptError> for AppError {
+    fn from(e: ScriptError) -> Self {
+        match e {
+            ScriptError::Syntax(m) => AppError::Usage(m),
+            ScriptError::Runtime { message, cause } => {
+                match cause {
+                    // The operator needs the node and the reason, not the script line.
+                    Some(c) if c.is_connection() => AppError::Usage(c.to_string()),
+                    _ => AppError::Failed(message),
+                }
+            }
+        }
+    }
+}
+
+/// Run the parsed command line; the result is the exit code.
+pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Check => run_script(g, &rt, "check", &[]),
+        Command::Run { script, args } => run_script(g, &rt, script, args),
+        Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
+        Command::Lab { action } => run_lab(g, &rt, action),
+    }
+}
+
+fn conn_options(g: &Global) -> ConnOptions {
+    let tls = (g.tls || g.cacert.is_some() || g.cert.is_some()).then(|| TlsOptions {
+        cacert: g.cacert.clone(),
+        cert: g.cert.clone(),
+        key: g.key.clone(),
+        insecure: g.insecure,
+    });
+    ConnOptions {
+        user: g.user.clone(),
+        password: g.password.clone().filter(|p| !p.is_empty()),
+        tls,
+        timeout: Duration::from_millis(g.timeout),
+    }
+}
+
+fn run_options(g: &Global) -> RunOptions {
+    RunOptions {
+        yes: g.yes,
+        json: g.json,
+        verbose: g.verbose,
+        quiet: g.quiet,
+    }
+}
+
+fn run_script(
+    g: &Global,
+    rt: &tokio::runtime::Handle,
+    what: &str,
+    args: &[String],
+) -> Result<i32, AppError> {
+    crate::cluster::conn::split_addr(&g.cluster)
+        .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
+    let path = ScriptPath::new(&g.scripts);
+    let script = path.load(what).map_err(AppError::Usage)?;
+    let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+    let runner = Runner::new(Rc::new(cluster), run_options(g), path);
+    let outcome = runner.run(&script, args)?;
+    if g.json {
+        let value: serde_json::Value = rhai::serde::from_dynamic(&outcome.value).map_err(|e| {
+            AppError::Failed(format!(
+                "the script's result cannot be written as JSON: {e}"
+            ))
+        })?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    }
+    Ok(outcome.code)
+}
+
+fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
+    let path = ScriptPath::new(&g.scripts);
+    match action {
+        ScriptsAction::List => {
+            let list = path.list();
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+                return Ok(0);
+            }
+            println!("script path: {}", path.describe());
+            let width = list.iter().map(|l| l.name.len()).max().unwrap_or(0);
+            for l in list {
+                let shadows = if l.shadows.is_empty() {
+                    String::new()
+                } else {
+                    format!("  (shadows {})", l.shadows.join(", "))
+                };
+                println!("{:width$}  {}{shadows}", l.name, l.resolves_to);
+            }
+            Ok(0)
+        }
+        ScriptsAction::Show { name } => {
+            let s = path.load(name).map_err(AppError::Usage)?;
+            print!("{}", s.text);
+            Ok(0)
+        }
+        ScriptsAction::Eject { name, force } => {
+            let name = name.strip_suffix(".rhai").unwrap_or(name);
+            let Some((_, text)) = path::BUNDLED.iter().find(|(n, _)| *n == name) else {
+                return Err(AppError::Usage(format!(
+                    "there is no bundled script named \"{name}\"; bundled: {}",
+                    path::BUNDLED
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            let dir: PathBuf = path::user_dir().ok_or_else(|| {
+                AppError::Usage(
+                    "cannot find the user directory: set XDG_CONFIG_HOME or HOME".into(),
+                )
+            })?;
+            let dest = dir.join(format!("{name}.rhai"));
+            if dest.exists() && !force {
+                return Err(AppError::Usage(format!(
+                    "{} already exists; pass --force to overwrite it",
+                    dest.display()
+                )));
+            }
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    AppError::Failed(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            std::fs::write(&dest, text)
+                .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", dest.display())))?;
+            println!("{}", dest.display());
+            eprintln!("`slotsmith {name}` and `import \"{name}\"` now use this copy.");
+            let _ = Origin::Bundled;
+            Ok(0)
+        }
+    }
+}
+
+fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Result<i32, AppError> {
+    let lab_err = |e: lab::LabError| AppError::Failed(e.to_string());
+    match action {
+        LabAction::Up {
+            port,
+            masters,
+            replicas,
+            empty,
+            keys,
+        } => {
+            let mut spec = lab::LabSpec::new(port.port);
+            spec.masters = *masters as usize;
+            spec.replicas = *replicas as usize;
+            spec.empty = *empty as usize;
+            spec.keys = *keys;
+            spec.password = g.password.clone().filter(|p| !p.is_empty());
+            let lab = lab::up(&spec, rt).map_err(lab_err)?;
+            println!("{}", lab.next_steps());
+            Ok(0)
+        }
+        LabAction::Status { port } => {
+            println!("{}", lab::status(port.port, rt).map_err(lab_err)?);
+            Ok(0)
+        }
+        LabAction::Down { port } => {
+            println!("{}", lab::down(port.port).map_err(lab_err)?);
+            Ok(0)
+        }
+        LabAction::Break { fault } => match fault {
+            Fault::StuckSlot { port, slot } => {
+                let text = lab::break_fault(port.port, lab::Fault::StuckSlot { slot: *slot }, rt)
+                    .map_err(lab_err)?;
+                println!("{text}");
+                Ok(0)
+            }
+        },
+    }
+}

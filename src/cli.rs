@@ -1,0 +1,173 @@
+//! The command line as clap sees it: raw flags and subcommands, nothing validated
+//! beyond their syntax. `app` turns them into actions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Repair and rebalance Redis Cluster with scriptable, testable runbooks.
+#[derive(Debug, Parser)]
+#[command(name = "slotsmith", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options valid before or after the subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Any reachable node of the cluster.
+    #[arg(
+        short = 'c',
+        long,
+        env = "SLOTSMITH_CLUSTER",
+        default_value = "127.0.0.1:6379",
+        global = true,
+        value_name = "HOST:PORT"
+    )]
+    pub cluster: String,
+    /// ACL user name.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Password (also from REDISCLI_AUTH).
+    #[arg(
+        short = 'a',
+        long,
+        env = "REDISCLI_AUTH",
+        hide_env_values = true,
+        global = true,
+        value_name = "PASS"
+    )]
+    pub password: Option<String>,
+    /// Use TLS to every node.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// CA certificate to verify the nodes with (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Do not verify the nodes' certificates.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Do not ask before changing the cluster.
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Machine-readable output on stdout, one JSON document.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Per-command timeout in milliseconds.
+    #[arg(long, global = true, default_value_t = 5000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// A directory searched for scripts before the user directory (repeatable).
+    #[arg(long = "scripts", global = true, value_name = "DIR")]
+    pub scripts: Vec<PathBuf>,
+    /// More on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Less on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Report the cluster's health like `redis-cli --cluster check` (exit 0 healthy, 1 problems, 2 could not run).
+    Check,
+    /// Run a script: a path, or the name of a bundled or user script.
+    Run {
+        /// Script path or name.
+        script: String,
+        /// Arguments, available to the script as `args`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The script path: list names and where they resolve, show one, or eject a bundled one to edit.
+    Scripts {
+        #[command(subcommand)]
+        action: Option<ScriptsAction>,
+    },
+    /// A throwaway cluster of real redis-server processes on loopback, and faults to practise on.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScriptsAction {
+    /// Every script name, where it resolves, and what it shadows.
+    List,
+    /// Print one script.
+    Show { name: String },
+    /// Copy a bundled script into the user directory, where it then takes precedence.
+    Eject {
+        name: String,
+        /// Overwrite an existing copy.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Which lab cluster: the base port of its first node.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LabPort {
+    /// Base port of the lab (its nodes use this port and the next ones).
+    #[arg(long, default_value_t = 7001, value_parser = clap::value_parser!(u16).range(1..55000))]
+    pub port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// Start a lab cluster.
+    Up {
+        #[command(flatten)]
+        port: LabPort,
+        /// Masters holding slots.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=50))]
+        masters: u64,
+        /// Replicas per master.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=5))]
+        replicas: u64,
+        /// Extra masters with no slots.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=20))]
+        empty: u64,
+        /// Keys to load.
+        #[arg(long, default_value_t = 0)]
+        keys: u64,
+    },
+    /// Break the lab cluster on purpose.
+    Break {
+        #[command(subcommand)]
+        fault: Fault,
+    },
+    /// Each node's process, role, slots and keys.
+    Status {
+        #[command(flatten)]
+        port: LabPort,
+    },
+    /// Stop every process of the lab and remove its files.
+    Down {
+        #[command(flatten)]
+        port: LabPort,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Fault {
+    /// An interrupted migration: a slot MIGRATING on its owner, IMPORTING on another
+    /// master, its keys split between them.
+    StuckSlot {
+        #[command(flatten)]
+        port: LabPort,
+        /// The slot to leave open.
+        #[arg(long, default_value_t = 5519, value_parser = clap::value_parser!(u16).range(0..16384))]
+        slot: u16,
+    },
+}

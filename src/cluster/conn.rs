@@ -1,0 +1,375 @@
+//! Connections to cluster nodes: one multiplexed async connection per address,
+//! opened on first use with the cluster's credentials and TLS settings, and a
+//! per-command timeout. Knows nothing of slots or topology.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use super::{ClusterError, Reply, Result};
+
+/// TLS settings shared by every node.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Skip certificate and hostname verification.
+    pub insecure: bool,
+}
+
+/// How to reach every node of one cluster.
+#[derive(Clone, Default)]
+pub struct ConnOptions {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub tls: Option<TlsOptions>,
+    /// Per-command timeout (and connect timeout).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnOptions")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Split `host:port` (the port after the last colon).
+pub fn split_addr(addr: &str) -> Result<(String, u16)> {
+    let bad = || ClusterError::State(format!("bad node address \"{addr}\": expected HOST:PORT"));
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// A short, password-free rendering of a command for error messages.
+pub fn describe(args: &[Vec<u8>]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut hide = 0;
+    for (i, a) in args.iter().enumerate() {
+        let word = String::from_utf8_lossy(a).to_string();
+        if hide > 0 {
+            out.push("***".into());
+            hide -= 1;
+            continue;
+        }
+        let upper = word.to_ascii_uppercase();
+        if i > 0 && upper == "AUTH" {
+            hide = 1;
+        } else if i > 0 && upper == "AUTH2" {
+            hide = 2;
+        }
+        if out.len() >= 8 {
+            out.push(format!("... ({} args)", args.len()));
+            break;
+        }
+        out.push(if word.contains(' ') || word.is_empty() {
+            format!("\"{word}\"")
+        } else {
+            word
+        });
+    }
+    out.join(" ")
+}
+
+/// One connection per node address, shared by every task.
+#[derive(Clone)]
+pub struct Pool {
+    opts: Arc<ConnOptions>,
+    conns: Arc<Mutex<HashMap<String, MultiplexedConnection>>>,
+}
+
+impl Pool {
+    pub fn new(opts: ConnOptions) -> Self {
+        Pool {
+            opts: Arc::new(opts),
+            conns: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn options(&self) -> &ConnOptions {
+        &self.opts
+    }
+
+    fn client(&self, addr: &str) -> Result<redis::Client> {
+        let (host, port) = split_addr(addr)?;
+        let connect_err = |e: redis::RedisError| ClusterError::Connect {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        };
+        let mut redis_info = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if let Some(user) = &self.opts.user {
+            redis_info = redis_info.set_username(user);
+        }
+        if let Some(pw) = &self.opts.password {
+            redis_info = redis_info.set_password(pw);
+        }
+        match &self.opts.tls {
+            None => {
+                let info = ConnectionAddr::Tcp(host, port)
+                    .into_connection_info()
+                    .map_err(connect_err)?
+                    .set_redis_settings(redis_info);
+                redis::Client::open(info).map_err(connect_err)
+            }
+            Some(tls) => {
+                let read = |p: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
+                    match p {
+                        None => Ok(None),
+                        Some(p) => std::fs::read(p).map(Some).map_err(|e| {
+                            ClusterError::State(format!("cannot read {what} {}: {e}", p.display()))
+                        }),
+                    }
+                };
+                let root_cert = read(&tls.cacert, "--cacert")?;
+                let client_tls = match (read(&tls.cert, "--cert")?, read(&tls.key, "--key")?) {
+                    (Some(client_cert), Some(client_key)) => Some(redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ClusterError::State(
+                            "--cert and --key must be given together".into(),
+                        ))
+                    }
+                };
+                let info = ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: tls.insecure,
+                    tls_params: None,
+                }
+                .into_connection_info()
+                .map_err(connect_err)?
+                .set_redis_settings(redis_info);
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls,
+                        root_cert,
+                    },
+                )
+                .map_err(connect_err)
+            }
+        }
+    }
+
+    /// The connection to `addr`, opened (and authenticated) on first use.
+    pub async fn conn(&self, addr: &str) -> Result<MultiplexedConnection> {
+        if let Some(c) = self.lock().get(addr) {
+            return Ok(c.clone());
+        }
+        let client = self.client(addr)?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.opts.timeout))
+            .set_response_timeout(None);
+        let conn = match tokio::time::timeout(
+            self.opts.timeout + Duration::from_millis(100),
+            client.get_multiplexed_async_connection_with_config(&cfg),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(ClusterError::Connect {
+                    addr: addr.to_string(),
+                    reason: connect_reason(&e),
+                })
+            }
+            Err(_) => {
+                return Err(ClusterError::Connect {
+                    addr: addr.to_string(),
+                    reason: format!("no answer within {} ms", self.opts.timeout.as_millis()),
+                })
+            }
+        };
+        self.lock().insert(addr.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MultiplexedConnection>> {
+        // A poisoned map only means another thread panicked mid-insert; the map is still usable.
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forget a connection (after it broke), so the next command reconnects.
+    pub fn drop_conn(&self, addr: &str) {
+        self.lock().remove(addr);
+    }
+
+    /// Send one command with the default timeout.
+    pub async fn cmd(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
+        self.cmd_timeout(addr, args, self.opts.timeout).await
+    }
+
+    /// Send one command, waiting at most `timeout` for its reply.
+    pub async fn cmd_timeout(
+        &self,
+        addr: &str,
+        args: &[Vec<u8>],
+        timeout: Duration,
+    ) -> Result<Reply> {
+        let mut conn = self.conn(addr).await?;
+        let mut cmd = redis::Cmd::new();
+        for a in args {
+            cmd.arg(a.as_slice());
+        }
+        match tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)).await {
+            Err(_) => Err(ClusterError::Timeout {
+                addr: addr.to_string(),
+                command: describe(args),
+                ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(e)) => Err(self.command_error(addr, args, e)),
+            Ok(Ok(v)) => reply_of(v).map_err(|reason| ClusterError::Command {
+                addr: addr.to_string(),
+                command: describe(args),
+                reason,
+            }),
+        }
+    }
+
+    /// Send several commands to one node in one round trip; each gets its own result.
+    pub async fn pipeline(
+        &self,
+        addr: &str,
+        cmds: &[Vec<Vec<u8>>],
+        timeout: Duration,
+    ) -> Result<Vec<Result<Reply>>> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn(addr).await?;
+        let mut pipe = redis::pipe();
+        for args in cmds {
+            let c = pipe.cmd(&String::from_utf8_lossy(&args[0]));
+            for a in &args[1..] {
+                c.arg(a.as_slice());
+            }
+        }
+        let first = describe(&cmds[0]);
+        let replies: Vec<redis::Value> = match tokio::time::timeout(
+            timeout,
+            pipe.ignore_errors()
+                .query_async::<Vec<redis::Value>>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(ClusterError::Timeout {
+                    addr: addr.to_string(),
+                    command: format!("pipeline of {} ({first} ...)", cmds.len()),
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+            Ok(Err(e)) => return Err(self.command_error(addr, &cmds[0], e)),
+            Ok(Ok(v)) => v,
+        };
+        Ok(replies
+            .into_iter()
+            .zip(cmds)
+            .map(|(v, args)| {
+                reply_of(v).map_err(|reason| ClusterError::Command {
+                    addr: addr.to_string(),
+                    command: describe(args),
+                    reason,
+                })
+            })
+            .collect())
+    }
+
+    fn command_error(&self, addr: &str, args: &[Vec<u8>], e: redis::RedisError) -> ClusterError {
+        if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            self.drop_conn(addr);
+            return ClusterError::Io {
+                addr: addr.to_string(),
+                command: describe(args),
+                reason: e.to_string(),
+            };
+        }
+        ClusterError::Command {
+            addr: addr.to_string(),
+            command: describe(args),
+            reason: server_text(&e),
+        }
+    }
+}
+
+/// The reply text of a server error as Redis printed it (`BUSYKEY Target key name already exists.`).
+fn server_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn connect_reason(e: &redis::RedisError) -> String {
+    let text = server_text(e);
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+    {
+        "authentication failed: wrong password or user (see --user, -a, REDISCLI_AUTH)".into()
+    } else if e.is_connection_refusal() {
+        "connection refused".into()
+    } else if e.is_timeout() {
+        "connection timed out".into()
+    } else {
+        e.to_string()
+    }
+}
+
+/// Convert a client reply, turning an embedded server error into `Err(text)`.
+fn reply_of(v: redis::Value) -> std::result::Result<Reply, String> {
+    use redis::Value as V;
+    Ok(match v {
+        V::Nil => Reply::Nil,
+        V::Int(i) => Reply::Int(i),
+        V::BulkString(b) => Reply::Bulk(b),
+        V::SimpleString(s) => Reply::Status(s),
+        V::Okay => Reply::Status("OK".into()),
+        V::Double(d) => Reply::Double(d),
+        V::Boolean(b) => Reply::Int(b as i64),
+        V::Array(items) | V::Set(items) => Reply::Array(
+            items
+                .into_iter()
+                .map(reply_of)
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        V::Map(pairs) => Reply::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| Ok((reply_of(k)?, reply_of(v)?)))
+                .collect::<std::result::Result<_, String>>()?,
+        ),
+        V::ServerError(e) => {
+            let e: redis::RedisError = e.into();
+            return Err(server_text(&e));
+        }
+        other => Reply::Bulk(format!("{other:?}").into_bytes()),
+    })
+}
+
+/// Build a command's argument list from words.
+pub fn args<I, S>(words: I) -> Vec<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
+    words.into_iter().map(|w| w.as_ref().to_vec()).collect()
+}

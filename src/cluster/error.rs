@@ -1,0 +1,54 @@
+//! Errors of the cluster layer. Every message names the node and, where there is
+//! one, the command; none ever contains a password.
+
+/// What went wrong talking to a cluster.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    /// The node could not be reached or refused the handshake (auth, TLS).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    /// The node answered the command with an error.
+    #[error("{command} on {addr}: {reason}")]
+    Command {
+        addr: String,
+        command: String,
+        reason: String,
+    },
+    /// The node did not answer in time.
+    #[error("{command} on {addr}: no reply within {ms} ms")]
+    Timeout {
+        addr: String,
+        command: String,
+        ms: u64,
+    },
+    /// The connection broke while the command was in flight.
+    #[error("{command} on {addr}: connection lost ({reason})")]
+    Io {
+        addr: String,
+        command: String,
+        reason: String,
+    },
+    /// The cluster is not in a state the operation can work with, or the caller
+    /// named something that does not exist (an unknown node, a bad slot).
+    #[error("{0}")]
+    State(String),
+}
+
+impl ClusterError {
+    /// Errors that mean "could not talk to the cluster" (exit code 2), as opposed
+    /// to a node refusing a command.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Connect { .. } | ClusterError::Timeout { .. } | ClusterError::Io { .. }
+        )
+    }
+
+    /// The error text Redis sent, for a command error (e.g. `BUSYKEY ...`).
+    pub fn server_reply(&self) -> Option<&str> {
+        match self {
+            ClusterError::Command { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}

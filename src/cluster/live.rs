@@ -1,0 +1,278 @@
+//! The live cluster: real nodes over the network. Async inside (one connection per
+//! node, every node asked at once), synchronous at the surface through the tokio
+//! runtime handle, because Rhai functions are synchronous.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::conn::{args, ConnOptions, Pool};
+use super::topology::parse_cluster_nodes;
+use super::{Cluster, ClusterError, Key, MigrateOpts, NodeState, NodeView, Reply, Result, SetSlot};
+
+/// A cluster reached through a seed node.
+#[derive(Clone)]
+pub struct LiveCluster {
+    seed: String,
+    pool: Pool,
+    rt: tokio::runtime::Handle,
+}
+
+impl LiveCluster {
+    pub fn new(seed: &str, opts: ConnOptions, rt: tokio::runtime::Handle) -> Self {
+        LiveCluster {
+            seed: seed.to_string(),
+            pool: Pool::new(opts),
+            rt,
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// One node's own `CLUSTER NODES` and `DBSIZE`, in one round trip.
+    pub async fn node_state(&self, addr: &str) -> Result<NodeState> {
+        let replies = self
+            .pool
+            .pipeline(
+                addr,
+                &[args(["CLUSTER", "NODES"]), args(["DBSIZE"])],
+                self.pool.options().timeout,
+            )
+            .await?;
+        let mut it = replies.into_iter();
+        let text = match it.next() {
+            Some(Ok(Reply::Bulk(b))) => String::from_utf8_lossy(&b).to_string(),
+            Some(Ok(Reply::Status(s))) => s,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(protocol(addr, "CLUSTER NODES", "unexpected reply")),
+        };
+        let keys = match it.next() {
+            Some(Ok(Reply::Int(n))) => n.max(0) as u64,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(protocol(addr, "DBSIZE", "unexpected reply")),
+        };
+        let mut nodes = parse_cluster_nodes(&text)
+            .map_err(|e| protocol(addr, "CLUSTER NODES", &e.to_string()))?;
+        // A node that has not met anyone yet does not know its own IP.
+        if let Ok((host, port)) = super::conn::split_addr(addr) {
+            for n in nodes
+                .iter_mut()
+                .filter(|n| n.is_myself() && n.host.is_empty())
+            {
+                n.host = host.clone();
+                if n.port == 0 {
+                    n.port = port;
+                }
+            }
+        }
+        Ok(NodeState { nodes, keys })
+    }
+
+    /// Every node's own view: the seed first, then each node the views name,
+    /// concurrently, until no new node turns up.
+    pub async fn views_async(&self) -> Result<Vec<NodeView>> {
+        let seed_state = self.node_state(&self.seed).await?;
+        let mut views = vec![NodeView {
+            addr: self.seed.clone(),
+            state: Ok(seed_state),
+        }];
+        loop {
+            let known: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
+            let mut todo: Vec<String> = Vec::new();
+            for v in &views {
+                if let Ok(state) = &v.state {
+                    for n in &state.nodes {
+                        if n.is_myself() || n.noaddr() || n.handshake() || n.host.is_empty() {
+                            continue;
+                        }
+                        let a = n.addr();
+                        if !known.contains(&a)
+                            && !todo.contains(&a)
+                            && !self.is_seed_alias(&a, &views)
+                        {
+                            todo.push(a);
+                        }
+                    }
+                }
+            }
+            if todo.is_empty() {
+                break;
+            }
+            let states = join_all(todo.iter().map(|a| self.node_state(a))).await;
+            for (addr, st) in todo.into_iter().zip(states) {
+                views.push(NodeView {
+                    addr,
+                    state: st.map_err(|e| e.to_string()),
+                });
+            }
+        }
+        Ok(views)
+    }
+
+    /// The seed may be named `localhost:7001` while the others call it `127.0.0.1:7001`.
+    fn is_seed_alias(&self, addr: &str, views: &[NodeView]) -> bool {
+        let seed_id = views
+            .first()
+            .and_then(|v| v.state.as_ref().ok())
+            .and_then(|s| s.myself())
+            .map(|m| m.id.clone());
+        views.iter().any(|v| {
+            v.state.as_ref().ok().is_some_and(|s| {
+                s.nodes
+                    .iter()
+                    .any(|n| n.addr() == addr && Some(&n.id) == seed_id.as_ref())
+            })
+        })
+    }
+
+    async fn ok(&self, addr: &str, words: Vec<Vec<u8>>) -> Result<()> {
+        self.pool.cmd(addr, &words).await.map(|_| ())
+    }
+}
+
+fn protocol(addr: &str, command: &str, reason: &str) -> ClusterError {
+    ClusterError::Command {
+        addr: addr.to_string(),
+        command: command.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The `MIGRATE` argument list for moving `keys` from a node to `dst`.
+pub fn migrate_args(
+    dst: &str,
+    keys: &[Key],
+    opts: MigrateOpts,
+    conn: &ConnOptions,
+) -> Result<Vec<Vec<u8>>> {
+    let (host, port) = super::conn::split_addr(dst)?;
+    let mut a = args([
+        "MIGRATE".to_string(),
+        host,
+        port.to_string(),
+        String::new(),
+        "0".into(),
+        opts.timeout_ms.to_string(),
+    ]);
+    if opts.copy {
+        a.push(b"COPY".to_vec());
+    }
+    if opts.replace {
+        a.push(b"REPLACE".to_vec());
+    }
+    match (&conn.user, &conn.password) {
+        (Some(user), Some(pw)) => a.extend(args(["AUTH2", user.as_str(), pw.as_str()])),
+        (None, Some(pw)) => a.extend(args(["AUTH", pw.as_str()])),
+        _ => {}
+    }
+    a.push(b"KEYS".to_vec());
+    a.extend(keys.iter().cloned());
+    Ok(a)
+}
+
+fn slot_words(slot: u16) -> Vec<u8> {
+    slot.to_string().into_bytes()
+}
+
+impl Cluster for LiveCluster {
+    fn seed(&self) -> String {
+        self.seed.clone()
+    }
+
+    fn views(&self) -> Result<Vec<NodeView>> {
+        self.block_on(self.views_async())
+    }
+
+    fn countkeysinslot(&self, addr: &str, slot: u16) -> Result<u64> {
+        let r = self.block_on(self.pool.cmd(
+            addr,
+            &[
+                b"CLUSTER".to_vec(),
+                b"COUNTKEYSINSLOT".to_vec(),
+                slot_words(slot),
+            ],
+        ))?;
+        match r {
+            Reply::Int(n) => Ok(n.max(0) as u64),
+            _ => Err(protocol(
+                addr,
+                "CLUSTER COUNTKEYSINSLOT",
+                "unexpected reply",
+            )),
+        }
+    }
+
+    fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>> {
+        let r = self.block_on(self.pool.cmd(
+            addr,
+            &[
+                b"CLUSTER".to_vec(),
+                b"GETKEYSINSLOT".to_vec(),
+                slot_words(slot),
+                count.to_string().into_bytes(),
+            ],
+        ))?;
+        match r {
+            Reply::Array(items) => Ok(items
+                .into_iter()
+                .filter_map(|i| match i {
+                    Reply::Bulk(b) => Some(b),
+                    Reply::Status(s) => Some(s.into_bytes()),
+                    _ => None,
+                })
+                .collect()),
+            _ => Err(protocol(addr, "CLUSTER GETKEYSINSLOT", "unexpected reply")),
+        }
+    }
+
+    fn migrate(&self, src: &str, dst: &str, keys: &[Key], opts: MigrateOpts) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let words = migrate_args(dst, keys, opts, self.pool.options())?;
+        let timeout = self.pool.options().timeout + Duration::from_millis(opts.timeout_ms);
+        self.block_on(self.pool.cmd_timeout(src, &words, timeout))
+            .map(|_| ())
+            .map_err(|e| match e {
+                // Name both ends: the operator needs to know where the keys were going.
+                ClusterError::Command { reason, .. } => ClusterError::Command {
+                    addr: src.to_string(),
+                    command: format!("MIGRATE {src} -> {dst}"),
+                    reason,
+                },
+                other => other,
+            })
+    }
+
+    fn setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
+        let mut words = vec![b"CLUSTER".to_vec(), b"SETSLOT".to_vec(), slot_words(slot)];
+        words.extend(action.args().into_iter().map(String::into_bytes));
+        self.block_on(self.ok(addr, words))
+    }
+
+    fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        let mut words = vec![b"CLUSTER".to_vec(), b"ADDSLOTS".to_vec()];
+        words.extend(slots.iter().map(|s| slot_words(*s)));
+        self.block_on(self.ok(addr, words))
+    }
+
+    fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        let mut words = vec![b"CLUSTER".to_vec(), b"DELSLOTS".to_vec()];
+        words.extend(slots.iter().map(|s| slot_words(*s)));
+        self.block_on(self.ok(addr, words))
+    }
+
+    fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
+        self.block_on(self.pool.cmd(addr, args))
+    }
+}

@@ -1,0 +1,149 @@
+//! The one interface to "a cluster" that the script API, `check` and `lab` talk to,
+//! and its live implementation. Synchronous at its surface because Rhai is; the live
+//! cluster runs tokio inside.
+
+pub mod check;
+pub mod conn;
+pub mod error;
+pub mod live;
+pub mod slot;
+pub mod topology;
+
+pub use error::ClusterError;
+pub use topology::{NodeInfo, SLOTS};
+
+/// A key name. Keys are bytes in Redis; most are UTF-8 but nothing guarantees it.
+pub type Key = Vec<u8>;
+
+pub type Result<T> = std::result::Result<T, ClusterError>;
+
+/// What one node said about the cluster, the input of `check`.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// The address slotsmith asked.
+    pub addr: String,
+    /// Its own `CLUSTER NODES` and key count, or why it could not be asked.
+    pub state: std::result::Result<NodeState, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    /// Its `CLUSTER NODES`, parsed; exactly one entry carries the `myself` flag.
+    pub nodes: Vec<NodeInfo>,
+    /// `DBSIZE`.
+    pub keys: u64,
+}
+
+impl NodeState {
+    pub fn myself(&self) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| n.is_myself())
+    }
+}
+
+/// Options of one `MIGRATE`.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrateOpts {
+    /// MIGRATE's own timeout, in milliseconds.
+    pub timeout_ms: u64,
+    pub replace: bool,
+    pub copy: bool,
+}
+
+impl Default for MigrateOpts {
+    fn default() -> Self {
+        MigrateOpts {
+            timeout_ms: 5000,
+            replace: false,
+            copy: false,
+        }
+    }
+}
+
+/// The forms of `CLUSTER SETSLOT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetSlot {
+    Importing(String),
+    Migrating(String),
+    Stable,
+    Node(String),
+}
+
+impl SetSlot {
+    /// The words after `CLUSTER SETSLOT <slot>`.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            SetSlot::Importing(id) => vec!["IMPORTING".into(), id.clone()],
+            SetSlot::Migrating(id) => vec!["MIGRATING".into(), id.clone()],
+            SetSlot::Stable => vec!["STABLE".into()],
+            SetSlot::Node(id) => vec!["NODE".into(), id.clone()],
+        }
+    }
+}
+
+/// A reply to a raw command, independent of the client library.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Status(String),
+    Array(Vec<Reply>),
+    Double(f64),
+    Map(Vec<(Reply, Reply)>),
+}
+
+/// Everything a script or a command can do to a cluster. Nodes are named by
+/// `host:port`; resolving ids and prefixes is the caller's job (see `topology`).
+pub trait Cluster {
+    /// The address slotsmith was pointed at.
+    fn seed(&self) -> String;
+    /// Every known node's own view, asked in parallel. Fails only when the seed
+    /// cannot be asked; other unreachable nodes appear with an error state.
+    fn views(&self) -> Result<Vec<NodeView>>;
+    fn countkeysinslot(&self, addr: &str, slot: u16) -> Result<u64>;
+    fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>>;
+    /// `MIGRATE dst_host dst_port "" 0 timeout [COPY] [REPLACE] [AUTH..] KEYS k...`
+    /// sent to `src`.
+    fn migrate(&self, src: &str, dst: &str, keys: &[Key], opts: MigrateOpts) -> Result<()>;
+    fn setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()>;
+    fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()>;
+    fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()>;
+    /// Any command on one node.
+    fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply>;
+    /// Whether writes only change an in-memory copy.
+    fn dry_run(&self) -> bool {
+        false
+    }
+}
+
+/// The merged topology: every node as it describes itself when reachable (so its
+/// own migrating/importing markers are present), otherwise as the first reachable
+/// node that knows it describes it.
+pub fn merged_nodes(views: &[NodeView]) -> Vec<NodeInfo> {
+    let mut out: Vec<NodeInfo> = Vec::new();
+    for v in views {
+        if let Ok(state) = &v.state {
+            if let Some(me) = state.myself() {
+                if !out.iter().any(|n| n.id == me.id) {
+                    out.push(me.clone());
+                }
+            }
+        }
+    }
+    for v in views {
+        if let Ok(state) = &v.state {
+            for n in &state.nodes {
+                if !out.iter().any(|o| o.id == n.id) {
+                    let mut n = n.clone();
+                    n.flags.retain(|f| f != "myself");
+                    out.push(n);
+                }
+            }
+        }
+    }
+    for n in &mut out {
+        n.flags.retain(|f| f != "myself");
+    }
+    out.sort_by(|a, b| (a.host.as_str(), a.port).cmp(&(b.host.as_str(), b.port)));
+    out
+}

@@ -1,0 +1,16 @@
+//! slotsmith repairs and rebalances Redis Cluster.
+//!
+//! Layout:
+//! - [`cluster`]: the one interface to a cluster ([`cluster::Cluster`]), the
+//!   `CLUSTER NODES` parser, the pure `check`, and the live implementation.
+//! - [`script`]: the Rhai engine, the primitives it exposes, and the script path
+//!   (user directories, then the bundled `stdlib/`).
+//! - [`lab`]: throwaway local clusters of real `redis-server` processes, used by
+//!   operators to practise and by the tests.
+//! - [`cli`] and [`app`]: the command line and what each command runs.
+
+pub mod cluster;
+pub mod lab;
+pub mod app;
+pub mod cli;
+pub mod script;

@@ -1,0 +1,28 @@
+//! The `slotsmith` binary: parse the command line, run it, map the outcome to an
+//! exit code (0 ok, 1 unhealthy or failed, 2 usage or connection error).
+
+use clap::Parser;
+use slotsmith::{app, cli::Cli};
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("slotsmith: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match app::run(cli, rt.handle().clone()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("slotsmith: {e}");
+            e.exit_code()
+        }
+    };
+    rt.shutdown_background();
+    std::process::exit(code);
+}

@@ -1,0 +1,189 @@
+//! Reads: the topology, keys per slot, `check`, and slot arithmetic. Nothing here
+//! changes the cluster.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::def;
+use crate::cluster::check::check;
+use crate::cluster::conn::args;
+use crate::cluster::slot::slot_of;
+use crate::cluster::Reply;
+use crate::script::host::{key_value, node_map, runtime_error, slot_arg, Host, RhaiResult};
+
+pub fn register(engine: &mut Engine, host: &Rc<Host>) {
+    let h = host.clone();
+    def(
+        engine,
+        "nodes",
+        &["Array"],
+        "Every node of the cluster as a map (id, host, port, addr, hostname, role, master_id,\nflags, link, epoch, slots, migrating, importing, failing), fresh from every node.",
+        move || -> RhaiResult<Array> {
+            Ok(h.topology()?.iter().map(|n| Dynamic::from(node_map(n))).collect())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "masters",
+        &["Array"],
+        "Every master (with or without slots) as a node map.",
+        move || -> RhaiResult<Array> {
+            Ok(h.topology()?
+                .iter()
+                .filter(|n| n.is_master())
+                .map(|n| Dynamic::from(node_map(n)))
+                .collect())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "replicas_of",
+        &["node: Node", "Array"],
+        "The replicas of a master, as node maps.",
+        move |node: Dynamic| -> RhaiResult<Array> {
+            let nodes = h.topology()?;
+            let m = crate::script::host::resolve_in(&nodes, &node).map_err(|e| h.fail(e))?;
+            Ok(nodes
+                .iter()
+                .filter(|n| n.master_id.as_deref() == Some(m.id.as_str()))
+                .map(|n| Dynamic::from(node_map(n)))
+                .collect())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "node",
+        &["name: Node", "Map"],
+        "One node's map, by id, unique id prefix (8+ characters), \"host:port\" or node map.",
+        move |node: Dynamic| -> RhaiResult<Map> { Ok(node_map(&h.resolve(&node)?)) },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "owner",
+        &["slot: int", "Map"],
+        "The master that owns a slot (node map), or () when no master does.",
+        move |slot: i64| -> RhaiResult<Dynamic> {
+            let slot = h.cl(slot_arg(slot))?;
+            Ok(h.topology()?
+                .iter()
+                .find(|n| n.is_master() && n.owns(slot))
+                .map(|n| Dynamic::from(node_map(n)))
+                .unwrap_or(Dynamic::UNIT))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "countkeysinslot",
+        &["node: Node", "slot: int", "int"],
+        "How many keys of a slot one node holds (CLUSTER COUNTKEYSINSLOT).",
+        move |node: Dynamic, slot: i64| -> RhaiResult<i64> {
+            let slot = h.cl(slot_arg(slot))?;
+            let n = h.resolve(&node)?;
+            Ok(h.cl(h.cluster.countkeysinslot(&n.addr(), slot))? as i64)
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "getkeysinslot",
+        &["node: Node", "slot: int", "count: int", "Array"],
+        "Up to count key names of a slot held by one node (CLUSTER GETKEYSINSLOT).",
+        move |node: Dynamic, slot: i64, count: i64| -> RhaiResult<Array> {
+            let slot = h.cl(slot_arg(slot))?;
+            if count <= 0 {
+                return Err(runtime_error(format!(
+                    "getkeysinslot: count must be positive, got {count}"
+                )));
+            }
+            let n = h.resolve(&node)?;
+            Ok(
+                h.cl(h.cluster.getkeysinslot(&n.addr(), slot, count as u64))?
+                    .into_iter()
+                    .map(key_value)
+                    .collect(),
+            )
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "check",
+        &["Map"],
+        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors.",
+        move || -> RhaiResult<Dynamic> {
+            let views = h.cl(h.cluster.views())?;
+            let report = check(&h.cluster.seed(), &views);
+            rhai::serde::to_dynamic(&report)
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "check_text",
+        &["report: Map", "String"],
+        "The human report of a check() map, as redis-cli --cluster check prints it.",
+        move |report: Dynamic| -> RhaiResult<String> {
+            let report: crate::cluster::check::CheckReport = rhai::serde::from_dynamic(&report)
+                .map_err(|e| runtime_error(format!("check_text: not a check() report: {e}")))?;
+            let _ = &h;
+            Ok(crate::cluster::check::render(&report))
+        },
+    );
+    def(
+        engine,
+        "slot_of",
+        &["key: String", "int"],
+        "The hash slot of a key (CRC16 with hash tags, as Redis Cluster computes it).",
+        |key: &str| -> i64 { slot_of(key.as_bytes()) as i64 },
+    );
+    def(
+        engine,
+        "slot_of",
+        &["key: Blob", "int"],
+        "The hash slot of a binary key.",
+        |key: rhai::Blob| -> i64 { slot_of(&key) as i64 },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "cluster_info",
+        &["node: Node", "Map"],
+        "CLUSTER INFO of one node as a map (cluster_state, cluster_slots_assigned, ...).",
+        move |node: Dynamic| -> RhaiResult<Map> {
+            let n = h.resolve(&node)?;
+            let reply = h.cl(h.cluster.call(&n.addr(), &args(["CLUSTER", "INFO"])))?;
+            let text = match reply {
+                Reply::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
+                Reply::Status(s) => s,
+                other => {
+                    return Err(runtime_error(format!(
+                        "CLUSTER INFO on {}: unexpected reply {other:?}",
+                        n.addr()
+                    )))
+                }
+            };
+            Ok(info_map(&text))
+        },
+    );
+}
+
+/// `field:value` lines as a map; integers become ints.
+pub fn info_map(text: &str) -> Map {
+    text.lines()
+        .filter_map(|l| l.trim().split_once(':'))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let val = v
+                .parse::<i64>()
+                .map(Dynamic::from)
+                .unwrap_or_else(|_| v.to_string().into());
+            (k.into(), val)
+        })
+        .collect()
+}

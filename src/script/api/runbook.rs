@@ -1,0 +1,150 @@
+//! Runbook helpers: asking the operator, talking on stderr, waiting, and ending a
+//! script with an exit code. No cluster access of their own.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+
+use super::def;
+use crate::script::host::{runtime_error, Host, RhaiResult};
+
+/// The token an `exit(...)` call terminates the script with.
+pub fn exit_token(code: i64, value: Dynamic) -> Dynamic {
+    let mut m = Map::new();
+    m.insert("exit".into(), code.into());
+    m.insert("value".into(), value);
+    m.into()
+}
+
+fn exit(code: i64, value: Dynamic) -> RhaiResult<()> {
+    if !(0..=255).contains(&code) {
+        return Err(runtime_error(format!(
+            "exit: code must be 0 to 255, got {code}"
+        )));
+    }
+    // Termination is not catchable by `try`, so exit always ends the script.
+    Err(Box::new(EvalAltResult::ErrorTerminated(
+        exit_token(code, value),
+        Position::NONE,
+    )))
+}
+
+pub fn register(engine: &mut Engine, host: &Rc<Host>) {
+    let h = host.clone();
+    def(
+        engine,
+        "confirm",
+        &["text: String", "bool"],
+        "Ask the operator before changing the cluster: true with --yes; asks y/N on a terminal;\nrefuses (an error naming --yes) when stdin is not a terminal.",
+        move |text: &str| -> RhaiResult<bool> {
+            if h.cluster.dry_run() {
+                eprintln!("{text} (dry run: not asking)");
+                return Ok(true);
+            }
+            if h.opts.yes {
+                if !h.opts.quiet {
+                    eprintln!("{text} (--yes)");
+                }
+                return Ok(true);
+            }
+            if !std::io::stdin().is_terminal() {
+                return Err(runtime_error(
+                    "refusing to change the cluster without confirmation: stdin is not a terminal; pass --yes to proceed",
+                ));
+            }
+            eprint!("{text} [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| runtime_error(format!("confirm: cannot read the answer: {e}")))?;
+            Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "info",
+        &["text: String", "()"],
+        "Tell the operator something on stderr (hidden with --quiet).",
+        move |text: &str| {
+            if !h.opts.quiet {
+                eprintln!("{text}");
+            }
+        },
+    );
+    def(
+        engine,
+        "warn",
+        &["text: String", "()"],
+        "Warn the operator on stderr (always shown).",
+        |text: &str| eprintln!("[WARNING] {text}"),
+    );
+    def(
+        engine,
+        "sleep",
+        &["ms: int", "()"],
+        "Pause for ms milliseconds.",
+        |ms: i64| -> RhaiResult<()> {
+            if ms < 0 {
+                return Err(runtime_error(format!(
+                    "sleep: ms must not be negative, got {ms}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(ms as u64));
+            Ok(())
+        },
+    );
+    def(
+        engine,
+        "wait_until",
+        &["cond: Fn", "timeout_ms: int", "bool"],
+        "Call cond() every 100 ms until it returns true (then true) or timeout_ms passes (then false).",
+        |ctx: NativeCallContext, cond: FnPtr, timeout_ms: i64| -> RhaiResult<bool> {
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
+            loop {
+                let ok: Dynamic = cond.call_within_context(&ctx, ())?;
+                if ok.as_bool().unwrap_or(false) {
+                    return Ok(true);
+                }
+                if Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "dry_run",
+        &["bool"],
+        "True when writes only change an in-memory copy of the cluster.",
+        move || h.cluster.dry_run(),
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "json",
+        &["bool"],
+        "True with --json: the script's result is printed as one JSON document on stdout.",
+        move || h.opts.json,
+    );
+    def(
+        engine,
+        "exit",
+        &["code: int", "()"],
+        "End the script now with an exit code (0 success, 1 failure).",
+        |code: i64| exit(code, Dynamic::UNIT),
+    );
+    def(
+        engine,
+        "exit",
+        &["code: int", "result: Dynamic", "()"],
+        "End the script now with an exit code and a result (printed as JSON with --json).",
+        exit,
+    );
+}

@@ -1,0 +1,282 @@
+//! Writes: MIGRATE, SETSLOT, ADDSLOTS/DELSLOTS and the raw `command` escape hatch.
+//! Each goes through the cluster interface, so a dry run or a journal sees it.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::def;
+use crate::cluster::{ClusterError, MigrateOpts, Reply, SetSlot};
+use crate::script::host::{keys_arg, runtime_error, slot_arg, Host, RhaiResult};
+
+/// `#{timeout, replace, copy}` from a script.
+fn migrate_opts(opts: &Map) -> RhaiResult<MigrateOpts> {
+    let mut out = MigrateOpts::default();
+    for (k, v) in opts {
+        match k.as_str() {
+            "timeout" => {
+                let t = v
+                    .as_int()
+                    .map_err(|_| runtime_error("migrate: opts.timeout must be an integer (ms)"))?;
+                if t <= 0 {
+                    return Err(runtime_error(format!(
+                        "migrate: opts.timeout must be positive, got {t}"
+                    )));
+                }
+                out.timeout_ms = t as u64;
+            }
+            "replace" => {
+                out.replace = v
+                    .as_bool()
+                    .map_err(|_| runtime_error("migrate: opts.replace must be true or false"))?
+            }
+            "copy" => {
+                out.copy = v
+                    .as_bool()
+                    .map_err(|_| runtime_error("migrate: opts.copy must be true or false"))?
+            }
+            other => {
+                return Err(runtime_error(format!(
+                    "migrate: unknown option \"{other}\" (known: timeout, replace, copy)"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Slots given as one int, an array of ints, or an array of [start, end] ranges.
+fn slots_arg(v: &Dynamic) -> Result<Vec<u16>, ClusterError> {
+    let mut out = Vec::new();
+    let bad = || {
+        ClusterError::State(format!(
+            "expected a slot, an array of slots or of [start, end] ranges, got {}",
+            v
+        ))
+    };
+    if let Ok(i) = v.as_int() {
+        out.push(slot_arg(i)?);
+        return Ok(out);
+    }
+    let arr = v.read_lock::<Array>().ok_or_else(bad)?;
+    for item in arr.iter() {
+        if let Ok(i) = item.as_int() {
+            out.push(slot_arg(i)?);
+        } else if let Some(r) = item.read_lock::<Array>() {
+            match r.as_slice() {
+                [a, b] => {
+                    let (a, b) = (
+                        a.as_int().map_err(|_| bad())?,
+                        b.as_int().map_err(|_| bad())?,
+                    );
+                    let (a, b) = (slot_arg(a)?, slot_arg(b)?);
+                    if a > b {
+                        return Err(ClusterError::State(format!(
+                            "slot range [{a}, {b}] is reversed"
+                        )));
+                    }
+                    out.extend(a..=b);
+                }
+                _ => return Err(bad()),
+            }
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
+
+/// Turn a reply into a script value: strings, ints, arrays, maps.
+pub fn reply_value(r: Reply) -> Dynamic {
+    match r {
+        Reply::Nil => Dynamic::UNIT,
+        Reply::Int(i) => i.into(),
+        Reply::Bulk(b) => crate::script::host::key_value(b),
+        Reply::Status(s) => s.into(),
+        Reply::Double(d) => d.into(),
+        Reply::Array(items) => items.into_iter().map(reply_value).collect::<Array>().into(),
+        Reply::Map(pairs) => pairs
+            .into_iter()
+            .map(|(k, v)| (reply_value(k).to_string().into(), reply_value(v)))
+            .collect::<Map>()
+            .into(),
+    }
+}
+
+fn command_words(args: &[Dynamic]) -> RhaiResult<Vec<Vec<u8>>> {
+    args.iter()
+        .map(|a| {
+            if let Some(b) = a.read_lock::<rhai::Blob>() {
+                Ok(b.clone())
+            } else if a.is_string() || a.is_int() || a.is_float() || a.is_bool() {
+                Ok(a.to_string().into_bytes())
+            } else {
+                Err(runtime_error(format!(
+                    "command: arguments must be strings, numbers or blobs, got {}",
+                    a.type_name()
+                )))
+            }
+        })
+        .collect()
+}
+
+pub fn register(engine: &mut Engine, host: &Rc<Host>) {
+    let h = host.clone();
+    let migrate = move |src: Dynamic, dst: Dynamic, keys: Dynamic, opts: Map| -> RhaiResult<()> {
+        let opts = migrate_opts(&opts)?;
+        let keys = h.cl(keys_arg(&keys))?;
+        let nodes = h.topology()?;
+        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
+        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        h.cl(h.cluster.migrate(&s.addr(), &d.addr(), &keys, opts))
+    };
+    let m2 = migrate.clone();
+    def(
+        engine,
+        "migrate",
+        &["src: Node", "dst: Node", "keys: String|Array", "opts: Map", "()"],
+        "Move one key or an array of keys from src to dst with MIGRATE ... KEYS;\nopts = #{timeout (ms), replace, copy}. Credentials are passed on to dst.",
+        migrate,
+    );
+    def(
+        engine,
+        "migrate",
+        &["src: Node", "dst: Node", "keys: String|Array", "()"],
+        "Move one key or an array of keys from src to dst, with default options.",
+        move |src: Dynamic, dst: Dynamic, keys: Dynamic| m2(src, dst, keys, Map::new()),
+    );
+
+    let h = host.clone();
+    def(
+        engine,
+        "setslot",
+        &["node: Node", "slot: int", "action: String", "other: Node", "()"],
+        "CLUSTER SETSLOT on one node: action \"importing\" (other = source), \"migrating\"\n(other = target) or \"node\" (other = new owner).",
+        move |node: Dynamic, slot: i64, action: &str, other: Dynamic| -> RhaiResult<()> {
+            let slot = h.cl(slot_arg(slot))?;
+            let nodes = h.topology()?;
+            let n = crate::script::host::resolve_in(&nodes, &node).map_err(|e| h.fail(e))?;
+            let o = crate::script::host::resolve_in(&nodes, &other).map_err(|e| h.fail(e))?;
+            let act = match action.to_ascii_lowercase().as_str() {
+                "importing" => SetSlot::Importing(o.id),
+                "migrating" => SetSlot::Migrating(o.id),
+                "node" => SetSlot::Node(o.id),
+                "stable" => return Err(runtime_error("setslot: \"stable\" takes no other node: setslot(node, slot, \"stable\")")),
+                other => return Err(runtime_error(format!("setslot: unknown action \"{other}\" (importing, migrating, node, stable)"))),
+            };
+            h.cl(h.cluster.setslot(&n.addr(), slot, &act))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "setslot",
+        &["node: Node", "slot: int", "action: String", "()"],
+        "CLUSTER SETSLOT slot STABLE on one node: clear its migrating/importing marker.",
+        move |node: Dynamic, slot: i64, action: &str| -> RhaiResult<()> {
+            let slot = h.cl(slot_arg(slot))?;
+            if !action.eq_ignore_ascii_case("stable") {
+                return Err(runtime_error(format!(
+                    "setslot: action \"{action}\" needs the other node: setslot(node, slot, \"{action}\", other)"
+                )));
+            }
+            let n = h.resolve(&node)?;
+            h.cl(h.cluster.setslot(&n.addr(), slot, &SetSlot::Stable))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "setslot_everywhere",
+        &["slot: int", "owner: Node", "()"],
+        "Tell every master that owner owns slot (SETSLOT NODE): the new owner first, then the\nold owner, then the rest. A node that already turned replica is skipped.",
+        move |slot: i64, owner: Dynamic| -> RhaiResult<()> {
+            let slot = h.cl(slot_arg(slot))?;
+            let nodes = h.topology()?;
+            let o = crate::script::host::resolve_in(&nodes, &owner).map_err(|e| h.fail(e))?;
+            let old: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.is_master() && n.owns(slot) && n.id != o.id)
+                .map(|n| n.id.clone())
+                .collect();
+            let mut order: Vec<&crate::cluster::NodeInfo> = nodes.iter().filter(|n| n.id == o.id).collect();
+            order.extend(nodes.iter().filter(|n| old.contains(&n.id)));
+            order.extend(nodes.iter().filter(|n| {
+                n.is_master() && n.id != o.id && !old.contains(&n.id) && !n.failing() && !n.noaddr()
+            }));
+            for n in order {
+                match h.cluster.setslot(&n.addr(), slot, &SetSlot::Node(o.id.clone())) {
+                    Ok(()) => {}
+                    // A source that gave away its last slot may already be a replica.
+                    Err(e) if e.server_reply().is_some_and(|r| r.contains("only with masters")) => {}
+                    Err(e) => return Err(h.fail(e)),
+                }
+            }
+            Ok(())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "addslots",
+        &["node: Node", "slots: int|Array", "()"],
+        "CLUSTER ADDSLOTS on one node: a slot, an array of slots, or of [start, end] ranges.",
+        move |node: Dynamic, slots: Dynamic| -> RhaiResult<()> {
+            let slots = h.cl(slots_arg(&slots))?;
+            let n = h.resolve(&node)?;
+            h.cl(h.cluster.addslots(&n.addr(), &slots))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "delslots",
+        &["node: Node", "slots: int|Array", "()"],
+        "CLUSTER DELSLOTS on one node: a slot, an array of slots, or of [start, end] ranges.",
+        move |node: Dynamic, slots: Dynamic| -> RhaiResult<()> {
+            let slots = h.cl(slots_arg(&slots))?;
+            let n = h.resolve(&node)?;
+            h.cl(h.cluster.delslots(&n.addr(), &slots))
+        },
+    );
+
+    let h = host.clone();
+    let command = move |node: Dynamic, words: Array| -> RhaiResult<Dynamic> {
+        if words.is_empty() {
+            return Err(runtime_error("command: no command given"));
+        }
+        let words = command_words(&words)?;
+        // Any host:port is accepted, even one that is not (yet) part of the cluster.
+        let addr = match node.read_lock::<rhai::ImmutableString>() {
+            Some(s) if s.contains(':') => s.to_string(),
+            _ => h.resolve(&node)?.addr(),
+        };
+        Ok(reply_value(h.cl(h.cluster.call(&addr, &words))?))
+    };
+    let c = command.clone();
+    def(
+        engine,
+        "command",
+        &["node: Node", "args: Array", "Dynamic"],
+        "Send any command to one node, e.g. command(n, [\"CLUSTER\", \"INFO\"]); the escape hatch.",
+        move |node: Dynamic, words: Array| c(node, words),
+    );
+    macro_rules! command_n {
+        ($($a:ident),*) => {{
+            let c = command.clone();
+            def(
+                engine,
+                "command",
+                &["node: Node", "cmd: String", $(stringify!($a),)* "Dynamic"],
+                "Send any command to one node, e.g. command(n, \"CLUSTER\", \"COUNTKEYSINSLOT\", 5519).",
+                move |node: Dynamic, cmd: Dynamic, $($a: Dynamic),*| c(node, vec![cmd, $($a),*]),
+            );
+        }};
+    }
+    command_n!();
+    command_n!(a1);
+    command_n!(a1, a2);
+    command_n!(a1, a2, a3);
+    command_n!(a1, a2, a3, a4);
+    command_n!(a1, a2, a3, a4, a5);
+}

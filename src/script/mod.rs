@@ -1,0 +1,206 @@
+//! The scripting layer: a Rhai engine with the cluster primitives loaded, the script
+//! path, and the rendering of script errors (file, line, column, the source line).
+//! Policy lives in the scripts; this layer only runs them.
+
+pub mod api;
+pub mod host;
+pub mod path;
+
+use std::rc::Rc;
+
+use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope};
+
+use crate::cluster::{Cluster, ClusterError};
+use host::{Host, RunOptions};
+use path::{PathResolver, Script, ScriptPath, Sources};
+
+/// How a script ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// 0 unless the script called `exit(code)`.
+    pub code: i32,
+    /// The script's last value, or the one given to `exit`.
+    pub value: Dynamic,
+}
+
+/// Why a script could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    /// It does not parse: the message carries file, line, column and the source line.
+    #[error("{0}")]
+    Syntax(String),
+    /// It raised an error, its own or a primitive's.
+    #[error("{message}")]
+    Runtime {
+        message: String,
+        /// The primitive's error when one caused it (a connection failure is exit 2).
+        cause: Option<ClusterError>,
+    },
+}
+
+/// A Rhai engine wired to one cluster.
+pub struct Runner {
+    engine: Engine,
+    host: Rc<Host>,
+    sources: Sources,
+}
+
+impl Runner {
+    pub fn new(cluster: Rc<dyn Cluster>, opts: RunOptions, path: ScriptPath) -> Self {
+        let sources: Sources = Default::default();
+        let host = Rc::new(Host::new(cluster, opts.clone()));
+        let mut engine = Engine::new();
+        engine.set_module_resolver(PathResolver::new(path, sources.clone()));
+        let json = opts.json;
+        // With --json, stdout carries only the JSON document.
+        engine.on_print(move |s| {
+            if json {
+                eprintln!("{s}");
+            } else {
+                println!("{s}");
+            }
+        });
+        engine.on_debug(|s, src, pos| eprintln!("[debug] {}{s}", location(src, pos)));
+        api::register(&mut engine, &host);
+        Runner {
+            engine,
+            host,
+            sources,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn host(&self) -> &Rc<Host> {
+        &self.host
+    }
+
+    /// Run a script with its command-line arguments (the `args` array).
+    pub fn run(&self, script: &Script, args: &[String]) -> Result<Outcome, ScriptError> {
+        let mut scope = Scope::new();
+        scope.push_constant(
+            "args",
+            args.iter()
+                .cloned()
+                .map(Dynamic::from)
+                .collect::<rhai::Array>(),
+        );
+        self.eval(&script.name, &script.text, &mut scope)
+    }
+
+    /// Compile and evaluate `text` as the source `name` in `scope`.
+    pub fn eval(&self, name: &str, text: &str, scope: &mut Scope) -> Result<Outcome, ScriptError> {
+        self.sources
+            .borrow_mut()
+            .insert(name.to_string(), text.to_string());
+        let mut ast = self
+            .engine
+            .compile_with_scope(scope, text)
+            .map_err(|e| ScriptError::Syntax(self.syntax_message(name, &e)))?;
+        ast.set_source(name);
+        *self.host.last_error.borrow_mut() = None;
+        match self.engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
+            Ok(value) => Ok(Outcome { code: 0, value }),
+            Err(e) => self.ended(name, *e),
+        }
+    }
+
+    fn ended(&self, name: &str, e: EvalAltResult) -> Result<Outcome, ScriptError> {
+        if let Some(outcome) = exit_outcome(&e) {
+            return Ok(outcome);
+        }
+        let cause = self.host.last_error.borrow_mut().take();
+        let (src, pos, msg) = innermost(&e, name);
+        let message = format!(
+            "{}{msg}{}",
+            location(Some(&src), pos),
+            self.quote(&src, pos)
+        );
+        // Only a connection failure that ended the script unhandled counts as one.
+        let cause = cause.filter(|c| msg.contains(&c.to_string()));
+        Err(ScriptError::Runtime { message, cause })
+    }
+
+    fn syntax_message(&self, name: &str, e: &ParseError) -> String {
+        let pos = e.position();
+        format!(
+            "{}syntax error: {}{}",
+            location(Some(name), pos),
+            e.err_type(),
+            self.quote(name, pos)
+        )
+    }
+
+    /// The offending source line with a caret under the column.
+    fn quote(&self, src: &str, pos: Position) -> String {
+        let (Some(line), col) = (pos.line(), pos.position().unwrap_or(1)) else {
+            return String::new();
+        };
+        let sources = self.sources.borrow();
+        let Some(text) = sources.get(src) else {
+            return String::new();
+        };
+        let Some(code) = text.lines().nth(line - 1) else {
+            return String::new();
+        };
+        let num = line.to_string();
+        format!(
+            "\n {num} | {code}\n {pad} | {caret:>col$}",
+            pad = " ".repeat(num.len()),
+            caret = "^",
+        )
+    }
+}
+
+/// `file:line:col: ` (or nothing when unknown).
+fn location(src: Option<&str>, pos: Position) -> String {
+    match (src, pos.line(), pos.position()) {
+        (Some(s), Some(l), Some(c)) if !s.is_empty() => format!("{s}:{l}:{c}: "),
+        (Some(s), Some(l), None) if !s.is_empty() => format!("{s}:{l}: "),
+        (_, Some(l), Some(c)) => format!("line {l}, column {c}: "),
+        _ => String::new(),
+    }
+}
+
+/// An `exit(code[, value])` that ended the script, possibly from inside a function.
+fn exit_outcome(e: &EvalAltResult) -> Option<Outcome> {
+    match e {
+        EvalAltResult::ErrorTerminated(token, _) => {
+            let map = token.read_lock::<rhai::Map>()?;
+            let code = map.get("exit")?.as_int().ok()? as i32;
+            Some(Outcome {
+                code,
+                value: map.get("value").cloned().unwrap_or(Dynamic::UNIT),
+            })
+        }
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => exit_outcome(inner),
+        _ => None,
+    }
+}
+
+/// The innermost error: its source name, position and message without position.
+fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String) {
+    match e {
+        EvalAltResult::ErrorInFunctionCall(_, fsrc, inner, _) => {
+            let s = if fsrc.is_empty() { src } else { fsrc.as_str() };
+            innermost(inner, s)
+        }
+        EvalAltResult::ErrorInModule(m, inner, _) => innermost(inner, m),
+        EvalAltResult::ErrorParsing(p, pos) => {
+            (src.to_string(), *pos, format!("syntax error: {p}"))
+        }
+        EvalAltResult::ErrorRuntime(d, pos) => (src.to_string(), *pos, d.to_string()),
+        other => {
+            let pos = other.position();
+            let text = other.to_string();
+            let text = text
+                .strip_suffix(&format!(" ({pos})"))
+                .map(str::to_string)
+                .unwrap_or(text);
+            (src.to_string(), pos, text)
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The script path: where a script name resolves. First match wins: `--scripts DIR`
+//! (repeatable), `SLOTSMITH_PATH`, the user directory, then the bundled `stdlib/`
+//! compiled into the binary. Also the module resolver that makes `import` use it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+/// The scripts shipped inside the binary: name (without `.rhai`) and text.
+pub const BUNDLED: &[(&str, &str)] = &[("check", include_str!("../../stdlib/check.rhai"))];
+
+/// Where a script came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Bundled,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Bundled => write!(f, "bundled"),
+        }
+    }
+}
+
+/// A script's text and where it was found.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The name it is known by in errors: `fix.rhai`, or the path given.
+    pub name: String,
+    pub origin: Origin,
+    pub text: String,
+}
+
+/// One row of `scripts list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listing {
+    pub name: String,
+    /// Where the name resolves.
+    pub resolves_to: String,
+    /// Other places further down the path that the first one hides.
+    pub shadows: Vec<String>,
+}
+
+/// The directories searched for scripts, in order, before the bundled ones.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptPath {
+    pub dirs: Vec<PathBuf>,
+}
+
+/// `$XDG_CONFIG_HOME/slotsmith/scripts`, else `~/.config/slotsmith/scripts`.
+pub fn user_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("slotsmith").join("scripts"))
+}
+
+fn normalize(name: &str) -> &str {
+    name.strip_suffix(".rhai").unwrap_or(name)
+}
+
+impl ScriptPath {
+    /// `--scripts` directories, then `SLOTSMITH_PATH`, then the user directory.
+    pub fn new(cli_dirs: &[PathBuf]) -> Self {
+        let mut dirs: Vec<PathBuf> = cli_dirs.to_vec();
+        if let Some(p) = std::env::var_os("SLOTSMITH_PATH") {
+            dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
+        }
+        dirs.extend(user_dir());
+        ScriptPath { dirs }
+    }
+
+    /// Every place `name` exists, in path order.
+    fn candidates(&self, name: &str) -> Vec<Script> {
+        let name = normalize(name);
+        let file = format!("{name}.rhai");
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            let p = d.join(&file);
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                out.push(Script {
+                    name: file.clone(),
+                    origin: Origin::File(p),
+                    text,
+                });
+            }
+        }
+        if let Some((_, text)) = BUNDLED.iter().find(|(n, _)| *n == name) {
+            out.push(Script {
+                name: file,
+                origin: Origin::Bundled,
+                text: text.to_string(),
+            });
+        }
+        out
+    }
+
+    /// The script a name resolves to.
+    pub fn find(&self, name: &str) -> Option<Script> {
+        self.candidates(name).into_iter().next()
+    }
+
+    /// A path to a file, or a name on the script path.
+    pub fn load(&self, what: &str) -> Result<Script, String> {
+        let p = Path::new(what);
+        if what.contains('/') || p.is_file() {
+            return std::fs::read_to_string(p)
+                .map(|text| Script {
+                    name: what.to_string(),
+                    origin: Origin::File(p.to_path_buf()),
+                    text,
+                })
+                .map_err(|e| format!("cannot read script {what}: {e}"));
+        }
+        self.find(what).ok_or_else(|| {
+            format!(
+                "no script named \"{what}\" on the script path ({}); `slotsmith scripts list` shows what there is",
+                self.describe()
+            )
+        })
+    }
+
+    /// The path as one line, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        parts.push("bundled".into());
+        parts.join(", ")
+    }
+
+    /// Every script name on the path, where it resolves and what it shadows.
+    pub fn list(&self) -> Vec<Listing> {
+        let mut names: Vec<String> = BUNDLED.iter().map(|(n, _)| n.to_string()).collect();
+        for d in &self.dirs {
+            collect_names(d, d, &mut names);
+        }
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| {
+                let c = self.candidates(&n);
+                Listing {
+                    name: n,
+                    resolves_to: c.first().map(|s| s.origin.to_string()).unwrap_or_default(),
+                    shadows: c.iter().skip(1).map(|s| s.origin.to_string()).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+fn collect_names(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_names(root, &p, out);
+        } else if p.extension().is_some_and(|x| x == "rhai") {
+            if let Ok(rel) = p.strip_prefix(root) {
+                let s = rel.to_string_lossy();
+                out.push(normalize(&s).to_string());
+            }
+        }
+    }
+}
+
+/// Script texts by name, kept so errors can quote the offending line.
+pub type Sources = Rc<RefCell<HashMap<String, String>>>;
+
+/// Resolves `import "name"` through the script path; each module is compiled once.
+pub struct PathResolver {
+    path: ScriptPath,
+    sources: Sources,
+    cache: RefCell<HashMap<String, Shared<Module>>>,
+}
+
+impl PathResolver {
+    pub fn new(path: ScriptPath, sources: Sources) -> Self {
+        PathResolver {
+            path,
+            sources,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl ModuleResolver for PathResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        if let Some(m) = self.cache.borrow().get(path) {
+            return Ok(m.clone());
+        }
+        let script = self
+            .path
+            .load(path)
+            .map_err(|_| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+        self.sources
+            .borrow_mut()
+            .insert(script.name.clone(), script.text.clone());
+        let mut ast = engine.compile(&script.text).map_err(|e| {
+            Box::new(EvalAltResult::ErrorInModule(
+                script.name.clone(),
+                e.into(),
+                pos,
+            ))
+        })?;
+        ast.set_source(script.name.as_str());
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            .map_err(|e| Box::new(EvalAltResult::ErrorInModule(script.name.clone(), e, pos)))?;
+        module.build_index();
+        let module: Shared<Module> = module.into();
+        self.cache
+            .borrow_mut()
+            .insert(path.to_string(), module.clone());
+        Ok(module)
+    }
+}

@@ -1,0 +1,154 @@
+//! `slotsmith::lab` against real `redis-server` processes: a 3+3+1 cluster with keys,
+//! the stuck-slot fault as `redis-cli` sees it, and `down` leaving nothing behind.
+//! One cluster for the whole module, driven through one sequence.
+
+use slotsmith::cluster::slot::slot_of;
+use slotsmith::cluster::Cluster;
+use slotsmith::lab::{self, Fault, LabError, LabRole};
+
+use crate::support::{pid_alive, TestCluster};
+
+#[test]
+fn up_break_down() {
+    let tc = TestCluster::start(1000);
+    let ports = tc.ports();
+    assert_eq!(ports.len(), 7);
+    let base = ports[0];
+    assert_eq!(ports, (base..base + 7).collect::<Vec<_>>());
+    assert_eq!(tc.seed(), format!("127.0.0.1:{base}"));
+
+    // up: a healthy cluster, as redis-cli sees it.
+    let check = tc.cluster_check();
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+    assert!(
+        !check.contains("[WARNING]") && !check.contains("[ERR]"),
+        "{check}"
+    );
+    assert!(check.contains("[OK] 1000 keys in 4 masters."), "{check}");
+    assert_eq!(tc.total_keys(), 1000);
+    let empty = ports[6];
+    assert_eq!(
+        tc.lab().node(empty).map(|n| n.role),
+        Some(LabRole::EmptyMaster)
+    );
+    let me = tc.redis_cli(empty, &["CLUSTER", "NODES"]);
+    let line = me
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself line");
+    assert!(line.contains("master"), "{line}");
+    assert_eq!(
+        line.split_whitespace().count(),
+        8,
+        "no slots expected: {line}"
+    );
+    for &p in &ports[3..6] {
+        let role = tc.redis_cli(p, &["ROLE"]);
+        assert!(role.starts_with("slave"), "{p}: {role}");
+    }
+    assert!(tc
+        .lab()
+        .next_steps()
+        .contains(&format!("slotsmith lab down --port {base}")));
+
+    // A second lab on the same base is refused, naming the port.
+    let mut again = lab::LabSpec::new(base);
+    again.dir = tc.lab().dir.clone();
+    match lab::up(&again, tc.handle()) {
+        Err(e @ LabError::AlreadyRunning { .. }) => {
+            assert!(e.to_string().contains(&base.to_string()))
+        }
+        other => panic!("expected AlreadyRunning, got {other:?}"),
+    }
+    // A lab elsewhere whose ports collide is refused too.
+    let mut clash = lab::LabSpec::new(base + 3);
+    clash.dir = tc.lab().dir.with_file_name("clash");
+    match lab::up(&clash, tc.handle()) {
+        Err(e @ LabError::PortInUse { .. }) => {
+            assert!(e.to_string().contains(&(base + 3).to_string()), "{e}")
+        }
+        other => panic!("expected PortInUse, got {other:?}"),
+    }
+
+    // status: every node alive, slots and keys as loaded.
+    let status = tc.lab().status(tc.handle()).expect("status");
+    assert_eq!(status.cluster_state, "ok");
+    assert!(status.nodes.iter().all(|n| n.alive));
+    assert_eq!(status.nodes.iter().map(|n| n.slots).sum::<usize>(), 16384);
+    assert!(status.to_string().contains("cluster_state:ok"));
+
+    // break stuck-slot 5519: 7002 migrating to the empty master, keys on both sides.
+    let (src, dst) = (ports[1], ports[6]);
+    let text = tc
+        .lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break stuck-slot");
+    assert!(text.contains(&format!("127.0.0.1:{src}")), "{text}");
+    let src_nodes = tc.redis_cli(src, &["CLUSTER", "NODES"]);
+    let src_line = src_nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself");
+    assert!(src_line.contains("[5519->-"), "{src_line}");
+    let dst_nodes = tc.redis_cli(dst, &["CLUSTER", "NODES"]);
+    let dst_line = dst_nodes
+        .lines()
+        .find(|l| l.contains("myself"))
+        .expect("myself");
+    assert!(dst_line.contains("[5519-<-"), "{dst_line}");
+    let on_src = tc.redis_cli(src, &["CLUSTER", "COUNTKEYSINSLOT", "5519"]);
+    let on_dst = tc.redis_cli(dst, &["CLUSTER", "COUNTKEYSINSLOT", "5519"]);
+    assert_eq!(on_src.trim(), "1", "source keeps one key");
+    assert!(
+        on_dst.trim().parse::<u64>().expect("count") >= 1,
+        "{on_dst}"
+    );
+    let left = tc.redis_cli(src, &["CLUSTER", "GETKEYSINSLOT", "5519", "10"]);
+    assert_eq!(left.trim(), "user:loadtest_user_33:reservations");
+    assert_eq!(slot_of(b"user:loadtest_user_33:reservations"), 5519);
+    // The fault writes the seed key and three `{tag}:item:N` keys; MIGRATE loses none.
+    assert_eq!(tc.total_keys(), 1000 + 4);
+    let check = tc.cluster_check();
+    assert!(
+        check.contains("has slots in migrating state 5519"),
+        "{check}"
+    );
+    assert!(
+        check.contains("has slots in importing state 5519"),
+        "{check}"
+    );
+
+    // Breaking an open slot again is refused with a sentence.
+    let err = tc
+        .lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect_err("slot already open");
+    assert!(err.to_string().contains("already open"), "{err}");
+
+    // stop_node: one process gone, the others still there.
+    let victim = ports[5];
+    let victim_pid = tc.lab().node(victim).expect("node").pid;
+    tc.stop_node(victim);
+    assert!(!pid_alive(victim_pid));
+    let status = tc.lab().status(tc.handle()).expect("status");
+    assert!(status.nodes.iter().any(|n| n.port == victim && !n.alive));
+    assert!(tc.cluster().call(&tc.seed(), &[b"PING".to_vec()]).is_ok());
+
+    // down: no process left, directory gone; a second down is a no-op.
+    let pids: Vec<u32> = tc.lab().nodes.iter().map(|n| n.pid).collect();
+    assert!(pids.iter().all(|&p| p > 0));
+    let dir = tc.lab().dir.clone();
+    let report = tc.lab().down().expect("down");
+    assert!(report.removed);
+    assert_eq!(report.stopped.len() + report.killed.len(), 6, "{report}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "pid {pid} still running");
+    }
+    assert!(!dir.exists());
+    let again = tc.lab().down().expect("second down");
+    assert!(!again.removed);
+}

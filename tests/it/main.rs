@@ -1,0 +1,6 @@
+//! The one integration-test binary: every test here runs against real `redis-server`
+//! clusters that the tests start themselves through `slotsmith::lab`, the same code
+//! operators use. Shared helpers live in `support`.
+
+mod lab;
+mod support;

@@ -1,0 +1,195 @@
+//! Helpers shared by the integration tests: [`TestCluster`], a lab cluster on a free
+//! port range in its own temporary directory, stopped on drop, with ways to check what
+//! an operator would check (the real `redis-cli`, key counts); and [`bin`].
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use slotsmith::cluster::live::LiveCluster;
+use slotsmith::cluster::{Cluster, NodeState};
+use slotsmith::lab::{self, Lab, LabError, LabSpec};
+
+/// Lowest and highest base port handed out to test clusters.
+const FIRST_BASE: u16 = 21000;
+const LAST_BASE: u16 = 29000;
+/// Ports reserved per cluster (enough for any test layout).
+const STRIDE: u16 = 16;
+
+/// The next base port to try; starts at an offset derived from the process id so that
+/// test binaries running side by side rarely probe the same ports.
+static NEXT_BASE: AtomicU16 = AtomicU16::new(0);
+
+fn next_base() -> u16 {
+    let slots = (LAST_BASE - FIRST_BASE) / STRIDE;
+    let _ = NEXT_BASE.compare_exchange(
+        0,
+        (std::process::id() % u32::from(slots)) as u16 + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let n = NEXT_BASE.fetch_add(1, Ordering::SeqCst);
+    FIRST_BASE + (n % slots) * STRIDE
+}
+
+/// Whether every node port and its cluster bus port can be bound on 127.0.0.1.
+fn ports_free(base: u16, count: usize) -> bool {
+    (0..count as u16).all(|i| {
+        let p = base + i;
+        TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+    })
+}
+
+/// The `slotsmith` binary, built by cargo for the integration tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_slotsmith"))
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A lab cluster for one test (or one test module), stopped and removed on drop.
+pub struct TestCluster {
+    lab: Lab,
+    cluster: LiveCluster,
+    password: Option<String>,
+    // Dropped after `lab` is taken down (fields drop in order; `Drop` runs first).
+    _dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+}
+
+impl TestCluster {
+    /// The seed lab's shape (3 masters, 1 replica each, 1 empty master) with `keys` keys.
+    pub fn start(keys: u64) -> TestCluster {
+        TestCluster::with(|spec| spec.keys = keys)
+    }
+
+    /// A lab whose spec `edit` adjusts (port and directory are chosen here).
+    pub fn with(edit: impl Fn(&mut LabSpec)) -> TestCluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = tempfile::Builder::new()
+            .prefix("slotsmith-it-")
+            .tempdir()
+            .expect("temp dir");
+        let mut last_err = None;
+        for _ in 0..20 {
+            let base = next_base();
+            let mut spec = LabSpec::new(base);
+            edit(&mut spec);
+            spec.port = base;
+            spec.dir = dir.path().join(base.to_string());
+            if !ports_free(base, spec.node_count()) {
+                continue;
+            }
+            match lab::up(&spec, rt.handle()) {
+                Ok(lab) => {
+                    let lab = lab.with_password(spec.password.clone());
+                    let cluster = lab.cluster(rt.handle()).expect("lab cluster");
+                    return TestCluster {
+                        lab,
+                        cluster,
+                        password: spec.password.clone(),
+                        _dir: dir,
+                        rt,
+                    };
+                }
+                // Another test process took a port between the check and the start.
+                Err(e @ LabError::PortInUse { .. }) | Err(e @ LabError::Start { .. }) => {
+                    last_err = Some(e)
+                }
+                Err(e) => panic!("lab up failed: {e}"),
+            }
+        }
+        panic!("no free port range for a test cluster: {last_err:?}");
+    }
+
+    /// `127.0.0.1:<base port>`.
+    pub fn seed(&self) -> String {
+        self.lab.seed()
+    }
+
+    /// Every node port, masters first, then replicas, then empty masters.
+    pub fn ports(&self) -> Vec<u16> {
+        self.lab.ports()
+    }
+
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// The live cluster on the seed node, as `slotsmith -c <seed>` would open it.
+    pub fn cluster(&self) -> &LiveCluster {
+        &self.cluster
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.handle()
+    }
+
+    /// Run the real `redis-cli` against node `port`; stdout, then stderr.
+    pub fn redis_cli(&self, port: u16, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(pw) = &self.password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        text
+    }
+
+    /// `redis-cli --cluster check <seed>`, as an operator would run it.
+    pub fn cluster_check(&self) -> String {
+        let seed = self.seed();
+        self.redis_cli(self.lab.port, &["--cluster", "check", &seed])
+    }
+
+    /// Every reachable node's own view.
+    pub fn states(&self) -> Vec<(String, NodeState)> {
+        self.cluster
+            .views()
+            .expect("cluster views")
+            .into_iter()
+            .filter_map(|v| v.state.ok().map(|s| (v.addr, s)))
+            .collect()
+    }
+
+    /// Sum of `DBSIZE` over the nodes that are masters now.
+    pub fn total_keys(&self) -> u64 {
+        self.states()
+            .iter()
+            .filter(|(_, s)| s.myself().is_some_and(|m| m.is_master()))
+            .map(|(_, s)| s.keys)
+            .sum()
+    }
+
+    /// Stop one node (its process exits; the rest keep running).
+    pub fn stop_node(&self, port: u16) {
+        let was_running = self.lab.stop_node(port).expect("stop node");
+        assert!(was_running, "node {port} was not running");
+        self.cluster.pool().drop_conn(&format!("127.0.0.1:{port}"));
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.lab.down() {
+            eprintln!("lab down failed for {}: {e}", self.lab.seed());
+        }
+    }
+}
