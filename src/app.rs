@@ -181,6 +181,12 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
 
 fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Result<i32, AppError> {
     let lab_err = |e: lab::LabError| AppError::Failed(e.to_string());
+    let password = g.password.clone().filter(|p| !p.is_empty());
+    let open = |port: u16| -> Result<lab::Lab, AppError> {
+        Ok(lab::Lab::open(port)
+            .map_err(lab_err)?
+            .with_password(password.clone()))
+    };
     match action {
         LabAction::Up {
             port,
@@ -194,13 +200,21 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             spec.replicas = *replicas as usize;
             spec.empty = *empty as usize;
             spec.keys = *keys;
-            spec.password = g.password.clone().filter(|p| !p.is_empty());
+            spec.password = password.clone();
             let lab = lab::up(&spec, rt).map_err(lab_err)?;
             println!("{}", lab.next_steps());
             Ok(0)
         }
         LabAction::Status { port } => {
-            println!("{}", lab::status(port.port, rt).map_err(lab_err)?);
+            let status = open(port.port)?.status(rt).map_err(lab_err)?;
+            if g.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).unwrap_or_default()
+                );
+            } else {
+                println!("{status}");
+            }
             Ok(0)
         }
         LabAction::Down { port } => {
@@ -209,7 +223,8 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
         }
         LabAction::Break { fault } => match fault {
             Fault::StuckSlot { port, slot } => {
-                let text = lab::break_fault(port.port, lab::Fault::StuckSlot { slot: *slot }, rt)
+                let text = open(port.port)?
+                    .break_fault(lab::Fault::StuckSlot { slot: *slot }, rt)
                     .map_err(lab_err)?;
                 println!("{text}");
                 Ok(0)

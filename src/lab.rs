@@ -1068,7 +1068,9 @@ fn start_node(dir: &Path, port: u16, password: Option<&str>) -> Result<(), LabEr
             "no",
             "--cluster-node-timeout",
             "5000",
-        ]);
+        ])
+        // Replicas sync at once instead of after the default 5 s wait for more of them.
+        .args(["--repl-diskless-sync-delay", "0"]);
     if let Some(pw) = password {
         cmd.args(["--requirepass", pw, "--masterauth", pw]);
     }

@@ -9,8 +9,8 @@
 //!   operators to practise and by the tests.
 //! - [`cli`] and [`app`]: the command line and what each command runs.
 
-pub mod cluster;
-pub mod lab;
 pub mod app;
 pub mod cli;
+pub mod cluster;
+pub mod lab;
 pub mod script;

@@ -107,10 +107,10 @@ impl ScriptPath {
         self.candidates(name).into_iter().next()
     }
 
-    /// A path to a file, or a name on the script path.
+    /// A path to a file, or a name on the script path (names may have folders: `lib/plan`).
     pub fn load(&self, what: &str) -> Result<Script, String> {
         let p = Path::new(what);
-        if what.contains('/') || p.is_file() {
+        if p.is_file() {
             return std::fs::read_to_string(p)
                 .map(|text| Script {
                     name: what.to_string(),
@@ -119,12 +119,16 @@ impl ScriptPath {
                 })
                 .map_err(|e| format!("cannot read script {what}: {e}"));
         }
-        self.find(what).ok_or_else(|| {
-            format!(
-                "no script named \"{what}\" on the script path ({}); `slotsmith scripts list` shows what there is",
-                self.describe()
-            )
-        })
+        if let Some(s) = self.find(what) {
+            return Ok(s);
+        }
+        if what.ends_with(".rhai") || what.starts_with('.') || what.starts_with('/') {
+            return Err(format!("script file {what} does not exist"));
+        }
+        Err(format!(
+            "no script named \"{what}\" on the script path ({}); `slotsmith scripts list` shows what there is",
+            self.describe()
+        ))
     }
 
     /// The path as one line, for messages.

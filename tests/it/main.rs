@@ -2,5 +2,7 @@
 //! clusters that the tests start themselves through `slotsmith::lab`, the same code
 //! operators use. Shared helpers live in `support`.
 
+mod check;
 mod lab;
+mod scripts;
 mod support;

@@ -193,3 +193,43 @@ impl Drop for TestCluster {
         }
     }
 }
+
+/// What one run of the binary did.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run `slotsmith` with no terminal on stdin, as CI and cron would.
+pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+/// Run `slotsmith` with extra environment variables.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = bin();
+    cmd.args(args)
+        .env_remove("SLOTSMITH_CLUSTER")
+        .env_remove("REDISCLI_AUTH")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("slotsmith runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
