@@ -54,6 +54,24 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     let g = &cli.global;
     match &cli.command {
         Command::Check => run_script(g, &rt, "check", &[]),
+        Command::Fix {
+            replace,
+            force,
+            pipeline,
+            migrate_timeout,
+        } => {
+            let mut a: Vec<String> = Vec::new();
+            if *replace {
+                a.push("--replace".into());
+            }
+            if *force {
+                a.push("--force".into());
+            }
+            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
+            run_script(g, &rt, "fix", &a)
+        }
+        Command::Complete(m) => run_script(g, &rt, "complete", &m.script_args()),
+        Command::Cancel(m) => run_script(g, &rt, "cancel", &m.script_args()),
         Command::Run { script, args } => run_script(g, &rt, script, args),
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
         Command::Lab { action } => run_lab(g, &rt, action),

@@ -80,6 +80,25 @@ pub struct Global {
 pub enum Command {
     /// Report the cluster's health like `redis-cli --cluster check` (exit 0 healthy, 1 problems, 2 could not run).
     Check,
+    /// Close every open slot and cover every uncovered slot, moving keys so none is lost.
+    Fix {
+        /// Overwrite a key that exists on both sides with different values (the copy from the node it moves from wins).
+        #[arg(long)]
+        replace: bool,
+        /// Settle slots that involve an unreachable or failing master, using the reachable ones only.
+        #[arg(long)]
+        force: bool,
+        /// Keys per MIGRATE.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        pipeline: Option<u64>,
+        /// MIGRATE timeout in milliseconds.
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        migrate_timeout: Option<u64>,
+    },
+    /// Finish a slot's migration: every key to the importing node, which then owns the slot everywhere.
+    Complete(SlotMove),
+    /// Roll a slot's migration back: every key to the migrating node, which keeps the slot everywhere.
+    Cancel(SlotMove),
     /// Run a script: a path, or the name of a bundled or user script.
     Run {
         /// Script path or name.
@@ -98,6 +117,57 @@ pub enum Command {
         #[command(subcommand)]
         action: LabAction,
     },
+}
+
+/// A slot and, when its markers are gone, the two ends of its migration.
+#[derive(Debug, Args)]
+pub struct SlotMove {
+    /// The slot (0-16383).
+    #[arg(value_parser = clap::value_parser!(u16).range(0..16384))]
+    pub slot: u16,
+    /// The migrating (source) node, when no marker says.
+    #[arg(long, value_name = "NODE")]
+    pub from: Option<String>,
+    /// The importing (target) node, when no marker says.
+    #[arg(long, value_name = "NODE")]
+    pub to: Option<String>,
+    /// Overwrite a key that exists on both sides with different values.
+    #[arg(long)]
+    pub replace: bool,
+    /// Keys per MIGRATE.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pipeline: Option<u64>,
+    /// MIGRATE timeout in milliseconds.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub migrate_timeout: Option<u64>,
+}
+
+impl SlotMove {
+    /// The bundled script's arguments.
+    pub fn script_args(&self) -> Vec<String> {
+        let mut a = vec![self.slot.to_string()];
+        if let Some(f) = &self.from {
+            a.extend(["--from".to_string(), f.clone()]);
+        }
+        if let Some(t) = &self.to {
+            a.extend(["--to".to_string(), t.clone()]);
+        }
+        if self.replace {
+            a.push("--replace".into());
+        }
+        push_move_opts(&mut a, self.pipeline, self.migrate_timeout);
+        a
+    }
+}
+
+/// `--pipeline N --timeout MS` for the bundled scripts.
+pub fn push_move_opts(a: &mut Vec<String>, pipeline: Option<u64>, timeout: Option<u64>) {
+    if let Some(p) = pipeline {
+        a.extend(["--pipeline".to_string(), p.to_string()]);
+    }
+    if let Some(t) = timeout {
+        a.extend(["--timeout".to_string(), t.to_string()]);
+    }
 }
 
 #[derive(Debug, Subcommand)]

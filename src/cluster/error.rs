@@ -28,6 +28,14 @@ pub enum ClusterError {
         command: String,
         reason: String,
     },
+    /// The same keys exist on both sides of a move with different values.
+    #[error("slot {slot}: {} exist on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
+    Conflict {
+        slot: u16,
+        src: String,
+        dst: String,
+        keys: Vec<String>,
+    },
     /// The cluster is not in a state the operation can work with, or the caller
     /// named something that does not exist (an unknown node, a bad slot).
     #[error("{0}")]
@@ -50,5 +58,13 @@ impl ClusterError {
             ClusterError::Command { reason, .. } => Some(reason),
             _ => None,
         }
+    }
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "1 key".into()
+    } else {
+        format!("{n} keys")
     }
 }

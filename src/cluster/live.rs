@@ -275,4 +275,85 @@ impl Cluster for LiveCluster {
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
         self.block_on(self.pool.cmd(addr, args))
     }
+
+    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
+        self.block_on(async {
+            let mut out = Vec::new();
+            let timeout = self.pool.options().timeout * 4;
+            for chunk in (0..super::SLOTS).collect::<Vec<u16>>().chunks(4096) {
+                let cmds: Vec<Vec<Vec<u8>>> = chunk
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            b"CLUSTER".to_vec(),
+                            b"COUNTKEYSINSLOT".to_vec(),
+                            slot_words(*s),
+                        ]
+                    })
+                    .collect();
+                let replies = self.pool.pipeline(addr, &cmds, timeout).await?;
+                for (s, r) in chunk.iter().zip(replies) {
+                    match r? {
+                        Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
+                        _ => {}
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
+        // ASKING lets an importing node answer for keys of the slot it imports.
+        let cmds: Vec<Vec<Vec<u8>>> = keys
+            .iter()
+            .flat_map(|k| [args(["ASKING"]), vec![b"DUMP".to_vec(), k.clone()]])
+            .collect();
+        let replies =
+            self.block_on(self.pool.pipeline(addr, &cmds, self.pool.options().timeout))?;
+        replies
+            .into_iter()
+            .skip(1)
+            .step_by(2)
+            .map(|r| match r? {
+                Reply::Bulk(b) => Ok(Some(b)),
+                _ => Ok(None),
+            })
+            .collect()
+    }
+
+    fn claim_slot(&self, addr: &str, slot: u16) -> Result<()> {
+        let state = self.block_on(self.node_state(addr))?;
+        let assigned = state.nodes.iter().any(|n| n.owns(slot));
+        let mut cmds = vec![args(["MULTI"])];
+        if assigned {
+            cmds.push(vec![
+                b"CLUSTER".to_vec(),
+                b"DELSLOTS".to_vec(),
+                slot_words(slot),
+            ]);
+        }
+        cmds.push(vec![
+            b"CLUSTER".to_vec(),
+            b"ADDSLOTS".to_vec(),
+            slot_words(slot),
+        ]);
+        cmds.push(args(["CLUSTER", "BUMPEPOCH"]));
+        cmds.push(args(["EXEC"]));
+        let replies =
+            self.block_on(self.pool.pipeline(addr, &cmds, self.pool.options().timeout))?;
+        for r in replies {
+            r.map_err(|e| match e {
+                ClusterError::Command { reason, .. } => ClusterError::Command {
+                    addr: addr.to_string(),
+                    command: format!(
+                        "MULTI; CLUSTER DELSLOTS/ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC"
+                    ),
+                    reason,
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod conn;
 pub mod error;
 pub mod live;
+pub mod mover;
 pub mod slot;
 pub mod topology;
 
@@ -110,6 +111,14 @@ pub trait Cluster {
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()>;
     /// Any command on one node.
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply>;
+    /// How many keys one node holds in each slot, for the slots where it holds any.
+    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>>;
+    /// `DUMP` payloads of keys on one node (`None` where the key does not exist).
+    fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Make one node the owner of a slot atomically and make its claim win:
+    /// `MULTI; CLUSTER DELSLOTS s (when it sees the slot assigned); CLUSTER ADDSLOTS s;
+    /// CLUSTER BUMPEPOCH; EXEC`.
+    fn claim_slot(&self, addr: &str, slot: u16) -> Result<()>;
     /// Whether writes only change an in-memory copy.
     fn dry_run(&self) -> bool {
         false

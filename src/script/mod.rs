@@ -50,6 +50,8 @@ impl Runner {
         let sources: Sources = Default::default();
         let host = Rc::new(Host::new(cluster, opts.clone()));
         let mut engine = Engine::new();
+        // Runbooks nest loops inside functions; the debug-build defaults are too tight.
+        engine.set_max_expr_depths(256, 256);
         engine.set_module_resolver(PathResolver::new(path, sources.clone()));
         let json = opts.json;
         // With --json, stdout carries only the JSON document.
@@ -113,11 +115,17 @@ impl Runner {
         }
         let cause = self.host.last_error.borrow_mut().take();
         let (src, pos, msg) = innermost(&e, name);
-        let message = format!(
-            "{}{msg}{}",
-            location(Some(&src), pos),
-            self.quote(&src, pos)
-        );
+        // The sentence first; where it happened second, for the script's author.
+        let at = location(Some(&src), pos);
+        let line = self
+            .source_line(&src, pos)
+            .map(|l| format!(" {}", l.trim()))
+            .unwrap_or_default();
+        let message = if at.is_empty() {
+            msg.clone()
+        } else {
+            format!("{msg}\n  at {}{line}", at.trim_end())
+        };
         // Only a connection failure that ended the script unhandled counts as one.
         let cause = cause.filter(|c| msg.contains(&c.to_string()));
         Err(ScriptError::Runtime { message, cause })
@@ -135,22 +143,22 @@ impl Runner {
 
     /// The offending source line with a caret under the column.
     fn quote(&self, src: &str, pos: Position) -> String {
-        let (Some(line), col) = (pos.line(), pos.position().unwrap_or(1)) else {
+        let (Some(line), Some(code)) = (pos.line(), self.source_line(src, pos)) else {
             return String::new();
         };
-        let sources = self.sources.borrow();
-        let Some(text) = sources.get(src) else {
-            return String::new();
-        };
-        let Some(code) = text.lines().nth(line - 1) else {
-            return String::new();
-        };
+        let col = pos.position().unwrap_or(1);
         let num = line.to_string();
         format!(
             "\n {num} | {code}\n {pad} | {caret:>col$}",
             pad = " ".repeat(num.len()),
             caret = "^",
         )
+    }
+
+    fn source_line(&self, src: &str, pos: Position) -> Option<String> {
+        let line = pos.line()?;
+        let sources = self.sources.borrow();
+        sources.get(src)?.lines().nth(line - 1).map(str::to_string)
     }
 }
 

@@ -10,7 +10,15 @@ use std::rc::Rc;
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 /// The scripts shipped inside the binary: name (without `.rhai`) and text.
-pub const BUNDLED: &[(&str, &str)] = &[("check", include_str!("../../stdlib/check.rhai"))];
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("check", include_str!("../../stdlib/check.rhai")),
+    ("fix", include_str!("../../stdlib/fix.rhai")),
+    ("complete", include_str!("../../stdlib/complete.rhai")),
+    ("cancel", include_str!("../../stdlib/cancel.rhai")),
+    ("lib/cli", include_str!("../../stdlib/lib/cli.rhai")),
+    ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
+    ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),
+];
 
 /// Where a script came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

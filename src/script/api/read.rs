@@ -135,6 +135,42 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             Ok(crate::cluster::check::render(&report))
         },
     );
+    let h = host.clone();
+    def(
+        engine,
+        "keys_per_slot",
+        &["node: Node", "Map"],
+        "How many keys one node holds in each slot, as a map slot -> count of the slots with keys\n(one pipelined COUNTKEYSINSLOT per slot).",
+        move |node: Dynamic| -> RhaiResult<Map> {
+            let n = h.resolve(&node)?;
+            Ok(h.cl(h.cluster.key_counts(&n.addr()))?
+                .into_iter()
+                .map(|(s, c)| (s.to_string().into(), Dynamic::from(c as i64)))
+                .collect())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "common_keys",
+        &["slot: int", "a: Node", "b: Node", "Array"],
+        "Keys of slot held by both a and b, as #{key, same}: same is true when their DUMP payloads\n(values) are equal, false when they differ, () when a side cannot be read yet.",
+        move |slot: i64, a: Dynamic, b: Dynamic| -> RhaiResult<Array> {
+            let slot = h.cl(slot_arg(slot))?;
+            let nodes = h.topology()?;
+            let a = crate::script::host::resolve_in(&nodes, &a).map_err(|e| h.fail(e))?;
+            let b = crate::script::host::resolve_in(&nodes, &b).map_err(|e| h.fail(e))?;
+            Ok(h.cl(crate::cluster::mover::common_keys(h.cluster.as_ref(), slot, &a.addr(), &b.addr()))?
+                .into_iter()
+                .map(|(k, same)| {
+                    let mut m = Map::new();
+                    m.insert("key".into(), k.into());
+                    m.insert("same".into(), same.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+                    Dynamic::from(m)
+                })
+                .collect())
+        },
+    );
     def(
         engine,
         "slot_of",

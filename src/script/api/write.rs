@@ -6,6 +6,7 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::def;
+use crate::cluster::mover::{self, MoveOpts};
 use crate::cluster::{ClusterError, MigrateOpts, Reply, SetSlot};
 use crate::script::host::{keys_arg, runtime_error, slot_arg, Host, RhaiResult};
 
@@ -43,6 +44,44 @@ fn migrate_opts(opts: &Map) -> RhaiResult<MigrateOpts> {
         }
     }
     Ok(out)
+}
+
+/// `#{pipeline, timeout, replace}` for moves.
+fn move_opts(opts: &Map) -> RhaiResult<MoveOpts> {
+    let mut out = MoveOpts::default();
+    let mut rest = Map::new();
+    for (k, v) in opts {
+        match k.as_str() {
+            "pipeline" => {
+                let p = v
+                    .as_int()
+                    .map_err(|_| runtime_error("opts.pipeline must be an integer"))?;
+                if p <= 0 {
+                    return Err(runtime_error(format!(
+                        "opts.pipeline must be positive, got {p}"
+                    )));
+                }
+                out.pipeline = p as u64;
+            }
+            "timeout" | "replace" => {
+                rest.insert(k.clone(), v.clone());
+            }
+            other => {
+                return Err(runtime_error(format!(
+                    "unknown option \"{other}\" (known: pipeline, timeout, replace)"
+                )))
+            }
+        }
+    }
+    out.migrate = migrate_opts(&rest)?;
+    Ok(out)
+}
+
+/// A serializable report as a script map.
+fn to_map<T: serde::Serialize>(v: &T) -> RhaiResult<Map> {
+    rhai::serde::to_dynamic(v)?
+        .try_cast::<Map>()
+        .ok_or_else(|| runtime_error("internal: report is not a map"))
 }
 
 /// Slots given as one int, an array of ints, or an array of [start, end] ranges.
@@ -194,26 +233,82 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             let slot = h.cl(slot_arg(slot))?;
             let nodes = h.topology()?;
             let o = crate::script::host::resolve_in(&nodes, &owner).map_err(|e| h.fail(e))?;
-            let old: Vec<String> = nodes
-                .iter()
-                .filter(|n| n.is_master() && n.owns(slot) && n.id != o.id)
-                .map(|n| n.id.clone())
-                .collect();
-            let mut order: Vec<&crate::cluster::NodeInfo> = nodes.iter().filter(|n| n.id == o.id).collect();
-            order.extend(nodes.iter().filter(|n| old.contains(&n.id)));
-            order.extend(nodes.iter().filter(|n| {
-                n.is_master() && n.id != o.id && !old.contains(&n.id) && !n.failing() && !n.noaddr()
-            }));
-            for n in order {
-                match h.cluster.setslot(&n.addr(), slot, &SetSlot::Node(o.id.clone())) {
-                    Ok(()) => {}
-                    // A source that gave away its last slot may already be a replica.
-                    Err(e) if e.server_reply().is_some_and(|r| r.contains("only with masters")) => {}
-                    Err(e) => return Err(h.fail(e)),
-                }
-            }
-            Ok(())
+            h.cl(mover::set_owner_everywhere(h.cluster.as_ref(), &nodes, slot, &o))
         },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "claim_slot",
+        &["node: Node", "slot: int", "()"],
+        "Make node the owner of slot atomically and make its claim win (MULTI; DELSLOTS;\nADDSLOTS; CLUSTER BUMPEPOCH; EXEC): for uncovered or multiply-owned slots.",
+        move |node: Dynamic, slot: i64| -> RhaiResult<()> {
+            let slot = h.cl(slot_arg(slot))?;
+            let n = h.resolve(&node)?;
+            h.cl(h.cluster.claim_slot(&n.addr(), slot))
+        },
+    );
+    let h = host.clone();
+    let move_slot = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
+        let slot = h.cl(slot_arg(slot))?;
+        let opts = move_opts(&opts)?;
+        let nodes = h.topology()?;
+        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
+        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        let r = h.cl(mover::move_slot(
+            h.cluster.as_ref(),
+            slot,
+            &s.id,
+            &d.id,
+            &opts,
+        ))?;
+        to_map(&r)
+    };
+    let m2 = move_slot.clone();
+    def(
+        engine,
+        "move_slot",
+        &["slot: int", "src: Node", "dst: Node", "opts: Map", "Map"],
+        "The whole safe migration of one slot (importing, migrating, keys in batches, owner\neverywhere), resuming from any half-done state; opts = #{pipeline, timeout, replace}.\nReturns #{slots, keys, seconds, overwritten, identical}.",
+        move_slot,
+    );
+    def(
+        engine,
+        "move_slot",
+        &["slot: int", "src: Node", "dst: Node", "Map"],
+        "move_slot with default options (100 keys per MIGRATE, 5000 ms, no replace).",
+        move |slot: i64, src: Dynamic, dst: Dynamic| m2(slot, src, dst, Map::new()),
+    );
+    let h = host.clone();
+    let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
+        let slot = h.cl(slot_arg(slot))?;
+        let opts = move_opts(&opts)?;
+        let nodes = h.topology()?;
+        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
+        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        let r = h.cl(mover::move_keys(
+            h.cluster.as_ref(),
+            slot,
+            &s.addr(),
+            &d.addr(),
+            &opts,
+        ))?;
+        to_map(&r)
+    };
+    let k2 = move_keys.clone();
+    def(
+        engine,
+        "move_keys",
+        &["slot: int", "src: Node", "dst: Node", "opts: Map", "Map"],
+        "Move every key of slot held by src to dst (MIGRATE in batches) without touching slot\nstate; equal values on both sides are settled, different ones fail unless opts.replace.\nReturns #{keys, overwritten, identical}.",
+        move_keys,
+    );
+    def(
+        engine,
+        "move_keys",
+        &["slot: int", "src: Node", "dst: Node", "Map"],
+        "move_keys with default options.",
+        move |slot: i64, src: Dynamic, dst: Dynamic| k2(slot, src, dst, Map::new()),
     );
     let h = host.clone();
     def(

@@ -1,0 +1,305 @@
+//! Moving keys and slots between masters, over any [`Cluster`]: the safe migration
+//! protocol (importing, migrating, keys in batches, owner everywhere), resumable from
+//! any half-done state, with BUSYKEY settled by comparing `DUMP` payloads.
+//! Which slot goes where is the scripts' business, not this module's.
+
+use std::time::{Duration, Instant};
+
+use super::{merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, Result, SetSlot};
+
+/// How to move keys.
+#[derive(Debug, Clone, Copy)]
+pub struct MoveOpts {
+    /// Keys per `MIGRATE`.
+    pub pipeline: u64,
+    pub migrate: MigrateOpts,
+}
+
+impl Default for MoveOpts {
+    fn default() -> Self {
+        MoveOpts {
+            pipeline: 100,
+            migrate: MigrateOpts::default(),
+        }
+    }
+}
+
+/// What a key move did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KeysMoved {
+    pub keys: u64,
+    /// Keys that existed on the target with a different value and were overwritten
+    /// (only with `replace`).
+    pub overwritten: Vec<String>,
+    /// Keys that existed on both sides with the same value; the target's copy stays.
+    pub identical: Vec<String>,
+}
+
+/// What a slot move did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SlotMoved {
+    pub slots: u64,
+    pub keys: u64,
+    pub overwritten: Vec<String>,
+    pub identical: Vec<String>,
+    pub seconds: f64,
+}
+
+fn key_text(k: &Key) -> String {
+    String::from_utf8_lossy(k).to_string()
+}
+
+/// Replies worth retrying after a pause.
+fn transient(e: &ClusterError) -> bool {
+    e.server_reply().is_some_and(|r| {
+        ["TRYAGAIN", "LOADING", "CLUSTERDOWN", "NOREPLICAS"]
+            .iter()
+            .any(|code| r.starts_with(code) || r.contains(&format!("error: {code}")))
+    })
+}
+
+fn ioerr(e: &ClusterError) -> bool {
+    e.server_reply().is_some_and(|r| r.starts_with("IOERR"))
+}
+
+fn busykey(e: &ClusterError) -> bool {
+    e.server_reply().is_some_and(|r| r.contains("BUSYKEY"))
+}
+
+/// `MIGRATE` with retries on transient errors and smaller batches on `IOERR`.
+fn migrate_retrying(
+    c: &dyn Cluster,
+    src: &str,
+    dst: &str,
+    keys: &[Key],
+    opts: MigrateOpts,
+) -> Result<()> {
+    let mut delay = Duration::from_millis(50);
+    let mut attempt = 0;
+    loop {
+        match c.migrate(src, dst, keys, opts) {
+            Ok(()) => return Ok(()),
+            Err(e) if ioerr(&e) && keys.len() > 1 => {
+                let (a, b) = keys.split_at(keys.len() / 2);
+                migrate_retrying(c, src, dst, a, opts)?;
+                return migrate_retrying(c, src, dst, b, opts);
+            }
+            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 => {
+                attempt += 1;
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Move every key of `slot` that `src` holds to `dst`. The nodes must already serve
+/// the move: `src` owns, migrates or imports the slot; `dst` owns or imports it.
+/// Keys on both sides with equal `DUMP` payloads are settled silently; different
+/// values fail with [`ClusterError::Conflict`] unless `opts.migrate.replace`.
+pub fn move_keys(
+    c: &dyn Cluster,
+    slot: u16,
+    src: &str,
+    dst: &str,
+    opts: &MoveOpts,
+) -> Result<KeysMoved> {
+    let mut report = KeysMoved::default();
+    let mut stalled = 0;
+    let mut last_first: Option<Key> = None;
+    loop {
+        let keys = c.getkeysinslot(src, slot, opts.pipeline.max(1))?;
+        if keys.is_empty() {
+            return Ok(report);
+        }
+        // A batch that leaves the same keys behind again and again would loop forever.
+        if last_first.as_ref() == keys.first() {
+            stalled += 1;
+            if stalled >= 3 {
+                return Err(ClusterError::State(format!(
+                    "slot {slot}: keys on {src} do not leave for {dst} (still {} after 3 tries)",
+                    key_text(&keys[0])
+                )));
+            }
+        } else {
+            stalled = 0;
+        }
+        last_first = keys.first().cloned();
+        match migrate_retrying(c, src, dst, &keys, opts.migrate) {
+            Ok(()) => report.keys += keys.len() as u64,
+            Err(e) if busykey(&e) => settle_busy(c, slot, src, dst, &keys, opts, &mut report)?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Some keys of a batch exist on the target: compare values, then move the rest.
+fn settle_busy(
+    c: &dyn Cluster,
+    slot: u16,
+    src: &str,
+    dst: &str,
+    keys: &[Key],
+    opts: &MoveOpts,
+    report: &mut KeysMoved,
+) -> Result<()> {
+    let here = c.dump(src, keys)?;
+    let there = c.dump(dst, keys)?;
+    let (mut same, mut differ, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for ((k, a), b) in keys.iter().zip(here).zip(there) {
+        match (a, b) {
+            (Some(a), Some(b)) if a == b => same.push(k.clone()),
+            (Some(_), Some(_)) => differ.push(k.clone()),
+            (Some(_), None) => plain.push(k.clone()),
+            (None, _) => {} // already moved by the failed MIGRATE
+        }
+    }
+    if !differ.is_empty() && !opts.migrate.replace {
+        return Err(ClusterError::Conflict {
+            slot,
+            src: src.to_string(),
+            dst: dst.to_string(),
+            keys: differ.iter().map(key_text).collect(),
+        });
+    }
+    let replace = MigrateOpts {
+        replace: true,
+        ..opts.migrate
+    };
+    let busy: Vec<Key> = same.iter().chain(differ.iter()).cloned().collect();
+    if !busy.is_empty() {
+        migrate_retrying(c, src, dst, &busy, replace)?;
+    }
+    if !plain.is_empty() {
+        migrate_retrying(c, src, dst, &plain, opts.migrate)?;
+    }
+    report.keys += (busy.len() + plain.len()) as u64;
+    report.identical.extend(same.iter().map(key_text));
+    report.overwritten.extend(differ.iter().map(key_text));
+    Ok(())
+}
+
+/// Keys of `slot` held by both `a` and `b`, each with whether their values are equal
+/// (`None` when a side cannot be read: a node that neither owns nor imports the slot
+/// redirects `DUMP`; the move itself compares them once the node imports the slot).
+pub fn common_keys(
+    c: &dyn Cluster,
+    slot: u16,
+    a: &str,
+    b: &str,
+) -> Result<Vec<(String, Option<bool>)>> {
+    let all = |addr: &str| -> Result<Vec<Key>> {
+        let n = c.countkeysinslot(addr, slot)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        c.getkeysinslot(addr, slot, n)
+    };
+    let on_b: std::collections::HashSet<Key> = all(b)?.into_iter().collect();
+    if on_b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let both: Vec<Key> = all(a)?.into_iter().filter(|k| on_b.contains(k)).collect();
+    let mut out = Vec::new();
+    for chunk in both.chunks(1000) {
+        let values = match (c.dump(a, chunk), c.dump(b, chunk)) {
+            (Ok(x), Ok(y)) => x.into_iter().zip(y).map(|(x, y)| Some(x == y)).collect(),
+            (Err(e), _) | (_, Err(e))
+                if e.server_reply().is_some_and(|r| r.starts_with("MOVED")) =>
+            {
+                vec![None; chunk.len()]
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        out.extend(chunk.iter().map(key_text).zip(values));
+    }
+    Ok(out)
+}
+
+/// Every node's own description of itself (markers included), by id.
+fn own_view<'a>(nodes: &'a [NodeInfo], id: &str) -> Result<&'a NodeInfo> {
+    nodes
+        .iter()
+        .find(|n| n.id == id)
+        .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))
+}
+
+/// Tell every master that `owner` owns `slot`: the new owner first, then the old
+/// owners, then the rest. A node that has already turned replica is skipped.
+pub fn set_owner_everywhere(
+    c: &dyn Cluster,
+    nodes: &[NodeInfo],
+    slot: u16,
+    owner: &NodeInfo,
+) -> Result<()> {
+    let old: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| n.is_master() && n.owns(slot) && n.id != owner.id)
+        .collect();
+    let mut order: Vec<&NodeInfo> = vec![owner];
+    order.extend(old.iter().copied());
+    order.extend(nodes.iter().filter(|n| {
+        n.is_master()
+            && n.id != owner.id
+            && !old.iter().any(|o| o.id == n.id)
+            && !n.failing()
+            && !n.noaddr()
+    }));
+    for n in order {
+        match c.setslot(&n.addr(), slot, &SetSlot::Node(owner.id.clone())) {
+            Ok(()) => {}
+            // A source that gave away its last slot may already be a replica.
+            Err(e)
+                if e.server_reply()
+                    .is_some_and(|r| r.contains("only with masters")) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
+/// an earlier attempt stopped: `IMPORTING` on the target unless it already owns the
+/// slot, `MIGRATING` on the source while it owns it, every key in batches, then
+/// `SETSLOT NODE dst` on the target first, the source next, every other master last.
+pub fn move_slot(
+    c: &dyn Cluster,
+    slot: u16,
+    src_id: &str,
+    dst_id: &str,
+    opts: &MoveOpts,
+) -> Result<SlotMoved> {
+    let started = Instant::now();
+    if src_id == dst_id {
+        return Err(ClusterError::State(format!(
+            "move_slot {slot}: source and target are the same node ({src_id})"
+        )));
+    }
+    let nodes = merged_nodes(&c.views()?);
+    let src = own_view(&nodes, src_id)?.clone();
+    let dst = own_view(&nodes, dst_id)?.clone();
+    for n in [&src, &dst] {
+        if !n.is_master() {
+            return Err(ClusterError::State(format!(
+                "move_slot {slot}: {} is a replica; slots move between masters",
+                n.addr()
+            )));
+        }
+    }
+    if !dst.owns(slot) && dst.importing.get(&slot) != Some(&src.id) {
+        c.setslot(&dst.addr(), slot, &SetSlot::Importing(src.id.clone()))?;
+    }
+    if src.owns(slot) && src.migrating.get(&slot) != Some(&dst.id) {
+        c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone()))?;
+    }
+    let moved = move_keys(c, slot, &src.addr(), &dst.addr(), opts)?;
+    set_owner_everywhere(c, &nodes, slot, &dst)?;
+    Ok(SlotMoved {
+        slots: 1,
+        keys: moved.keys,
+        overwritten: moved.overwritten,
+        identical: moved.identical,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
