@@ -117,14 +117,10 @@ impl Runner {
         let (src, pos, msg) = innermost(&e, name);
         // The sentence first; where it happened second, for the script's author.
         let at = location(Some(&src), pos);
-        let line = self
-            .source_line(&src, pos)
-            .map(|l| format!(" {}", l.trim()))
-            .unwrap_or_default();
         let message = if at.is_empty() {
             msg.clone()
         } else {
-            format!("{msg}\n  at {}{line}", at.trim_end())
+            format!("{msg}\n  at {}", at.trim_end().trim_end_matches(':'))
         };
         // Only a connection failure that ended the script unhandled counts as one.
         let cause = cause.filter(|c| msg.contains(&c.to_string()));

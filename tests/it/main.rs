@@ -4,5 +4,6 @@
 
 mod check;
 mod lab;
+mod repair;
 mod scripts;
 mod support;
