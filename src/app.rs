@@ -72,6 +72,55 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         }
         Command::Complete(m) => run_script(g, &rt, "complete", &m.script_args()),
         Command::Cancel(m) => run_script(g, &rt, "cancel", &m.script_args()),
+        Command::Rebalance {
+            weights,
+            use_empty_masters,
+            threshold,
+            pipeline,
+            migrate_timeout,
+            simulate,
+        } => {
+            if !threshold.is_finite() || *threshold < 0.0 {
+                return Err(AppError::Usage(format!(
+                    "--threshold must be a percentage of 0 or more, got {threshold}"
+                )));
+            }
+            let mut a: Vec<String> = Vec::new();
+            for w in weights {
+                a.extend(["--weight".to_string(), w.clone()]);
+            }
+            if *use_empty_masters {
+                a.push("--use-empty-masters".into());
+            }
+            a.extend(["--threshold".to_string(), threshold.to_string()]);
+            if *simulate {
+                a.push("--simulate".into());
+            }
+            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
+            run_script(g, &rt, "rebalance", &a)
+        }
+        Command::Reshard {
+            from,
+            to,
+            slots,
+            pipeline,
+            migrate_timeout,
+            simulate,
+        } => {
+            let mut a = vec![
+                "--from".to_string(),
+                from.clone(),
+                "--to".to_string(),
+                to.clone(),
+                "--slots".to_string(),
+                slots.to_string(),
+            ];
+            if *simulate {
+                a.push("--simulate".into());
+            }
+            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
+            run_script(g, &rt, "reshard", &a)
+        }
         Command::Run { script, args } => run_script(g, &rt, script, args),
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
         Command::Lab { action } => run_lab(g, &rt, action),

@@ -99,6 +99,48 @@ pub enum Command {
     Complete(SlotMove),
     /// Roll a slot's migration back: every key to the migrating node, which keeps the slot everywhere.
     Cancel(SlotMove),
+    /// Move slots so each master holds its weight's share (redis-cli's rebalance, exact and faster).
+    Rebalance {
+        /// A master's weight, NODE=W (id, id prefix or host:port); repeatable. Weight 0 drains it.
+        #[arg(long = "weight", value_name = "NODE=W")]
+        weights: Vec<String>,
+        /// Give masters without slots their share too.
+        #[arg(long)]
+        use_empty_masters: bool,
+        /// Only rebalance when some master is more than PCT percent off its share.
+        #[arg(long, value_name = "PCT", default_value_t = 2.0)]
+        threshold: f64,
+        /// Keys per MIGRATE.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        pipeline: Option<u64>,
+        /// MIGRATE timeout in milliseconds.
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        migrate_timeout: Option<u64>,
+        /// Only show the plan (as --dry-run would).
+        #[arg(long)]
+        simulate: bool,
+    },
+    /// Move exactly N slots from some masters to another.
+    Reshard {
+        /// Source masters, comma-separated (id, id prefix or host:port), or `all`.
+        #[arg(long, value_name = "NODE[,NODE...]|all")]
+        from: String,
+        /// Target master.
+        #[arg(long, value_name = "NODE")]
+        to: String,
+        /// How many slots to move.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16384))]
+        slots: u64,
+        /// Keys per MIGRATE.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        pipeline: Option<u64>,
+        /// MIGRATE timeout in milliseconds.
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        migrate_timeout: Option<u64>,
+        /// Only show the plan.
+        #[arg(long)]
+        simulate: bool,
+    },
     /// Run a script: a path, or the name of a bundled or user script.
     Run {
         /// Script path or name.

@@ -12,5 +12,6 @@
 pub mod app;
 pub mod cli;
 pub mod cluster;
+pub mod interrupt;
 pub mod lab;
 pub mod script;

@@ -16,6 +16,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    slotsmith::interrupt::install(rt.handle());
     let code = match app::run(cli, rt.handle().clone()) {
         Ok(code) => code,
         Err(e) => {
@@ -23,6 +24,7 @@ fn main() {
             e.exit_code()
         }
     };
+    let code = slotsmith::interrupt::exit_code().unwrap_or(code);
     rt.shutdown_background();
     std::process::exit(code);
 }

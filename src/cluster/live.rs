@@ -356,4 +356,12 @@ impl Cluster for LiveCluster {
         }
         Ok(())
     }
+
+    fn move_slots(
+        &self,
+        moves: &[super::mover::SlotMove],
+        opts: &super::mover::MoveOpts,
+    ) -> Result<super::mover::SlotMoved> {
+        super::bulk::move_slots(self, moves, opts)
+    }
 }

@@ -2,6 +2,7 @@
 //! and its live implementation. Synchronous at its surface because Rhai is; the live
 //! cluster runs tokio inside.
 
+pub mod bulk;
 pub mod check;
 pub mod conn;
 pub mod error;
@@ -119,6 +120,14 @@ pub trait Cluster {
     /// `MULTI; CLUSTER DELSLOTS s (when it sees the slot assigned); CLUSTER ADDSLOTS s;
     /// CLUSTER BUMPEPOCH; EXEC`.
     fn claim_slot(&self, addr: &str, slot: u16) -> Result<()>;
+    /// Move many slots with the safe protocol, as fast as the implementation can.
+    /// Stops taking new slots when an interruption is requested, finishing the
+    /// ones in flight.
+    fn move_slots(
+        &self,
+        moves: &[mover::SlotMove],
+        opts: &mover::MoveOpts,
+    ) -> Result<mover::SlotMoved>;
     /// Whether writes only change an in-memory copy.
     fn dry_run(&self) -> bool {
         false

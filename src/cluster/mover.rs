@@ -13,6 +13,8 @@ pub struct MoveOpts {
     /// Keys per `MIGRATE`.
     pub pipeline: u64,
     pub migrate: MigrateOpts,
+    /// Source/target pairs moved at the same time by `move_slots`.
+    pub parallel: usize,
 }
 
 impl Default for MoveOpts {
@@ -20,8 +22,17 @@ impl Default for MoveOpts {
         MoveOpts {
             pipeline: 100,
             migrate: MigrateOpts::default(),
+            parallel: 4,
         }
     }
+}
+
+/// One slot to move, nodes by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotMove {
+    pub slot: u16,
+    pub src: String,
+    pub dst: String,
 }
 
 /// What a key move did.
@@ -43,6 +54,40 @@ pub struct SlotMoved {
     pub overwritten: Vec<String>,
     pub identical: Vec<String>,
     pub seconds: f64,
+    /// True when an interruption stopped it before every slot was moved (every
+    /// slot it started was finished).
+    pub interrupted: bool,
+}
+
+impl SlotMoved {
+    /// Add another move's counts to this one.
+    pub fn add(&mut self, other: SlotMoved) {
+        self.slots += other.slots;
+        self.keys += other.keys;
+        self.overwritten.extend(other.overwritten);
+        self.identical.extend(other.identical);
+        self.interrupted |= other.interrupted;
+    }
+}
+
+/// Move many slots one at a time with [`move_slot`]: the reference behaviour that
+/// faster movers must match.
+pub fn move_slots_one_by_one(
+    c: &dyn Cluster,
+    moves: &[SlotMove],
+    opts: &MoveOpts,
+) -> Result<SlotMoved> {
+    let started = Instant::now();
+    let mut total = SlotMoved::default();
+    for m in moves {
+        if crate::interrupt::requested() {
+            total.interrupted = true;
+            break;
+        }
+        total.add(move_slot(c, m.slot, &m.src, &m.dst, opts)?);
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok(total)
 }
 
 fn key_text(k: &Key) -> String {
@@ -301,5 +346,6 @@ pub fn move_slot(
         overwritten: moved.overwritten,
         identical: moved.identical,
         seconds: started.elapsed().as_secs_f64(),
+        interrupted: false,
     })
 }

@@ -63,6 +63,12 @@ impl Runner {
             }
         });
         engine.on_debug(|s, src, pos| eprintln!("[debug] {}{s}", location(src, pos)));
+        // An interruption (Ctrl+C, SIGTERM) ends the script at its next step; the
+        // primitive it was in finishes first, so no slot is left half-moved.
+        engine.on_progress(|_| {
+            crate::interrupt::exit_code()
+                .map(|code| api::runbook::exit_token(code as i64, Dynamic::UNIT))
+        });
         api::register(&mut engine, &host);
         Runner {
             engine,

@@ -63,12 +63,23 @@ fn move_opts(opts: &Map) -> RhaiResult<MoveOpts> {
                 }
                 out.pipeline = p as u64;
             }
+            "parallel" => {
+                let p = v
+                    .as_int()
+                    .map_err(|_| runtime_error("opts.parallel must be an integer"))?;
+                if p <= 0 {
+                    return Err(runtime_error(format!(
+                        "opts.parallel must be positive, got {p}"
+                    )));
+                }
+                out.parallel = p as usize;
+            }
             "timeout" | "replace" => {
                 rest.insert(k.clone(), v.clone());
             }
             other => {
                 return Err(runtime_error(format!(
-                    "unknown option \"{other}\" (known: pipeline, timeout, replace)"
+                    "unknown option \"{other}\" (known: pipeline, timeout, replace, parallel)"
                 )))
             }
         }
@@ -278,6 +289,54 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["slot: int", "src: Node", "dst: Node", "Map"],
         "move_slot with default options (100 keys per MIGRATE, 5000 ms, no replace).",
         move |slot: i64, src: Dynamic, dst: Dynamic| m2(slot, src, dst, Map::new()),
+    );
+    let h = host.clone();
+    let move_slots = move |moves: Array, opts: Map| -> RhaiResult<Map> {
+        let opts = move_opts(&opts)?;
+        let nodes = h.topology()?;
+        let mut list = Vec::with_capacity(moves.len());
+        for m in &moves {
+            let Some(map) = m.read_lock::<Map>() else {
+                return Err(runtime_error(format!(
+                    "move_slots: each move is #{{slot, src, dst}}, got {m}"
+                )));
+            };
+            let field = |name: &str| {
+                map.get(name).cloned().ok_or_else(|| {
+                    runtime_error(format!("move_slots: a move has no \"{name}\": {m}"))
+                })
+            };
+            let slot = field("slot")?
+                .as_int()
+                .map_err(|_| runtime_error(format!("move_slots: slot must be an integer: {m}")))?;
+            let slot = h.cl(slot_arg(slot))?;
+            let src =
+                crate::script::host::resolve_in(&nodes, &field("src")?).map_err(|e| h.fail(e))?;
+            let dst =
+                crate::script::host::resolve_in(&nodes, &field("dst")?).map_err(|e| h.fail(e))?;
+            list.push(mover::SlotMove {
+                slot,
+                src: src.id,
+                dst: dst.id,
+            });
+        }
+        let r = h.cl(h.cluster.move_slots(&list, &opts))?;
+        to_map(&r)
+    };
+    let ms = move_slots.clone();
+    def(
+        engine,
+        "move_slots",
+        &["moves: Array", "opts: Map", "Map"],
+        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, replace,\nparallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys, seconds, ...}.",
+        move_slots,
+    );
+    def(
+        engine,
+        "move_slots",
+        &["moves: Array", "Map"],
+        "move_slots with default options.",
+        move |moves: Array| ms(moves, Map::new()),
     );
     let h = host.clone();
     let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
