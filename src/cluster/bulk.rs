@@ -105,7 +105,7 @@ async fn setslot_all(
         .zip(replies)
         .filter(|(_, r)| match r {
             Ok(_) => false,
-            Err(e) => !(!ok_if.is_empty() && e.server_reply().is_some_and(|t| t.contains(ok_if))),
+            Err(e) => ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)),
         })
         .map(|(s, _)| *s)
         .collect())
