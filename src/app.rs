@@ -122,6 +122,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             run_script(g, &rt, "reshard", &a)
         }
         Command::Run { script, args } => run_script(g, &rt, script, args),
+        Command::Api => api(g, &rt),
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
         Command::Lab { action } => run_lab(g, &rt, action),
     }
@@ -176,6 +177,28 @@ fn run_script(
         );
     }
     Ok(outcome.code)
+}
+
+fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {
+    // Registration needs no connection: the cluster is only reached when a function runs.
+    let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+    let runner = Runner::new(
+        Rc::new(cluster),
+        run_options(g),
+        ScriptPath::new(&g.scripts),
+    );
+    let docs = crate::script::api::docs(runner.engine());
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&docs).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    for d in docs {
+        println!("{}\n    {}", d.signature, d.doc.replace('\n', "\n    "));
+    }
+    Ok(0)
 }
 
 fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {

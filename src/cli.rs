@@ -141,6 +141,8 @@ pub enum Command {
         #[arg(long)]
         simulate: bool,
     },
+    /// Every primitive and helper the scripts can call, with its signature and doc.
+    Api,
     /// Run a script: a path, or the name of a bundled or user script.
     Run {
         /// Script path or name.

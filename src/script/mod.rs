@@ -126,7 +126,17 @@ impl Runner {
         let message = if at.is_empty() {
             msg.clone()
         } else {
-            format!("{msg}\n  at {}", at.trim_end().trim_end_matches(':'))
+            let code = self
+                .source_line(&src, pos)
+                .map(|l| {
+                    let l = l.trim();
+                    match l.char_indices().nth(100) {
+                        Some((i, _)) => format!(" {}...", &l[..i]),
+                        None => format!(" {l}"),
+                    }
+                })
+                .unwrap_or_default();
+            format!("{msg}\n  at {}{code}", at.trim_end())
         };
         // Only a connection failure that ended the script unhandled counts as one.
         let cause = cause.filter(|c| msg.contains(&c.to_string()));

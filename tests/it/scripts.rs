@@ -239,3 +239,54 @@ fn script_path_import_and_errors() {
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("--force"), "{out}");
 }
+
+#[test]
+fn api_lists_every_primitive_with_a_doc() {
+    let out = run(&["api", "--json"]);
+    assert_eq!(out.code, 0, "{out}");
+    let docs: Vec<Value> = serde_json::from_str(&out.stdout).expect("api --json");
+    for d in &docs {
+        assert!(
+            !d["doc"].as_str().unwrap_or("").trim().is_empty(),
+            "no doc: {d}"
+        );
+    }
+    let names: Vec<&str> = docs.iter().filter_map(|d| d["name"].as_str()).collect();
+    for want in [
+        "nodes",
+        "masters",
+        "replicas_of",
+        "node",
+        "owner",
+        "countkeysinslot",
+        "getkeysinslot",
+        "check",
+        "slot_of",
+        "cluster_info",
+        "migrate",
+        "setslot",
+        "setslot_everywhere",
+        "addslots",
+        "delslots",
+        "command",
+        "move_slot",
+        "move_slots",
+        "move_keys",
+        "claim_slot",
+        "confirm",
+        "info",
+        "warn",
+        "sleep",
+        "wait_until",
+        "dry_run",
+        "exit",
+    ] {
+        assert!(names.contains(&want), "{want} missing from `slotsmith api`");
+    }
+    let out = run(&["api"]);
+    assert!(
+        out.stdout
+            .contains("countkeysinslot(node: Node, slot: int) -> int"),
+        "{out}"
+    );
+}

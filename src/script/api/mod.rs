@@ -42,3 +42,46 @@ pub(crate) fn def<A, const N: usize, const X: bool, R, const F: bool, FUNC>(
         .with_purity(true)
         .register_into_engine(engine, f);
 }
+
+/// One registered function, as `slotsmith api` and the REPL's help show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FnDoc {
+    pub name: String,
+    /// `name(param: Type, ...) -> Return`.
+    pub signature: String,
+    /// The doc text, without comment markers.
+    pub doc: String,
+}
+
+/// Every function slotsmith registered into `engine`, read back from the
+/// registration itself, sorted by name.
+pub fn docs(engine: &Engine) -> Vec<FnDoc> {
+    let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+    let mut out: Vec<FnDoc> = value["functions"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| {
+            let doc: Vec<String> = f["docComments"]
+                .as_array()?
+                .iter()
+                .filter_map(|c| c.as_str())
+                .flat_map(|c| c.lines())
+                .map(|l| l.trim_start_matches("///").trim().to_string())
+                .collect();
+            Some(FnDoc {
+                name: f["name"].as_str()?.to_string(),
+                signature: f["signature"].as_str()?.to_string(),
+                doc: doc.join("\n"),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then(a.signature.len().cmp(&b.signature.len()))
+    });
+    out
+}
