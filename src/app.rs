@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, Fault, Global, LabAction, ScriptsAction};
+use crate::cli::{Cli, Command, Fault, Global, LabAction, ScriptsAction, SnapshotAction};
 use crate::cluster::conn::{ConnOptions, TlsOptions};
 use crate::cluster::live::LiveCluster;
+use crate::cluster::memory::{summarize, MemoryCluster};
+use crate::cluster::snapshot::Snapshot;
+use crate::cluster::Cluster;
 use crate::lab;
 use crate::script::host::RunOptions;
 use crate::script::path::{self, Origin, ScriptPath};
@@ -53,7 +56,7 @@ impl From<ScriptError> for AppError {
 pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     let g = &cli.global;
     match &cli.command {
-        Command::Check => run_script(g, &rt, "check", &[]),
+        Command::Check => run_script(g, &rt, "check", &[], false),
         Command::Fix {
             replace,
             force,
@@ -68,10 +71,10 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 a.push("--force".into());
             }
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            run_script(g, &rt, "fix", &a)
+            run_script(g, &rt, "fix", &a, false)
         }
-        Command::Complete(m) => run_script(g, &rt, "complete", &m.script_args()),
-        Command::Cancel(m) => run_script(g, &rt, "cancel", &m.script_args()),
+        Command::Complete(m) => run_script(g, &rt, "complete", &m.script_args(), false),
+        Command::Cancel(m) => run_script(g, &rt, "cancel", &m.script_args(), false),
         Command::Rebalance {
             weights,
             use_empty_masters,
@@ -97,7 +100,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 a.push("--simulate".into());
             }
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            run_script(g, &rt, "rebalance", &a)
+            run_script(g, &rt, "rebalance", &a, *simulate)
         }
         Command::Reshard {
             from,
@@ -119,10 +122,26 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 a.push("--simulate".into());
             }
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            run_script(g, &rt, "reshard", &a)
+            run_script(g, &rt, "reshard", &a, *simulate)
         }
-        Command::Run { script, args } => run_script(g, &rt, script, args),
+        Command::Run { script, args } => run_script(g, &rt, script, args, false),
         Command::Api => api(g, &rt),
+        Command::Snapshot {
+            action: SnapshotAction::Save { file },
+        } => {
+            let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+            let snap = Snapshot::take(&live).map_err(|e| {
+                if e.is_connection() {
+                    AppError::Usage(e.to_string())
+                } else {
+                    AppError::Failed(e.to_string())
+                }
+            })?;
+            snap.save(file).map_err(AppError::Failed)?;
+            let keys: usize = snap.nodes.iter().flat_map(|n| n.slots.values()).map(Vec::len).sum();
+            println!("saved {} nodes and {keys} key names to {}", snap.nodes.len(), file.display());
+            Ok(0)
+        }
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
         Command::Lab { action } => run_lab(g, &rt, action),
     }
@@ -157,26 +176,65 @@ fn run_script(
     rt: &tokio::runtime::Handle,
     what: &str,
     args: &[String],
+    dry_run: bool,
 ) -> Result<i32, AppError> {
     crate::cluster::conn::split_addr(&g.cluster)
         .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
     let path = ScriptPath::new(&g.scripts);
     let script = path.load(what).map_err(AppError::Usage)?;
-    let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
-    let runner = Runner::new(Rc::new(cluster), run_options(g), path);
-    let outcome = runner.run(&script, args)?;
+    let live: Rc<dyn Cluster> = match &g.snapshot {
+        Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
+        None => Rc::new(LiveCluster::new(&g.cluster, conn_options(g), rt.clone())),
+    };
+    let memory = (g.dry_run || dry_run || g.snapshot.is_some()).then(|| Rc::new(MemoryCluster::new(live.clone())));
+    let cluster: Rc<dyn Cluster> = match &memory {
+        Some(m) => m.clone(),
+        None => live,
+    };
+    let runner = Runner::new(cluster, run_options(g), path);
+    let outcome = runner.run(&script, args);
+    let Some(memory) = memory else {
+        let outcome = outcome?;
+        if g.json {
+            print_json(&outcome.value)?;
+        }
+        return Ok(outcome.code);
+    };
+    // A dry run shows its plan even when the script failed half-way.
+    let plan = memory.plan();
+    let summary = summarize(&plan, |addr| memory.id_at(addr));
     if g.json {
-        let value: serde_json::Value = rhai::serde::from_dynamic(&outcome.value).map_err(|e| {
-            AppError::Failed(format!(
-                "the script's result cannot be written as JSON: {e}"
-            ))
-        })?;
+        let result = match &outcome {
+            Ok(o) => rhai::serde::from_dynamic::<serde_json::Value>(&o.value).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        let doc = serde_json::json!({
+            "dry_run": true,
+            "result": result,
+            "summary": summary,
+            "commands": plan,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if plan.is_empty() {
+        println!("Dry run: the script would write nothing.");
+    } else {
+        let pairs: Vec<String> = summary.keys_moved.iter().map(|(k, v)| format!("{k}: {v} keys")).collect();
         println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            "Dry run: nothing was written. The plan ({} commands, {} slots change owner{}):",
+            summary.commands,
+            summary.slots_moved,
+            if pairs.is_empty() { String::new() } else { format!("; {}", pairs.join(", ")) }
         );
+        print!("{}", crate::cluster::memory::render(&plan));
     }
-    Ok(outcome.code)
+    Ok(outcome?.code)
+}
+
+fn print_json(value: &rhai::Dynamic) -> Result<(), AppError> {
+    let value: serde_json::Value = rhai::serde::from_dynamic(value)
+        .map_err(|e| AppError::Failed(format!("the script's result cannot be written as JSON: {e}")))?;
+    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    Ok(())
 }
 
 fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {

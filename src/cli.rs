@@ -56,6 +56,13 @@ pub struct Global {
     /// Do not verify the nodes' certificates.
     #[arg(long, global = true)]
     pub insecure: bool,
+    /// Run against an in-memory copy of the cluster: reads see the live cluster, writes
+    /// only change the copy and are printed as the plan. Nothing is written.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Run against a saved snapshot instead of a live cluster (implies --dry-run).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
     /// Do not ask before changing the cluster.
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
@@ -141,6 +148,11 @@ pub enum Command {
         #[arg(long)]
         simulate: bool,
     },
+    /// Save the cluster's topology and key names per slot, for --snapshot runs with no cluster.
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
     /// Every primitive and helper the scripts can call, with its signature and doc.
     Api,
     /// Run a script: a path, or the name of a bundled or user script.
@@ -212,6 +224,12 @@ pub fn push_move_opts(a: &mut Vec<String>, pipeline: Option<u64>, timeout: Optio
     if let Some(t) = timeout {
         a.extend(["--timeout".to_string(), t.to_string()]);
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotAction {
+    /// Write the snapshot to FILE.
+    Save { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

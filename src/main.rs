@@ -5,6 +5,11 @@ use clap::Parser;
 use slotsmith::{app, cli::Cli};
 
 fn main() {
+    // Like every Unix filter: a closed pipe (`slotsmith ... | head`) ends the program quietly.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

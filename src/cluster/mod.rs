@@ -7,8 +7,10 @@ pub mod check;
 pub mod conn;
 pub mod error;
 pub mod live;
+pub mod memory;
 pub mod mover;
 pub mod slot;
+pub mod snapshot;
 pub mod topology;
 
 pub use error::ClusterError;

@@ -15,9 +15,12 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("fix", include_str!("../../stdlib/fix.rhai")),
     ("complete", include_str!("../../stdlib/complete.rhai")),
     ("cancel", include_str!("../../stdlib/cancel.rhai")),
+    ("rebalance", include_str!("../../stdlib/rebalance.rhai")),
+    ("reshard", include_str!("../../stdlib/reshard.rhai")),
     ("lib/cli", include_str!("../../stdlib/lib/cli.rhai")),
     ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
     ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),
+    ("lib/plan", include_str!("../../stdlib/lib/plan.rhai")),
 ];
 
 /// Where a script came from.

@@ -1,0 +1,722 @@
+//! The in-memory cluster: an overlay over another cluster (the live one, or a
+//! snapshot). Reads of anything the plan has not touched fall through to the base;
+//! writes change only the overlay (slot owners, markers, which keys sit on which
+//! node) and are recorded, in order, as the plan. `--dry-run` and `--snapshot` use it,
+//! so every script runs unchanged against it. It mimics the Redis replies that matter
+//! to a migration (ownership errors, MOVED/ASK from MIGRATE, BUSYKEY), so a plan that
+//! would fail live fails here too.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
+use super::slot::slot_of;
+use super::topology::{format_ranges, ranges_of};
+use super::{Cluster, ClusterError, Key, MigrateOpts, NodeInfo, NodeView, Reply, Result, SetSlot};
+
+/// One command the plan would send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    /// The node it goes to.
+    pub node: String,
+    /// The command as an operator reads it (no passwords).
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u16>,
+    /// Keys it moves (MIGRATE).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub keys: u64,
+    /// Where MIGRATE sends them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A key where the overlay put it, and the node that holds its value in the base.
+#[derive(Debug, Clone)]
+struct Placed {
+    key: Key,
+    origin: String,
+}
+
+#[derive(Default)]
+struct Overlay {
+    /// Every node's view, copied from the base at the first topology write.
+    views: Option<Vec<NodeView>>,
+    /// Keys of the (node, slot) pairs the plan has touched.
+    slots: HashMap<(String, u16), Vec<Placed>>,
+    /// Change of DBSIZE per node.
+    delta: HashMap<String, i64>,
+    plan: Vec<Planned>,
+}
+
+/// See the module docs.
+pub struct MemoryCluster {
+    base: Rc<dyn Cluster>,
+    inner: RefCell<Overlay>,
+}
+
+/// Commands that only read, passed through to the base by `call`.
+const READS: &[&str] = &[
+    "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN", "HGETALL", "HGET",
+    "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS", "MEMORY", "OBJECT", "CONFIG", "TIME",
+    "ROLE", "READONLY", "ECHO", "LASTSAVE", "CLIENT", "SLOWLOG", "LATENCY", "ACL",
+];
+const CLUSTER_READS: &[&str] = &[
+    "INFO", "NODES", "MYID", "KEYSLOT", "COUNTKEYSINSLOT", "GETKEYSINSLOT", "SLOTS", "SHARDS", "REPLICAS", "SLAVES",
+    "LINKS", "COUNT-FAILURE-REPORTS", "MYSHARDID",
+];
+
+fn err(addr: &str, command: String, reason: String) -> ClusterError {
+    ClusterError::Command {
+        addr: addr.to_string(),
+        command,
+        reason,
+    }
+}
+
+/// Remove one slot from sorted inclusive ranges.
+fn remove_slot(ranges: &mut Vec<(u16, u16)>, slot: u16) {
+    if let Some(i) = ranges.iter().position(|(a, b)| *a <= slot && slot <= *b) {
+        let (a, b) = ranges[i];
+        match (a == slot, b == slot) {
+            (true, true) => {
+                ranges.remove(i);
+            }
+            (true, false) => ranges[i].0 = slot + 1,
+            (false, true) => ranges[i].1 = slot - 1,
+            (false, false) => {
+                ranges[i].1 = slot - 1;
+                ranges.insert(i + 1, (slot + 1, b));
+            }
+        }
+    }
+}
+
+/// Add one slot to sorted inclusive ranges, merging neighbours.
+fn add_slot(ranges: &mut Vec<(u16, u16)>, slot: u16) {
+    ranges.sort_unstable();
+    let i = ranges.partition_point(|(a, _)| *a < slot);
+    ranges.insert(i, (slot, slot));
+    // Merge with the next, then the previous range when they touch.
+    if i + 1 < ranges.len() && ranges[i].1.saturating_add(1) >= ranges[i + 1].0 {
+        ranges[i].1 = ranges[i].1.max(ranges[i + 1].1);
+        ranges.remove(i + 1);
+    }
+    if i > 0 && ranges[i - 1].1.saturating_add(1) >= ranges[i].0 {
+        ranges[i - 1].1 = ranges[i - 1].1.max(ranges[i].1);
+        ranges.remove(i);
+    }
+}
+
+/// Set (or clear, with `None`) the owner of a slot in one view.
+fn set_owner(view: &mut [NodeInfo], slot: u16, owner: Option<&str>) {
+    for n in view.iter_mut() {
+        let mine = Some(n.id.as_str()) == owner;
+        if n.owns(slot) != mine {
+            if mine {
+                add_slot(&mut n.slots, slot);
+            } else {
+                remove_slot(&mut n.slots, slot);
+            }
+        }
+    }
+}
+
+fn owner_in(view: &[NodeInfo], slot: u16) -> Option<String> {
+    view.iter().find(|n| n.owns(slot)).map(|n| n.id.clone())
+}
+
+fn key_text(k: &Key) -> String {
+    String::from_utf8_lossy(k).to_string()
+}
+
+impl MemoryCluster {
+    pub fn new(base: Rc<dyn Cluster>) -> Self {
+        MemoryCluster {
+            base,
+            inner: RefCell::new(Overlay::default()),
+        }
+    }
+
+    /// The commands the plan would send, in order.
+    pub fn plan(&self) -> Vec<Planned> {
+        self.inner.borrow().plan.clone()
+    }
+
+    fn record(&self, node: &str, command: String, slot: Option<u16>, keys: u64, to: Option<String>) {
+        self.inner.borrow_mut().plan.push(Planned {
+            node: node.to_string(),
+            command,
+            slot,
+            keys,
+            to,
+        });
+    }
+
+    /// Make sure the overlay holds its own copy of every view.
+    fn load_views(&self) -> Result<()> {
+        if self.inner.borrow().views.is_none() {
+            let views = self.base.views()?;
+            self.inner.borrow_mut().views = Some(views);
+        }
+        Ok(())
+    }
+
+    /// Run `f` on every reachable view (address, its node list).
+    fn with_views<T>(&self, f: impl FnOnce(&mut Vec<NodeView>) -> Result<T>) -> Result<T> {
+        self.load_views()?;
+        let mut inner = self.inner.borrow_mut();
+        let views = inner.views.as_mut().ok_or_else(|| ClusterError::State("no views".into()))?;
+        f(views)
+    }
+
+    /// One node's own view (its node list) and its id.
+    fn own<'a>(views: &'a mut [NodeView], addr: &str) -> Result<(&'a mut Vec<NodeInfo>, String)> {
+        let v = views
+            .iter_mut()
+            .find(|v| v.addr == addr || v.state.as_ref().ok().and_then(|s| s.myself()).is_some_and(|m| m.addr() == addr))
+            .ok_or_else(|| ClusterError::Connect {
+                addr: addr.to_string(),
+                reason: "not a node of this cluster".into(),
+            })?;
+        let state = v.state.as_mut().map_err(|e| ClusterError::Connect {
+            addr: addr.to_string(),
+            reason: e.clone(),
+        })?;
+        let id = state
+            .myself()
+            .map(|m| m.id.clone())
+            .ok_or_else(|| ClusterError::State(format!("{addr} does not describe itself")))?;
+        Ok((&mut state.nodes, id))
+    }
+
+    fn address_of(&self, id: &str) -> Result<String> {
+        let views = match &self.inner.borrow().views {
+            Some(v) => v.clone(),
+            None => self.base.views()?,
+        };
+        super::merged_nodes(&views)
+            .into_iter()
+            .find(|n| n.id == id)
+            .map(|n| n.addr())
+            .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))
+    }
+
+    /// The keys of a (node, slot), copied from the base on first touch.
+    fn touch(&self, addr: &str, slot: u16) -> Result<()> {
+        let k = (addr.to_string(), slot);
+        if self.inner.borrow().slots.contains_key(&k) {
+            return Ok(());
+        }
+        let n = self.base.countkeysinslot(addr, slot)?;
+        let keys = if n == 0 {
+            Vec::new()
+        } else {
+            self.base.getkeysinslot(addr, slot, n)?
+        };
+        let placed = keys
+            .into_iter()
+            .map(|key| Placed {
+                key,
+                origin: addr.to_string(),
+            })
+            .collect();
+        self.inner.borrow_mut().slots.insert(k, placed);
+        Ok(())
+    }
+
+    /// The marker state and ownership of a slot in one node's own view.
+    fn slot_state(&self, addr: &str, slot: u16) -> Result<(String, bool, Option<String>, Option<String>, bool)> {
+        self.with_views(|views| {
+            let (nodes, id) = Self::own(views, addr)?;
+            let me = nodes.iter().find(|n| n.id == id).cloned().unwrap_or_else(|| nodes[0].clone());
+            Ok((
+                id,
+                me.owns(slot),
+                me.migrating.get(&slot).cloned(),
+                me.importing.get(&slot).cloned(),
+                me.is_master(),
+            ))
+        })
+    }
+
+    fn apply_setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
+        let command = format!("CLUSTER SETSLOT {slot} {}", action.args().join(" "));
+        let (id, owns, _, _, master) = self.slot_state(addr, slot)?;
+        let fail = |reason: String| err(addr, command.clone(), reason);
+        if !master {
+            return Err(fail("ERR Please use SETSLOT only with masters.".into()));
+        }
+        match action {
+            SetSlot::Importing(_) if owns => {
+                return Err(fail(format!("ERR I'm already the owner of hash slot {slot}")));
+            }
+            SetSlot::Migrating(_) if !owns => {
+                return Err(fail(format!("ERR I'm not the owner of hash slot {slot}")));
+            }
+            SetSlot::Node(x) if owns && *x != id && self.countkeysinslot(addr, slot)? > 0 => {
+                return Err(fail(format!(
+                    "ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+                )));
+            }
+            _ => {}
+        }
+        let has_keys = self.countkeysinslot(addr, slot)? > 0;
+        self.with_views(|views| {
+            let (nodes, me_id) = Self::own(views, addr)?;
+            let me_idx = nodes.iter().position(|n| n.id == me_id).unwrap_or(0);
+            match action {
+                SetSlot::Importing(src) => {
+                    nodes[me_idx].importing.insert(slot, src.clone());
+                }
+                SetSlot::Migrating(dst) => {
+                    nodes[me_idx].migrating.insert(slot, dst.clone());
+                }
+                SetSlot::Stable => {
+                    nodes[me_idx].importing.remove(&slot);
+                    nodes[me_idx].migrating.remove(&slot);
+                }
+                SetSlot::Node(x) => {
+                    set_owner(nodes, slot, Some(x));
+                    if *x == me_id {
+                        nodes[me_idx].importing.remove(&slot);
+                    } else if !has_keys {
+                        nodes[me_idx].migrating.remove(&slot);
+                    }
+                }
+            }
+            // A node that takes a slot for itself bumps its epoch, and the others learn it.
+            if let SetSlot::Node(x) = action {
+                if *x == me_id {
+                    for v in views.iter_mut() {
+                        if let Ok(st) = v.state.as_mut() {
+                            set_owner(&mut st.nodes, slot, Some(x));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.record(addr, command, Some(slot), 0, None);
+        Ok(())
+    }
+
+    fn move_placed(&self, src: &str, dst: &str, slot: u16, key: &Key, copy: bool) {
+        let mut inner = self.inner.borrow_mut();
+        let from = inner.slots.entry((src.to_string(), slot)).or_default();
+        let Some(pos) = from.iter().position(|p| &p.key == key) else {
+            return;
+        };
+        let placed = if copy { from[pos].clone() } else { from.remove(pos) };
+        let to = inner.slots.entry((dst.to_string(), slot)).or_default();
+        let added = match to.iter().position(|p| &p.key == key) {
+            Some(i) => {
+                to[i] = placed;
+                0
+            }
+            None => {
+                to.push(placed);
+                1
+            }
+        };
+        *inner.delta.entry(dst.to_string()).or_default() += added;
+        if !copy {
+            *inner.delta.entry(src.to_string()).or_default() -= 1;
+        }
+    }
+}
+
+impl Cluster for MemoryCluster {
+    fn seed(&self) -> String {
+        self.base.seed()
+    }
+
+    fn views(&self) -> Result<Vec<NodeView>> {
+        let inner = self.inner.borrow();
+        let Some(views) = &inner.views else {
+            drop(inner);
+            let mut views = self.base.views()?;
+            let inner = self.inner.borrow();
+            for v in &mut views {
+                if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
+                    st.keys = (st.keys as i64 + d).max(0) as u64;
+                }
+            }
+            return Ok(views);
+        };
+        let mut views = views.clone();
+        for v in &mut views {
+            if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
+                st.keys = (st.keys as i64 + d).max(0) as u64;
+            }
+        }
+        Ok(views)
+    }
+
+    fn countkeysinslot(&self, addr: &str, slot: u16) -> Result<u64> {
+        if let Some(keys) = self.inner.borrow().slots.get(&(addr.to_string(), slot)) {
+            return Ok(keys.len() as u64);
+        }
+        self.base.countkeysinslot(addr, slot)
+    }
+
+    fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>> {
+        if let Some(keys) = self.inner.borrow().slots.get(&(addr.to_string(), slot)) {
+            return Ok(keys.iter().take(count as usize).map(|p| p.key.clone()).collect());
+        }
+        self.base.getkeysinslot(addr, slot, count)
+    }
+
+    fn migrate(&self, src: &str, dst: &str, keys: &[Key], opts: MigrateOpts) -> Result<()> {
+        let command = format!("MIGRATE {src} -> {dst}");
+        let mut by_slot: BTreeMap<u16, Vec<&Key>> = BTreeMap::new();
+        for k in keys {
+            by_slot.entry(slot_of(k)).or_default().push(k);
+        }
+        if by_slot.len() > 1 {
+            return Err(err(src, command, "CROSSSLOT Keys in request don't hash to the same slot".into()));
+        }
+        let Some((&slot, keys)) = by_slot.iter().next() else {
+            return Ok(());
+        };
+        let (_, s_owns, _, s_imports, _) = self.slot_state(src, slot)?;
+        let (_, d_owns, d_migrating, d_imports, _) = self.slot_state(dst, slot)?;
+        if !s_owns && s_imports.is_none() {
+            return Err(err(src, command, format!("MOVED {slot} (the node neither owns nor imports the slot)")));
+        }
+        if !d_owns && d_imports.is_none() {
+            return Err(err(src, command, format!("ERR Target instance replied with error: MOVED {slot}")));
+        }
+        self.touch(src, slot)?;
+        self.touch(dst, slot)?;
+        let mut moved = 0u64;
+        for k in keys {
+            let (on_src, on_dst) = {
+                let inner = self.inner.borrow();
+                let has = |a: &str| {
+                    inner
+                        .slots
+                        .get(&(a.to_string(), slot))
+                        .is_some_and(|v| v.iter().any(|p| &p.key == *k))
+                };
+                (has(src), has(dst))
+            };
+            if !on_src {
+                continue;
+            }
+            if d_migrating.is_some() && !on_dst {
+                return Err(err(src, command, format!("ERR Target instance replied with error: ASK {slot} {}", d_migrating.unwrap_or_default())));
+            }
+            if on_dst && !opts.replace {
+                self.record(src, format!("MIGRATE to {dst} KEYS ({moved} keys)"), Some(slot), moved, Some(dst.to_string()));
+                return Err(err(src, command, "ERR Target instance replied with error: BUSYKEY Target key name already exists.".into()));
+            }
+            self.move_placed(src, dst, slot, k, opts.copy);
+            moved += 1;
+        }
+        let mut words = vec!["MIGRATE to".to_string(), dst.to_string()];
+        if opts.replace {
+            words.push("REPLACE".into());
+        }
+        if opts.copy {
+            words.push("COPY".into());
+        }
+        let sample: Vec<String> = keys.iter().take(3).map(|k| key_text(k)).collect();
+        let more = if keys.len() > 3 { ", ..." } else { "" };
+        words.push(format!("KEYS {}{more} ({moved} keys)", sample.join(" ")));
+        self.record(src, words.join(" "), Some(slot), moved, Some(dst.to_string()));
+        Ok(())
+    }
+
+    fn setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
+        self.apply_setslot(addr, slot, action)
+    }
+
+    fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        let command = format!("CLUSTER ADDSLOTS {}", format_ranges(&ranges_of(slots)));
+        self.with_views(|views| {
+            let (nodes, id) = Self::own(views, addr)?;
+            if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_some()) {
+                return Err(err(addr, command.clone(), format!("ERR Slot {s} is already busy")));
+            }
+            for s in slots {
+                set_owner(nodes, *s, Some(&id));
+            }
+            for v in views.iter_mut() {
+                if let Ok(st) = v.state.as_mut() {
+                    for s in slots {
+                        if owner_in(&st.nodes, *s).is_none() {
+                            set_owner(&mut st.nodes, *s, Some(&id));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.record(addr, command, None, 0, None);
+        Ok(())
+    }
+
+    fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        let command = format!("CLUSTER DELSLOTS {}", format_ranges(&ranges_of(slots)));
+        self.with_views(|views| {
+            let (nodes, _) = Self::own(views, addr)?;
+            if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_none()) {
+                return Err(err(addr, command.clone(), format!("ERR Slot {s} is already unassigned")));
+            }
+            for s in slots {
+                set_owner(nodes, *s, None);
+            }
+            Ok(())
+        })?;
+        self.record(addr, command, None, 0, None);
+        Ok(())
+    }
+
+    fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
+        let word = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).to_ascii_uppercase()).unwrap_or_default();
+        let read = READS.contains(&word(0).as_str()) || (word(0) == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()));
+        if read {
+            return self.base.call(addr, args);
+        }
+        // Not simulated: recorded, answered OK.
+        self.record(addr, format!("{} (not simulated)", super::conn::describe(args)), None, 0, None);
+        Ok(Reply::Status("OK".into()))
+    }
+
+    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
+        let mut counts: BTreeMap<u16, u64> = self.base.key_counts(addr)?.into_iter().collect();
+        for ((a, slot), keys) in &self.inner.borrow().slots {
+            if a == addr {
+                counts.insert(*slot, keys.len() as u64);
+            }
+        }
+        Ok(counts.into_iter().filter(|(_, c)| *c > 0).collect())
+    }
+
+    fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            let slot = slot_of(k);
+            let placed = self
+                .inner
+                .borrow()
+                .slots
+                .get(&(addr.to_string(), slot))
+                .map(|v| v.iter().find(|p| &p.key == k).map(|p| p.origin.clone()));
+            let value = match placed {
+                // Values never change in a plan: read it where the base has it.
+                Some(Some(origin)) => self.base.dump(&origin, std::slice::from_ref(k))?.pop().flatten(),
+                Some(None) => None,
+                None => self.base.dump(addr, std::slice::from_ref(k))?.pop().flatten(),
+            };
+            out.push(value);
+        }
+        Ok(out)
+    }
+
+    fn claim_slot(&self, addr: &str, slot: u16) -> Result<()> {
+        self.with_views(|views| {
+            let (_, id) = Self::own(views, addr)?;
+            for v in views.iter_mut() {
+                if let Ok(st) = v.state.as_mut() {
+                    set_owner(&mut st.nodes, slot, Some(&id));
+                }
+            }
+            Ok(())
+        })?;
+        self.record(addr, format!("MULTI; CLUSTER DELSLOTS {slot}; CLUSTER ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC"), Some(slot), 0, None);
+        Ok(())
+    }
+
+    fn move_slots(&self, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
+        move_in_phases(self, moves, opts)
+    }
+
+    fn dry_run(&self) -> bool {
+        true
+    }
+}
+
+/// Move slots in the order the live bulk mover sends its commands (per pair, 128
+/// slots at a time: every IMPORTING, every MIGRATING, the keys, then SETSLOT NODE on
+/// the target, the source and the other masters), so a dry run shows the same plan.
+fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
+    let started = std::time::Instant::now();
+    let mut pairs: Vec<(String, String, Vec<u16>)> = Vec::new();
+    for m in moves {
+        match pairs.iter_mut().find(|p| p.0 == m.src && p.1 == m.dst) {
+            Some(p) => p.2.push(m.slot),
+            None => pairs.push((m.src.clone(), m.dst.clone(), vec![m.slot])),
+        }
+    }
+    let mut total = SlotMoved::default();
+    for (src_id, dst_id, slots) in pairs {
+        let src = c.address_of(&src_id)?;
+        let dst = c.address_of(&dst_id)?;
+        for batch in slots.chunks(128) {
+            if crate::interrupt::requested() {
+                total.interrupted = true;
+                break;
+            }
+            for s in batch {
+                let (_, owns, _, imports, _) = c.slot_state(&dst, *s)?;
+                if !owns && imports.as_deref() != Some(src_id.as_str()) {
+                    c.setslot(&dst, *s, &SetSlot::Importing(src_id.clone()))?;
+                }
+            }
+            for s in batch {
+                let (_, owns, migrating, _, _) = c.slot_state(&src, *s)?;
+                if owns && migrating.as_deref() != Some(dst_id.as_str()) {
+                    c.setslot(&src, *s, &SetSlot::Migrating(dst_id.clone()))?;
+                }
+            }
+            for s in batch {
+                let r = mover::move_keys(c, *s, &src, &dst, opts)?;
+                total.keys += r.keys;
+                total.overwritten.extend(r.overwritten);
+                total.identical.extend(r.identical);
+            }
+            let nodes = super::merged_nodes(&c.views()?);
+            let others: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.is_master() && !n.failing() && n.addr() != src && n.addr() != dst)
+                .map(|n| n.addr())
+                .collect();
+            for addr in std::iter::once(&dst).chain(std::iter::once(&src)).chain(others.iter()) {
+                for s in batch {
+                    match c.setslot(addr, *s, &SetSlot::Node(dst_id.clone())) {
+                        Ok(()) => {}
+                        Err(e) if e.server_reply().is_some_and(|r| r.contains("only with masters")) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            total.slots += batch.len() as u64;
+        }
+    }
+    total.seconds = started.elapsed().as_secs_f64();
+    Ok(total)
+}
+
+/// What a plan does, for the operator.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanSummary {
+    pub commands: usize,
+    /// Slots whose owner the plan changes (SETSLOT NODE sent to the new owner, or a claim).
+    pub slots_moved: usize,
+    /// Keys MIGRATE moves, per `src -> dst`.
+    pub keys_moved: BTreeMap<String, u64>,
+}
+
+/// Count what a plan does.
+pub fn summarize(plan: &[Planned], id_of: impl Fn(&str) -> Option<String>) -> PlanSummary {
+    let mut keys_moved: BTreeMap<String, u64> = BTreeMap::new();
+    let mut slots = std::collections::BTreeSet::new();
+    for p in plan {
+        if let Some(to) = &p.to {
+            *keys_moved.entry(format!("{} -> {to}", p.node)).or_default() += p.keys;
+        }
+        if let Some(s) = p.slot {
+            let node_cmd = format!("CLUSTER SETSLOT {s} NODE ");
+            if p.command.starts_with("MULTI;") {
+                slots.insert(s);
+            } else if let Some(owner) = p.command.strip_prefix(&node_cmd) {
+                if id_of(&p.node).as_deref() == Some(owner) {
+                    slots.insert(s);
+                }
+            }
+        }
+    }
+    PlanSummary {
+        commands: plan.len(),
+        slots_moved: slots.len(),
+        keys_moved,
+    }
+}
+
+/// The plan for a human: grouped by node in the order nodes are first written to,
+/// each command numbered by its place in the whole plan; runs of the same command
+/// over consecutive slots collapse to ranges.
+pub fn render(plan: &[Planned]) -> String {
+    let mut order: Vec<&str> = Vec::new();
+    for p in plan {
+        if !order.contains(&p.node.as_str()) {
+            order.push(&p.node);
+        }
+    }
+    let template = |p: &Planned| match (p.slot, &p.to) {
+        (Some(_), Some(to)) => format!("MIGRATE to {to}"),
+        (Some(s), None) => p.command.replacen(&s.to_string(), "{}", 1),
+        (None, _) => p.command.clone(),
+    };
+    let mut out = String::new();
+    for node in order {
+        out.push_str(&format!("{node}\n"));
+        let mine: Vec<(usize, &Planned)> = plan.iter().enumerate().filter(|(_, p)| p.node == node).collect();
+        let mut i = 0;
+        while i < mine.len() {
+            let (n, first) = mine[i];
+            let t = template(first);
+            let mut j = i + 1;
+            while j < mine.len() && first.slot.is_some() && mine[j].1.slot.is_some() && template(mine[j].1) == t {
+                j += 1;
+            }
+            let run: Vec<&Planned> = mine[i..j].iter().map(|(_, p)| *p).collect();
+            let slots: Vec<u16> = run.iter().filter_map(|p| p.slot).collect();
+            let line = if run.len() == 1 {
+                first.command.clone()
+            } else if first.to.is_some() {
+                let keys: u64 = run.iter().map(|p| p.keys).sum();
+                format!("{t} KEYS of slots {} ({keys} keys, {} commands)", format_ranges(&ranges_of(&slots)), run.len())
+            } else {
+                t.replacen("{}", &format!("{} ({} slots)", format_ranges(&ranges_of(&slots)), slots.len()), 1)
+            };
+            out.push_str(&format!("  {:>5}. {line}\n", n + 1));
+            i = j;
+        }
+    }
+    out
+}
+
+impl MemoryCluster {
+    /// The id of the node at an address, for summaries.
+    pub fn id_at(&self, addr: &str) -> Option<String> {
+        let views = self.views().ok()?;
+        super::merged_nodes(&views).into_iter().find(|n| n.addr() == addr).map(|n| n.id)
+    }
+
+    /// The address of a node id, for the plan's readers.
+    pub fn addr_of(&self, id: &str) -> Option<String> {
+        self.address_of(id).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_ranges_split_and_merge() {
+        let mut r = vec![(0, 10), (20, 30)];
+        remove_slot(&mut r, 5);
+        assert_eq!(r, vec![(0, 4), (6, 10), (20, 30)]);
+        remove_slot(&mut r, 0);
+        remove_slot(&mut r, 30);
+        assert_eq!(r, vec![(1, 4), (6, 10), (20, 29)]);
+        add_slot(&mut r, 5);
+        assert_eq!(r, vec![(1, 10), (20, 29)]);
+        add_slot(&mut r, 15);
+        add_slot(&mut r, 0);
+        add_slot(&mut r, 16383);
+        assert_eq!(r, vec![(0, 10), (15, 15), (20, 29), (16383, 16383)]);
+        remove_slot(&mut r, 15);
+        remove_slot(&mut r, 12);
+        assert_eq!(r, vec![(0, 10), (20, 29), (16383, 16383)]);
+    }
+}
