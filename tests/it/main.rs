@@ -3,7 +3,11 @@
 //! operators use. Shared helpers live in `support`.
 
 mod check;
+mod fix;
 mod lab;
+mod rebalance;
 mod repair;
 mod scripts;
 mod support;
+mod offline;
+mod dryrun;

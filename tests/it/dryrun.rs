@@ -1,0 +1,112 @@
+//! `--dry-run` against a live cluster: the plan is printed, nothing is written, and a
+//! runbook's loop ends in the dry run exactly as it then does live.
+
+use serde_json::Value;
+use slotsmith::cluster::topology::parse_cluster_nodes;
+use slotsmith::lab::Fault;
+
+use crate::support::{run, TestCluster};
+
+/// What an operator would compare: every node's own view of owners and markers,
+/// its key count, and its keys in `slot`.
+fn fingerprint(tc: &TestCluster, slot: u16) -> Vec<String> {
+    tc.ports()
+        .iter()
+        .map(|p| {
+            let nodes = parse_cluster_nodes(&tc.redis_cli(*p, &["CLUSTER", "NODES"])).expect("parses");
+            let view: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("{} {} {:?} {:?} {:?}", n.id, n.role(), n.slots, n.migrating, n.importing))
+                .collect();
+            format!(
+                "{p}: {view:?} dbsize={} slot={}",
+                tc.redis_cli(*p, &["DBSIZE"]).trim(),
+                tc.redis_cli(*p, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]).trim()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dry_run_fix_prints_the_plan_and_changes_nothing() {
+    let tc = TestCluster::start(500);
+    let seed = tc.seed();
+    tc.lab().break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle()).expect("break");
+    let before = fingerprint(&tc, 5519);
+
+    let out = run(&["-c", &seed, "--dry-run", "fix"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("Dry run: nothing was written."), "{out}");
+    assert!(out.stdout.contains("MIGRATE to 127.0.0.1:"), "{out}");
+    assert!(out.stdout.contains("CLUSTER SETSLOT 5519 NODE"), "{out}");
+    assert!(out.stdout.contains("user:loadtest_user_33:reservations"), "{out}");
+    assert_eq!(fingerprint(&tc, 5519), before, "a dry run changed the cluster");
+
+    let out = run(&["-c", &seed, "--dry-run", "--json", "fix"]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["summary"]["slots_moved"], 1);
+    let commands = doc["commands"].as_array().expect("commands");
+    assert!(commands.iter().any(|c| c["command"].as_str().unwrap().starts_with("MIGRATE")), "{doc}");
+    assert_eq!(fingerprint(&tc, 5519), before, "a dry run changed the cluster");
+
+    // The same cluster, for real: the plan was right.
+    let out = run(&["-c", &seed, "fix", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(run(&["-c", &seed, "check"]).code, 0);
+}
+
+#[test]
+fn a_while_loop_runbook_ends_the_same_in_a_dry_run_and_live() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = 3000;
+    });
+    let seed = tc.seed();
+    let p = tc.ports();
+    let (src, dst) = (format!("127.0.0.1:{}", p[0]), format!("127.0.0.1:{}", p[3]));
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("drain-slot.rhai");
+    std::fs::write(
+        &book,
+        r#"
+        let src = node(args[0]);
+        let dst = node(args[1]);
+        // The busiest slot of the source.
+        let counts = keys_per_slot(src);
+        let s = 0; let most = 0;
+        for k in counts.keys() { if counts[k] > most { most = counts[k]; s = parse_int(k); } }
+        setslot(dst, s, "importing", src);
+        setslot(src, s, "migrating", dst);
+        let rounds = 0;
+        while countkeysinslot(src, s) > 0 {
+            migrate(src, dst, getkeysinslot(src, s, 1));
+            rounds += 1;
+        }
+        setslot_everywhere(s, dst);
+        #{slot: s, rounds: rounds, src: countkeysinslot(src, s), dst: countkeysinslot(dst, s), owner: owner(s).addr}
+        "#,
+    )
+    .unwrap();
+    let b = book.to_str().unwrap();
+    let dry = run(&["-c", &seed, "--dry-run", "--json", "run", b, &src, &dst]);
+    assert_eq!(dry.code, 0, "{dry}");
+    let dry: Value = serde_json::from_str(&dry.stdout).expect("JSON");
+    let planned = dry["result"].clone();
+    assert_eq!(planned["src"], 0, "{dry}");
+    assert!(planned["dst"].as_u64().unwrap() >= 1, "{dry}");
+    assert_eq!(planned["owner"], dst.as_str());
+    assert_eq!(dry["summary"]["slots_moved"], 1);
+    let slot = planned["slot"].as_u64().unwrap().to_string();
+    assert_eq!(tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(), "0", "dry run moved keys");
+
+    let live = run(&["-c", &seed, "--json", "run", b, &src, &dst]);
+    assert_eq!(live.code, 0, "{live}");
+    let live: Value = serde_json::from_str(&live.stdout).expect("JSON");
+    assert_eq!(live, planned, "the dry run and the live run ended differently");
+    assert_eq!(tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(), planned["dst"].to_string());
+    assert_eq!(run(&["-c", &seed, "check"]).code, 0);
+}

@@ -1,0 +1,351 @@
+//! `rebalance` and `reshard` on real clusters: exact shares (no slot lost to
+//! rounding), weights by id, prefix or address, draining with weight 0, `--simulate`
+//! changing nothing, reshard moving exactly N slots, one-sentence refusals that leave
+//! the cluster as it was, and every key still there with its value afterwards.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use slotsmith::cluster::topology::parse_cluster_nodes;
+
+use crate::support::{run, Output, TestCluster};
+
+/// Slots each node holds in its own view (0 for a replica), by port.
+fn slot_counts(tc: &TestCluster) -> BTreeMap<u16, usize> {
+    tc.ports()
+        .into_iter()
+        .map(|p| {
+            let text = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+            let nodes = parse_cluster_nodes(&text).expect("CLUSTER NODES parses");
+            let me = nodes.iter().find(|n| n.is_myself()).expect("myself line");
+            (p, if me.is_master() { me.slot_count() } else { 0 })
+        })
+        .collect()
+}
+
+fn counts_of(tc: &TestCluster, ports: &[u16]) -> Vec<usize> {
+    let c = slot_counts(tc);
+    ports.iter().map(|p| c[p]).collect()
+}
+
+fn id(tc: &TestCluster, port: u16) -> String {
+    tc.redis_cli(port, &["CLUSTER", "MYID"]).trim().to_string()
+}
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+/// The lab's value of key number `i` (64 bytes of `value-000042:` repeated).
+fn lab_value(i: u64) -> String {
+    format!("value-{i:06}:").chars().cycle().take(64).collect()
+}
+
+/// Every key is still there: the total over the masters and a sample of values.
+fn assert_keys(tc: &TestCluster, total: u64) {
+    assert_eq!(tc.total_keys(), total, "keys over the masters");
+    for i in (0..total).step_by(997).chain([total - 1]) {
+        let key = format!("key:{i:06}");
+        let got = tc.redis_cli(tc.ports()[1], &["-c", "GET", &key]);
+        assert_eq!(got.trim(), lab_value(i), "value of {key}");
+    }
+}
+
+/// `redis-cli --cluster check` reports no problem (replicas may take a moment to learn
+/// the new owners by gossip).
+fn assert_check_clean(tc: &TestCluster) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = tc.cluster_check();
+        let clean = text.contains("[OK] All nodes agree about slots configuration.")
+            && text.contains("[OK] All 16384 slots covered.")
+            && !text.contains("[WARNING]")
+            && !text.contains("[ERR]");
+        if clean {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-cli --cluster check:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A refusal: the expected exit code and one sentence (then at most where it was raised).
+fn assert_refused(out: &Output, code: i32, phrase: &str) {
+    assert_eq!(out.code, code, "{out}");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(first.contains(phrase), "expected \"{phrase}\" in: {out}");
+}
+
+#[test]
+fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
+    const KEYS: u64 = 20_000;
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = KEYS;
+    });
+    let seed = tc.seed();
+    let p = tc.ports();
+    let (a, b, c, e) = (p[0], p[1], p[2], p[3]);
+    let all = [a, b, c, e];
+    let cl = |args: &[&str]| {
+        let mut v = vec!["-c", seed.as_str()];
+        v.extend_from_slice(args);
+        run(&v)
+    };
+    let start = counts_of(&tc, &all);
+    assert_eq!(start, vec![5462, 5461, 5461, 0]);
+
+    // Bad input: one sentence, nothing changed.
+    let (aa, ea) = (addr(a), addr(e));
+    let bad: Vec<(Vec<String>, i32, String)> = vec![
+        (
+            vec!["rebalance".into(), "--weight".into(), "abc".into()],
+            1,
+            "--weight abc".into(),
+        ),
+        (
+            vec!["rebalance".into(), "--weight".into(), format!("{aa}=-1")],
+            1,
+            "a weight must be 0 or more".into(),
+        ),
+        (
+            vec!["rebalance".into(), "--weight".into(), format!("{aa}=abc")],
+            1,
+            "\"abc\" is not a number".into(),
+        ),
+        (
+            vec![
+                "rebalance".into(),
+                "--weight".into(),
+                "127.0.0.1:1=2".into(),
+            ],
+            1,
+            "no node at 127.0.0.1:1".into(),
+        ),
+        (
+            ["reshard", "--from", "all", "--to", &ea, "--slots", "0"]
+                .map(String::from)
+                .to_vec(),
+            2,
+            "--slots".into(),
+        ),
+        (
+            ["reshard", "--from", &aa, "--to", &ea, "--slots", "6000"]
+                .map(String::from)
+                .to_vec(),
+            1,
+            "the sources hold only 5462".into(),
+        ),
+        (
+            [
+                "reshard",
+                "--from",
+                &format!("{aa},{ea}"),
+                "--to",
+                &ea,
+                "--slots",
+                "10",
+            ]
+            .map(String::from)
+            .to_vec(),
+            1,
+            "is also among --from".into(),
+        ),
+        (
+            [
+                "reshard",
+                "--from",
+                "127.0.0.1:1",
+                "--to",
+                &ea,
+                "--slots",
+                "10",
+            ]
+            .map(String::from)
+            .to_vec(),
+            1,
+            "no node at 127.0.0.1:1".into(),
+        ),
+    ];
+    for (args, code, phrase) in &bad {
+        let mut v: Vec<&str> = args.iter().map(String::as_str).collect();
+        v.push("-y");
+        assert_refused(&cl(&v), *code, phrase);
+    }
+    assert_eq!(
+        counts_of(&tc, &all),
+        start,
+        "a refused command changed slots"
+    );
+
+    // --simulate shows the plan and changes nothing (and asks nothing: no terminal here).
+    let out = cl(&["rebalance", "--use-empty-masters", "--simulate"]);
+    assert_eq!(out.code, 0, "{out}");
+    for (src, n) in [(a, 1366), (b, 1365), (c, 1365)] {
+        let line = format!("{} -> {}: {n} slots", addr(src), ea);
+        assert!(out.stdout.contains(&line), "no \"{line}\" in {out}");
+    }
+    let out = cl(&[
+        "reshard",
+        "--from",
+        "all",
+        "--to",
+        &ea,
+        "--slots",
+        "100",
+        "--simulate",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("100 slot(s) to move"), "{out}");
+    assert_eq!(counts_of(&tc, &all), start, "--simulate changed slots");
+
+    // The steps as modules: importing does not run the command; plans are plain data.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plans.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            r#"
+            import "rebalance" as rb;
+            import "reshard" as reshard;
+            let p = rb::plan(#{{weights: #{{"{ea}": 3}}, use_empty_masters: true}});
+            let r = reshard::plan(#{{from: "all", to: "{ea}", slots: 7}});
+            #{{needed: p.needed, moves: p.moves.len(), first: p.moves[0], pairs: p.summary.len(),
+               expected: p.expected.values(), reshard: r.moves.len()}}
+            "#
+        ),
+    )
+    .unwrap();
+    let out = cl(&["--json", "run", script.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    // 16384 * 3/6 = 8192 for the empty master, 2730.67 for the others (+1 to two of them).
+    assert_eq!(v["needed"], Value::Bool(true), "{out}");
+    assert_eq!(v["moves"].as_u64(), Some(8192), "{out}");
+    assert_eq!(v["first"]["slot"].as_u64(), Some(0), "{out}");
+    assert_eq!(v["pairs"].as_u64(), Some(3), "{out}");
+    let mut expected: Vec<u64> = v["expected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(expected, vec![2730, 2731, 2731, 8192], "{out}");
+    assert_eq!(v["reshard"].as_u64(), Some(7), "{out}");
+    assert_eq!(counts_of(&tc, &all), start, "planning changed slots");
+
+    // The empty master gets its exact share: 16384 / 4 = 4096 each.
+    let out = cl(&["rebalance", "--use-empty-masters", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    let summary = out
+        .stdout
+        .find(&format!("{aa} -> {ea}: 1366 slots"))
+        .expect("summary");
+    let moved = out
+        .stdout
+        .find(">>> Moved 4096 slot(s)")
+        .expect("result line");
+    assert!(summary < moved, "{out}");
+    assert!(out.stdout.contains("[OK] The cluster is healthy"), "{out}");
+    assert_eq!(counts_of(&tc, &all), vec![4096; 4]);
+    assert_keys(&tc, KEYS);
+    assert_check_clean(&tc);
+
+    let out = cl(&["rebalance", "--use-empty-masters", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("No rebalancing needed"), "{out}");
+    assert_eq!(counts_of(&tc, &all), vec![4096; 4]);
+
+    // Weight 2 by id prefix: 2/5 of the slots; the rounding leftovers go to the largest
+    // fractions (16384/5 = 3276.8 beats 6553.6's .6), so 3277 x 3 + 6553 = 16384.
+    let e_prefix = id(&tc, e)[..12].to_string();
+    let weight = format!("{e_prefix}=2");
+    let out = cl(&["--json", "rebalance", "--weight", &weight, "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(v["needed"], Value::Bool(true), "{out}");
+    assert_eq!(v["moves"].as_array().map(Vec::len), Some(2457), "{out}");
+    assert_eq!(v["result"]["slots"].as_u64(), Some(2457), "{out}");
+    assert_eq!(v["expected"][id(&tc, e)].as_u64(), Some(6553), "{out}");
+    assert_eq!(v["current"][id(&tc, e)].as_u64(), Some(4096), "{out}");
+    assert_eq!(v["ok"], Value::Bool(true), "{out}");
+    assert_eq!(counts_of(&tc, &all), vec![3277, 3277, 3277, 6553]);
+
+    // reshard --from all: exactly 1000, in proportion (3277 each: 333.33 + the
+    // leftover to the lowest address).
+    let out = cl(&[
+        "reshard", "--from", "all", "--to", &ea, "--slots", "1000", "-y",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(counts_of(&tc, &all), vec![2943, 2944, 2944, 7553]);
+
+    // reshard --from A,B to C: exactly 500 more on C, all of them from A and B.
+    let from = format!("{},{}", addr(a), addr(b));
+    let out = cl(&[
+        "reshard",
+        "--from",
+        &from,
+        "--to",
+        &addr(c),
+        "--slots",
+        "500",
+        "-y",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let now = counts_of(&tc, &all);
+    assert_eq!(now[2], 2944 + 500, "{out}");
+    assert_eq!(now[0] + now[1], 2943 + 2944 - 500, "{out}");
+    assert_eq!(now[3], 7553);
+    assert_keys(&tc, KEYS);
+
+    // Weight 0 drains A completely (it may then turn into a replica); the rest share
+    // 16384 three ways: 5461.33, the leftover slot to the lowest address.
+    let out = cl(&["rebalance", "--weight", &format!("{aa}=0"), "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(counts_of(&tc, &all), vec![0, 5462, 5461, 5461]);
+    assert_keys(&tc, KEYS);
+    assert_check_clean(&tc);
+}
+
+#[test]
+fn draining_a_master_with_a_replica_leaves_a_healthy_cluster() {
+    const KEYS: u64 = 5_000;
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 1;
+        s.empty = 1;
+        s.keys = KEYS;
+    });
+    let seed = tc.seed();
+    let p = tc.ports();
+    // Masters, then their replicas, then the empty master.
+    let (a, b, c, e) = (p[0], p[1], p[2], p[6]);
+    let weight = format!("{}=0", addr(a));
+    let out = run(&[
+        "-c",
+        &seed,
+        "rebalance",
+        "--use-empty-masters",
+        "--weight",
+        &weight,
+        "-y",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("{} -> {}: ", addr(a), addr(b))),
+        "{out}"
+    );
+    assert!(out.stdout.contains("[OK] The cluster is healthy"), "{out}");
+    assert_eq!(counts_of(&tc, &[a, b, c, e]), vec![0, 5462, 5461, 5461]);
+    assert_keys(&tc, KEYS);
+    assert_check_clean(&tc);
+}
