@@ -126,6 +126,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         }
         Command::Run { script, args } => run_script(g, &rt, script, args, false),
         Command::Api => api(g, &rt),
+        Command::Repl => crate::repl::run(g, &rt, conn_options(g), run_options(g)),
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
@@ -138,8 +139,17 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 }
             })?;
             snap.save(file).map_err(AppError::Failed)?;
-            let keys: usize = snap.nodes.iter().flat_map(|n| n.slots.values()).map(Vec::len).sum();
-            println!("saved {} nodes and {keys} key names to {}", snap.nodes.len(), file.display());
+            let keys: usize = snap
+                .nodes
+                .iter()
+                .flat_map(|n| n.slots.values())
+                .map(Vec::len)
+                .sum();
+            println!(
+                "saved {} nodes and {keys} key names to {}",
+                snap.nodes.len(),
+                file.display()
+            );
             Ok(0)
         }
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
@@ -186,13 +196,17 @@ fn run_script(
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
         None => Rc::new(LiveCluster::new(&g.cluster, conn_options(g), rt.clone())),
     };
-    let memory = (g.dry_run || dry_run || g.snapshot.is_some()).then(|| Rc::new(MemoryCluster::new(live.clone())));
+    let memory = (g.dry_run || dry_run || g.snapshot.is_some())
+        .then(|| Rc::new(MemoryCluster::new(live.clone())));
     let cluster: Rc<dyn Cluster> = match &memory {
         Some(m) => m.clone(),
         None => live,
     };
     let runner = Runner::new(cluster, run_options(g), path);
     let outcome = runner.run(&script, args);
+    if let Ok(Some(m)) = outcome.as_ref().map(|o| o.message.as_ref()) {
+        eprintln!("slotsmith: {m}");
+    }
     let Some(memory) = memory else {
         let outcome = outcome?;
         if g.json {
@@ -218,12 +232,20 @@ fn run_script(
     } else if plan.is_empty() {
         println!("Dry run: the script would write nothing.");
     } else {
-        let pairs: Vec<String> = summary.keys_moved.iter().map(|(k, v)| format!("{k}: {v} keys")).collect();
+        let pairs: Vec<String> = summary
+            .keys_moved
+            .iter()
+            .map(|(k, v)| format!("{k}: {v} keys"))
+            .collect();
         println!(
             "Dry run: nothing was written. The plan ({} commands, {} slots change owner{}):",
             summary.commands,
             summary.slots_moved,
-            if pairs.is_empty() { String::new() } else { format!("; {}", pairs.join(", ")) }
+            if pairs.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", pairs.join(", "))
+            }
         );
         print!("{}", crate::cluster::memory::render(&plan));
     }
@@ -231,9 +253,15 @@ fn run_script(
 }
 
 fn print_json(value: &rhai::Dynamic) -> Result<(), AppError> {
-    let value: serde_json::Value = rhai::serde::from_dynamic(value)
-        .map_err(|e| AppError::Failed(format!("the script's result cannot be written as JSON: {e}")))?;
-    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    let value: serde_json::Value = rhai::serde::from_dynamic(value).map_err(|e| {
+        AppError::Failed(format!(
+            "the script's result cannot be written as JSON: {e}"
+        ))
+    })?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
     Ok(())
 }
 

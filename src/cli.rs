@@ -115,7 +115,12 @@ pub enum Command {
         #[arg(long)]
         use_empty_masters: bool,
         /// Only rebalance when some master is more than PCT percent off its share.
-        #[arg(long, value_name = "PCT", default_value_t = 2.0)]
+        #[arg(
+            long,
+            value_name = "PCT",
+            default_value_t = 2.0,
+            allow_hyphen_values = true
+        )]
         threshold: f64,
         /// Keys per MIGRATE.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -163,6 +168,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Interactive Rhai session with the primitives loaded.
+    Repl,
     /// The script path: list names and where they resolve, show one, or eject a bundled one to edit.
     Scripts {
         #[command(subcommand)]

@@ -7,6 +7,7 @@
 //!   (user directories, then the bundled `stdlib/`).
 //! - [`lab`]: throwaway local clusters of real `redis-server` processes, used by
 //!   operators to practise and by the tests.
+//! - [`repl`]: `slotsmith repl`, the interactive session over the same engine.
 //! - [`cli`] and [`app`]: the command line and what each command runs.
 
 pub mod app;
@@ -14,4 +15,5 @@ pub mod cli;
 pub mod cluster;
 pub mod interrupt;
 pub mod lab;
+pub mod repl;
 pub mod script;

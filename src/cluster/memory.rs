@@ -54,6 +54,15 @@ struct Overlay {
     plan: Vec<Planned>,
 }
 
+/// One node's own view of one slot.
+struct SlotState {
+    id: String,
+    owns: bool,
+    migrating: Option<String>,
+    importing: Option<String>,
+    master: bool,
+}
+
 /// See the module docs.
 pub struct MemoryCluster {
     base: Rc<dyn Cluster>,
@@ -62,13 +71,25 @@ pub struct MemoryCluster {
 
 /// Commands that only read, passed through to the base by `call`.
 const READS: &[&str] = &[
-    "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN", "HGETALL", "HGET",
-    "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS", "MEMORY", "OBJECT", "CONFIG", "TIME",
-    "ROLE", "READONLY", "ECHO", "LASTSAVE", "CLIENT", "SLOWLOG", "LATENCY", "ACL",
+    "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN",
+    "HGETALL", "HGET", "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS",
+    "MEMORY", "OBJECT", "CONFIG", "TIME", "ROLE", "READONLY", "ECHO", "LASTSAVE", "CLIENT",
+    "SLOWLOG", "LATENCY", "ACL",
 ];
 const CLUSTER_READS: &[&str] = &[
-    "INFO", "NODES", "MYID", "KEYSLOT", "COUNTKEYSINSLOT", "GETKEYSINSLOT", "SLOTS", "SHARDS", "REPLICAS", "SLAVES",
-    "LINKS", "COUNT-FAILURE-REPORTS", "MYSHARDID",
+    "INFO",
+    "NODES",
+    "MYID",
+    "KEYSLOT",
+    "COUNTKEYSINSLOT",
+    "GETKEYSINSLOT",
+    "SLOTS",
+    "SHARDS",
+    "REPLICAS",
+    "SLAVES",
+    "LINKS",
+    "COUNT-FAILURE-REPORTS",
+    "MYSHARDID",
 ];
 
 fn err(addr: &str, command: String, reason: String) -> ClusterError {
@@ -148,7 +169,14 @@ impl MemoryCluster {
         self.inner.borrow().plan.clone()
     }
 
-    fn record(&self, node: &str, command: String, slot: Option<u16>, keys: u64, to: Option<String>) {
+    fn record(
+        &self,
+        node: &str,
+        command: String,
+        slot: Option<u16>,
+        keys: u64,
+        to: Option<String>,
+    ) {
         self.inner.borrow_mut().plan.push(Planned {
             node: node.to_string(),
             command,
@@ -171,7 +199,10 @@ impl MemoryCluster {
     fn with_views<T>(&self, f: impl FnOnce(&mut Vec<NodeView>) -> Result<T>) -> Result<T> {
         self.load_views()?;
         let mut inner = self.inner.borrow_mut();
-        let views = inner.views.as_mut().ok_or_else(|| ClusterError::State("no views".into()))?;
+        let views = inner
+            .views
+            .as_mut()
+            .ok_or_else(|| ClusterError::State("no views".into()))?;
         f(views)
     }
 
@@ -179,7 +210,14 @@ impl MemoryCluster {
     fn own<'a>(views: &'a mut [NodeView], addr: &str) -> Result<(&'a mut Vec<NodeInfo>, String)> {
         let v = views
             .iter_mut()
-            .find(|v| v.addr == addr || v.state.as_ref().ok().and_then(|s| s.myself()).is_some_and(|m| m.addr() == addr))
+            .find(|v| {
+                v.addr == addr
+                    || v.state
+                        .as_ref()
+                        .ok()
+                        .and_then(|s| s.myself())
+                        .is_some_and(|m| m.addr() == addr)
+            })
             .ok_or_else(|| ClusterError::Connect {
                 addr: addr.to_string(),
                 reason: "not a node of this cluster".into(),
@@ -231,30 +269,38 @@ impl MemoryCluster {
     }
 
     /// The marker state and ownership of a slot in one node's own view.
-    fn slot_state(&self, addr: &str, slot: u16) -> Result<(String, bool, Option<String>, Option<String>, bool)> {
+    fn slot_state(&self, addr: &str, slot: u16) -> Result<SlotState> {
         self.with_views(|views| {
             let (nodes, id) = Self::own(views, addr)?;
-            let me = nodes.iter().find(|n| n.id == id).cloned().unwrap_or_else(|| nodes[0].clone());
-            Ok((
+            let me = nodes
+                .iter()
+                .find(|n| n.id == id)
+                .cloned()
+                .unwrap_or_else(|| nodes[0].clone());
+            Ok(SlotState {
+                owns: me.owns(slot),
+                migrating: me.migrating.get(&slot).cloned(),
+                importing: me.importing.get(&slot).cloned(),
+                master: me.is_master(),
                 id,
-                me.owns(slot),
-                me.migrating.get(&slot).cloned(),
-                me.importing.get(&slot).cloned(),
-                me.is_master(),
-            ))
+            })
         })
     }
 
     fn apply_setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
         let command = format!("CLUSTER SETSLOT {slot} {}", action.args().join(" "));
-        let (id, owns, _, _, master) = self.slot_state(addr, slot)?;
+        let SlotState {
+            id, owns, master, ..
+        } = self.slot_state(addr, slot)?;
         let fail = |reason: String| err(addr, command.clone(), reason);
         if !master {
             return Err(fail("ERR Please use SETSLOT only with masters.".into()));
         }
         match action {
             SetSlot::Importing(_) if owns => {
-                return Err(fail(format!("ERR I'm already the owner of hash slot {slot}")));
+                return Err(fail(format!(
+                    "ERR I'm already the owner of hash slot {slot}"
+                )));
             }
             SetSlot::Migrating(_) if !owns => {
                 return Err(fail(format!("ERR I'm not the owner of hash slot {slot}")));
@@ -312,7 +358,11 @@ impl MemoryCluster {
         let Some(pos) = from.iter().position(|p| &p.key == key) else {
             return;
         };
-        let placed = if copy { from[pos].clone() } else { from.remove(pos) };
+        let placed = if copy {
+            from[pos].clone()
+        } else {
+            from.remove(pos)
+        };
         let to = inner.slots.entry((dst.to_string(), slot)).or_default();
         let added = match to.iter().position(|p| &p.key == key) {
             Some(i) => {
@@ -367,7 +417,11 @@ impl Cluster for MemoryCluster {
 
     fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>> {
         if let Some(keys) = self.inner.borrow().slots.get(&(addr.to_string(), slot)) {
-            return Ok(keys.iter().take(count as usize).map(|p| p.key.clone()).collect());
+            return Ok(keys
+                .iter()
+                .take(count as usize)
+                .map(|p| p.key.clone())
+                .collect());
         }
         self.base.getkeysinslot(addr, slot, count)
     }
@@ -379,18 +433,39 @@ impl Cluster for MemoryCluster {
             by_slot.entry(slot_of(k)).or_default().push(k);
         }
         if by_slot.len() > 1 {
-            return Err(err(src, command, "CROSSSLOT Keys in request don't hash to the same slot".into()));
+            return Err(err(
+                src,
+                command,
+                "CROSSSLOT Keys in request don't hash to the same slot".into(),
+            ));
         }
         let Some((&slot, keys)) = by_slot.iter().next() else {
             return Ok(());
         };
-        let (_, s_owns, _, s_imports, _) = self.slot_state(src, slot)?;
-        let (_, d_owns, d_migrating, d_imports, _) = self.slot_state(dst, slot)?;
+        let SlotState {
+            owns: s_owns,
+            importing: s_imports,
+            ..
+        } = self.slot_state(src, slot)?;
+        let SlotState {
+            owns: d_owns,
+            migrating: d_migrating,
+            importing: d_imports,
+            ..
+        } = self.slot_state(dst, slot)?;
         if !s_owns && s_imports.is_none() {
-            return Err(err(src, command, format!("MOVED {slot} (the node neither owns nor imports the slot)")));
+            return Err(err(
+                src,
+                command,
+                format!("MOVED {slot} (the node neither owns nor imports the slot)"),
+            ));
         }
         if !d_owns && d_imports.is_none() {
-            return Err(err(src, command, format!("ERR Target instance replied with error: MOVED {slot}")));
+            return Err(err(
+                src,
+                command,
+                format!("ERR Target instance replied with error: MOVED {slot}"),
+            ));
         }
         self.touch(src, slot)?;
         self.touch(dst, slot)?;
@@ -410,10 +485,23 @@ impl Cluster for MemoryCluster {
                 continue;
             }
             if d_migrating.is_some() && !on_dst {
-                return Err(err(src, command, format!("ERR Target instance replied with error: ASK {slot} {}", d_migrating.unwrap_or_default())));
+                return Err(err(
+                    src,
+                    command,
+                    format!(
+                        "ERR Target instance replied with error: ASK {slot} {}",
+                        d_migrating.unwrap_or_default()
+                    ),
+                ));
             }
             if on_dst && !opts.replace {
-                self.record(src, format!("MIGRATE to {dst} KEYS ({moved} keys)"), Some(slot), moved, Some(dst.to_string()));
+                self.record(
+                    src,
+                    format!("MIGRATE to {dst} KEYS ({moved} keys)"),
+                    Some(slot),
+                    moved,
+                    Some(dst.to_string()),
+                );
                 return Err(err(src, command, "ERR Target instance replied with error: BUSYKEY Target key name already exists.".into()));
             }
             self.move_placed(src, dst, slot, k, opts.copy);
@@ -429,7 +517,13 @@ impl Cluster for MemoryCluster {
         let sample: Vec<String> = keys.iter().take(3).map(|k| key_text(k)).collect();
         let more = if keys.len() > 3 { ", ..." } else { "" };
         words.push(format!("KEYS {}{more} ({moved} keys)", sample.join(" ")));
-        self.record(src, words.join(" "), Some(slot), moved, Some(dst.to_string()));
+        self.record(
+            src,
+            words.join(" "),
+            Some(slot),
+            moved,
+            Some(dst.to_string()),
+        );
         Ok(())
     }
 
@@ -442,7 +536,11 @@ impl Cluster for MemoryCluster {
         self.with_views(|views| {
             let (nodes, id) = Self::own(views, addr)?;
             if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_some()) {
-                return Err(err(addr, command.clone(), format!("ERR Slot {s} is already busy")));
+                return Err(err(
+                    addr,
+                    command.clone(),
+                    format!("ERR Slot {s} is already busy"),
+                ));
             }
             for s in slots {
                 set_owner(nodes, *s, Some(&id));
@@ -467,7 +565,11 @@ impl Cluster for MemoryCluster {
         self.with_views(|views| {
             let (nodes, _) = Self::own(views, addr)?;
             if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_none()) {
-                return Err(err(addr, command.clone(), format!("ERR Slot {s} is already unassigned")));
+                return Err(err(
+                    addr,
+                    command.clone(),
+                    format!("ERR Slot {s} is already unassigned"),
+                ));
             }
             for s in slots {
                 set_owner(nodes, *s, None);
@@ -479,13 +581,24 @@ impl Cluster for MemoryCluster {
     }
 
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
-        let word = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).to_ascii_uppercase()).unwrap_or_default();
-        let read = READS.contains(&word(0).as_str()) || (word(0) == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()));
+        let word = |i: usize| {
+            args.get(i)
+                .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+                .unwrap_or_default()
+        };
+        let read = READS.contains(&word(0).as_str())
+            || (word(0) == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()));
         if read {
             return self.base.call(addr, args);
         }
         // Not simulated: recorded, answered OK.
-        self.record(addr, format!("{} (not simulated)", super::conn::describe(args)), None, 0, None);
+        self.record(
+            addr,
+            format!("{} (not simulated)", super::conn::describe(args)),
+            None,
+            0,
+            None,
+        );
         Ok(Reply::Status("OK".into()))
     }
 
@@ -511,9 +624,17 @@ impl Cluster for MemoryCluster {
                 .map(|v| v.iter().find(|p| &p.key == k).map(|p| p.origin.clone()));
             let value = match placed {
                 // Values never change in a plan: read it where the base has it.
-                Some(Some(origin)) => self.base.dump(&origin, std::slice::from_ref(k))?.pop().flatten(),
+                Some(Some(origin)) => self
+                    .base
+                    .dump(&origin, std::slice::from_ref(k))?
+                    .pop()
+                    .flatten(),
                 Some(None) => None,
-                None => self.base.dump(addr, std::slice::from_ref(k))?.pop().flatten(),
+                None => self
+                    .base
+                    .dump(addr, std::slice::from_ref(k))?
+                    .pop()
+                    .flatten(),
             };
             out.push(value);
         }
@@ -530,7 +651,15 @@ impl Cluster for MemoryCluster {
             }
             Ok(())
         })?;
-        self.record(addr, format!("MULTI; CLUSTER DELSLOTS {slot}; CLUSTER ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC"), Some(slot), 0, None);
+        self.record(
+            addr,
+            format!(
+                "MULTI; CLUSTER DELSLOTS {slot}; CLUSTER ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC"
+            ),
+            Some(slot),
+            0,
+            None,
+        );
         Ok(())
     }
 
@@ -565,14 +694,14 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
                 break;
             }
             for s in batch {
-                let (_, owns, _, imports, _) = c.slot_state(&dst, *s)?;
-                if !owns && imports.as_deref() != Some(src_id.as_str()) {
+                let st = c.slot_state(&dst, *s)?;
+                if !st.owns && st.importing.as_deref() != Some(src_id.as_str()) {
                     c.setslot(&dst, *s, &SetSlot::Importing(src_id.clone()))?;
                 }
             }
             for s in batch {
-                let (_, owns, migrating, _, _) = c.slot_state(&src, *s)?;
-                if owns && migrating.as_deref() != Some(dst_id.as_str()) {
+                let st = c.slot_state(&src, *s)?;
+                if st.owns && st.migrating.as_deref() != Some(dst_id.as_str()) {
                     c.setslot(&src, *s, &SetSlot::Migrating(dst_id.clone()))?;
                 }
             }
@@ -588,11 +717,16 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
                 .filter(|n| n.is_master() && !n.failing() && n.addr() != src && n.addr() != dst)
                 .map(|n| n.addr())
                 .collect();
-            for addr in std::iter::once(&dst).chain(std::iter::once(&src)).chain(others.iter()) {
+            for addr in std::iter::once(&dst)
+                .chain(std::iter::once(&src))
+                .chain(others.iter())
+            {
                 for s in batch {
                     match c.setslot(addr, *s, &SetSlot::Node(dst_id.clone())) {
                         Ok(()) => {}
-                        Err(e) if e.server_reply().is_some_and(|r| r.contains("only with masters")) => {}
+                        Err(e)
+                            if e.server_reply()
+                                .is_some_and(|r| r.contains("only with masters")) => {}
                         Err(e) => return Err(e),
                     }
                 }
@@ -658,13 +792,21 @@ pub fn render(plan: &[Planned]) -> String {
     let mut out = String::new();
     for node in order {
         out.push_str(&format!("{node}\n"));
-        let mine: Vec<(usize, &Planned)> = plan.iter().enumerate().filter(|(_, p)| p.node == node).collect();
+        let mine: Vec<(usize, &Planned)> = plan
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.node == node)
+            .collect();
         let mut i = 0;
         while i < mine.len() {
             let (n, first) = mine[i];
             let t = template(first);
             let mut j = i + 1;
-            while j < mine.len() && first.slot.is_some() && mine[j].1.slot.is_some() && template(mine[j].1) == t {
+            while j < mine.len()
+                && first.slot.is_some()
+                && mine[j].1.slot.is_some()
+                && template(mine[j].1) == t
+            {
                 j += 1;
             }
             let run: Vec<&Planned> = mine[i..j].iter().map(|(_, p)| *p).collect();
@@ -673,9 +815,21 @@ pub fn render(plan: &[Planned]) -> String {
                 first.command.clone()
             } else if first.to.is_some() {
                 let keys: u64 = run.iter().map(|p| p.keys).sum();
-                format!("{t} KEYS of slots {} ({keys} keys, {} commands)", format_ranges(&ranges_of(&slots)), run.len())
+                format!(
+                    "{t} KEYS of slots {} ({keys} keys, {} commands)",
+                    format_ranges(&ranges_of(&slots)),
+                    run.len()
+                )
             } else {
-                t.replacen("{}", &format!("{} ({} slots)", format_ranges(&ranges_of(&slots)), slots.len()), 1)
+                t.replacen(
+                    "{}",
+                    &format!(
+                        "{} ({} slots)",
+                        format_ranges(&ranges_of(&slots)),
+                        slots.len()
+                    ),
+                    1,
+                )
             };
             out.push_str(&format!("  {:>5}. {line}\n", n + 1));
             i = j;
@@ -688,7 +842,10 @@ impl MemoryCluster {
     /// The id of the node at an address, for summaries.
     pub fn id_at(&self, addr: &str) -> Option<String> {
         let views = self.views().ok()?;
-        super::merged_nodes(&views).into_iter().find(|n| n.addr() == addr).map(|n| n.id)
+        super::merged_nodes(&views)
+            .into_iter()
+            .find(|n| n.addr() == addr)
+            .map(|n| n.id)
     }
 
     /// The address of a node id, for the plan's readers.

@@ -34,7 +34,9 @@ fn raw_nodes_text(c: &dyn Cluster, addr: &str) -> Result<String> {
     match c.call(addr, &[b"CLUSTER".to_vec(), b"NODES".to_vec()])? {
         Reply::Bulk(b) => Ok(String::from_utf8_lossy(&b).to_string()),
         Reply::Status(s) => Ok(s),
-        other => Err(ClusterError::State(format!("CLUSTER NODES on {addr}: unexpected reply {other:?}"))),
+        other => Err(ClusterError::State(format!(
+            "CLUSTER NODES on {addr}: unexpected reply {other:?}"
+        ))),
     }
 }
 
@@ -58,7 +60,12 @@ impl Snapshot {
                     if st.myself().is_some_and(|m| m.is_master()) {
                         for (slot, n) in c.key_counts(&v.addr)? {
                             let keys = c.getkeysinslot(&v.addr, slot, n)?;
-                            node.slots.insert(slot, keys.iter().map(|k| String::from_utf8_lossy(k).to_string()).collect());
+                            node.slots.insert(
+                                slot,
+                                keys.iter()
+                                    .map(|k| String::from_utf8_lossy(k).to_string())
+                                    .collect(),
+                            );
                         }
                     }
                 }
@@ -78,27 +85,34 @@ impl Snapshot {
     }
 
     pub fn load(path: &Path) -> std::result::Result<Snapshot, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
         let snap: Snapshot = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a slotsmith snapshot: {e}", path.display()))?;
         for n in &snap.nodes {
             if let Some(text) = &n.cluster_nodes {
-                parse_cluster_nodes(text).map_err(|e| format!("{}: node {}: {e}", path.display(), n.addr))?;
+                parse_cluster_nodes(text)
+                    .map_err(|e| format!("{}: node {}: {e}", path.display(), n.addr))?;
             }
         }
         Ok(snap)
     }
 
     fn node(&self, addr: &str) -> Result<&SnapshotNode> {
-        self.nodes.iter().find(|n| n.addr == addr).ok_or_else(|| ClusterError::Connect {
-            addr: addr.to_string(),
-            reason: "not a node of the snapshot".into(),
-        })
+        self.nodes
+            .iter()
+            .find(|n| n.addr == addr)
+            .ok_or_else(|| ClusterError::Connect {
+                addr: addr.to_string(),
+                reason: "not a node of the snapshot".into(),
+            })
     }
 }
 
 fn read_only(addr: &str, what: &str) -> ClusterError {
-    ClusterError::State(format!("{what} on {addr}: a snapshot is read-only (run it with --dry-run)"))
+    ClusterError::State(format!(
+        "{what} on {addr}: a snapshot is read-only (run it with --dry-run)"
+    ))
 }
 
 impl Cluster for Snapshot {
@@ -114,7 +128,10 @@ impl Cluster for Snapshot {
                 addr: n.addr.clone(),
                 state: match (&n.cluster_nodes, &n.error) {
                     (Some(text), _) => parse_cluster_nodes(text)
-                        .map(|nodes| NodeState { nodes, keys: n.keys })
+                        .map(|nodes| NodeState {
+                            nodes,
+                            keys: n.keys,
+                        })
                         .map_err(|e| e.to_string()),
                     (None, e) => Err(e.clone().unwrap_or_else(|| "not asked".into())),
                 },
@@ -123,7 +140,11 @@ impl Cluster for Snapshot {
     }
 
     fn countkeysinslot(&self, addr: &str, slot: u16) -> Result<u64> {
-        Ok(self.node(addr)?.slots.get(&slot).map_or(0, |k| k.len() as u64))
+        Ok(self
+            .node(addr)?
+            .slots
+            .get(&slot)
+            .map_or(0, |k| k.len() as u64))
     }
 
     fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>> {
@@ -131,7 +152,12 @@ impl Cluster for Snapshot {
             .node(addr)?
             .slots
             .get(&slot)
-            .map(|k| k.iter().take(count as usize).map(|k| k.as_bytes().to_vec()).collect())
+            .map(|k| {
+                k.iter()
+                    .take(count as usize)
+                    .map(|k| k.as_bytes().to_vec())
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -152,10 +178,23 @@ impl Cluster for Snapshot {
     }
 
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
-        let words: Vec<String> = args.iter().take(2).map(|a| String::from_utf8_lossy(a).to_ascii_uppercase()).collect();
-        match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        let words: Vec<String> = args
+            .iter()
+            .take(2)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+            .collect();
+        match words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
             ["CLUSTER", "NODES"] => Ok(Reply::Bulk(
-                self.node(addr)?.cluster_nodes.clone().unwrap_or_default().into_bytes(),
+                self.node(addr)?
+                    .cluster_nodes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_bytes(),
             )),
             ["DBSIZE", ..] => Ok(Reply::Int(self.node(addr)?.keys as i64)),
             ["PING", ..] => Ok(Reply::Status("PONG".into())),
@@ -167,11 +206,18 @@ impl Cluster for Snapshot {
     }
 
     fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
-        Ok(self.node(addr)?.slots.iter().map(|(s, k)| (*s, k.len() as u64)).collect())
+        Ok(self
+            .node(addr)?
+            .slots
+            .iter()
+            .map(|(s, k)| (*s, k.len() as u64))
+            .collect())
     }
 
     fn dump(&self, addr: &str, _keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
-        Err(ClusterError::State(format!("DUMP on {addr}: a snapshot holds key names, not values")))
+        Err(ClusterError::State(format!(
+            "DUMP on {addr}: a snapshot holds key names, not values"
+        )))
     }
 
     fn claim_slot(&self, addr: &str, _slot: u16) -> Result<()> {
@@ -179,6 +225,9 @@ impl Cluster for Snapshot {
     }
 
     fn move_slots(&self, moves: &[SlotMove], _opts: &MoveOpts) -> Result<SlotMoved> {
-        Err(read_only(&moves.first().map(|m| m.src.clone()).unwrap_or_default(), "move_slots"))
+        Err(read_only(
+            &moves.first().map(|m| m.src.clone()).unwrap_or_default(),
+            "move_slots",
+        ))
     }
 }

@@ -21,6 +21,8 @@ pub struct Outcome {
     pub code: i32,
     /// The script's last value, or the one given to `exit`.
     pub value: Dynamic,
+    /// The sentence given to `fail`, for stderr.
+    pub message: Option<String>,
 }
 
 /// Why a script could not finish.
@@ -110,7 +112,11 @@ impl Runner {
         ast.set_source(name);
         *self.host.last_error.borrow_mut() = None;
         match self.engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
-            Ok(value) => Ok(Outcome { code: 0, value }),
+            Ok(value) => Ok(Outcome {
+                code: 0,
+                value,
+                message: None,
+            }),
             Err(e) => self.ended(name, *e),
         }
     }
@@ -193,6 +199,7 @@ fn exit_outcome(e: &EvalAltResult) -> Option<Outcome> {
             Some(Outcome {
                 code,
                 value: map.get("value").cloned().unwrap_or(Dynamic::UNIT),
+                message: map.get("message").map(|m| m.to_string()),
             })
         }
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)

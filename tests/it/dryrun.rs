@@ -13,15 +13,26 @@ fn fingerprint(tc: &TestCluster, slot: u16) -> Vec<String> {
     tc.ports()
         .iter()
         .map(|p| {
-            let nodes = parse_cluster_nodes(&tc.redis_cli(*p, &["CLUSTER", "NODES"])).expect("parses");
+            let nodes =
+                parse_cluster_nodes(&tc.redis_cli(*p, &["CLUSTER", "NODES"])).expect("parses");
             let view: Vec<String> = nodes
                 .iter()
-                .map(|n| format!("{} {} {:?} {:?} {:?}", n.id, n.role(), n.slots, n.migrating, n.importing))
+                .map(|n| {
+                    format!(
+                        "{} {} {:?} {:?} {:?}",
+                        n.id,
+                        n.role(),
+                        n.slots,
+                        n.migrating,
+                        n.importing
+                    )
+                })
                 .collect();
             format!(
                 "{p}: {view:?} dbsize={} slot={}",
                 tc.redis_cli(*p, &["DBSIZE"]).trim(),
-                tc.redis_cli(*p, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]).trim()
+                tc.redis_cli(*p, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+                    .trim()
             )
         })
         .collect()
@@ -31,16 +42,28 @@ fn fingerprint(tc: &TestCluster, slot: u16) -> Vec<String> {
 fn dry_run_fix_prints_the_plan_and_changes_nothing() {
     let tc = TestCluster::start(500);
     let seed = tc.seed();
-    tc.lab().break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle()).expect("break");
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break");
     let before = fingerprint(&tc, 5519);
 
     let out = run(&["-c", &seed, "--dry-run", "fix"]);
     assert_eq!(out.code, 0, "{out}");
-    assert!(out.stdout.contains("Dry run: nothing was written."), "{out}");
+    assert!(
+        out.stdout.contains("Dry run: nothing was written."),
+        "{out}"
+    );
     assert!(out.stdout.contains("MIGRATE to 127.0.0.1:"), "{out}");
     assert!(out.stdout.contains("CLUSTER SETSLOT 5519 NODE"), "{out}");
-    assert!(out.stdout.contains("user:loadtest_user_33:reservations"), "{out}");
-    assert_eq!(fingerprint(&tc, 5519), before, "a dry run changed the cluster");
+    assert!(
+        out.stdout.contains("user:loadtest_user_33:reservations"),
+        "{out}"
+    );
+    assert_eq!(
+        fingerprint(&tc, 5519),
+        before,
+        "a dry run changed the cluster"
+    );
 
     let out = run(&["-c", &seed, "--dry-run", "--json", "fix"]);
     assert_eq!(out.code, 0, "{out}");
@@ -48,8 +71,17 @@ fn dry_run_fix_prints_the_plan_and_changes_nothing() {
     assert_eq!(doc["dry_run"], true);
     assert_eq!(doc["summary"]["slots_moved"], 1);
     let commands = doc["commands"].as_array().expect("commands");
-    assert!(commands.iter().any(|c| c["command"].as_str().unwrap().starts_with("MIGRATE")), "{doc}");
-    assert_eq!(fingerprint(&tc, 5519), before, "a dry run changed the cluster");
+    assert!(
+        commands
+            .iter()
+            .any(|c| c["command"].as_str().unwrap().starts_with("MIGRATE")),
+        "{doc}"
+    );
+    assert_eq!(
+        fingerprint(&tc, 5519),
+        before,
+        "a dry run changed the cluster"
+    );
 
     // The same cluster, for real: the plan was right.
     let out = run(&["-c", &seed, "fix", "-y"]);
@@ -101,12 +133,24 @@ fn a_while_loop_runbook_ends_the_same_in_a_dry_run_and_live() {
     assert_eq!(planned["owner"], dst.as_str());
     assert_eq!(dry["summary"]["slots_moved"], 1);
     let slot = planned["slot"].as_u64().unwrap().to_string();
-    assert_eq!(tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(), "0", "dry run moved keys");
+    assert_eq!(
+        tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot])
+            .trim(),
+        "0",
+        "dry run moved keys"
+    );
 
     let live = run(&["-c", &seed, "--json", "run", b, &src, &dst]);
     assert_eq!(live.code, 0, "{live}");
     let live: Value = serde_json::from_str(&live.stdout).expect("JSON");
-    assert_eq!(live, planned, "the dry run and the live run ended differently");
-    assert_eq!(tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(), planned["dst"].to_string());
+    assert_eq!(
+        live, planned,
+        "the dry run and the live run ended differently"
+    );
+    assert_eq!(
+        tc.redis_cli(p[3], &["CLUSTER", "COUNTKEYSINSLOT", &slot])
+            .trim(),
+        planned["dst"].to_string()
+    );
     assert_eq!(run(&["-c", &seed, "check"]).code, 0);
 }

@@ -3,11 +3,11 @@
 //! operators use. Shared helpers live in `support`.
 
 mod check;
+mod dryrun;
 mod fix;
 mod lab;
+mod offline;
 mod rebalance;
 mod repair;
 mod scripts;
 mod support;
-mod offline;
-mod dryrun;

@@ -45,9 +45,13 @@ struct World {
 
 impl World {
     fn healthy(seed: u64) -> World {
-        let ids: Vec<String> = (0..MASTERS).map(|i| format!("{:040x}", (seed << 8) + i as u64 + 1)).collect();
+        let ids: Vec<String> = (0..MASTERS)
+            .map(|i| format!("{:040x}", (seed << 8) + i as u64 + 1))
+            .collect();
         let per = 16384 / MASTERS;
-        let table: Vec<Option<usize>> = (0..16384).map(|s| Some((s / per).min(MASTERS - 1))).collect();
+        let table: Vec<Option<usize>> = (0..16384)
+            .map(|s| Some((s / per).min(MASTERS - 1)))
+            .collect();
         World {
             ids,
             owner: vec![table; MASTERS],
@@ -70,10 +74,20 @@ impl World {
         for (i, id) in self.ids.iter().enumerate() {
             let flags = if i == me { "myself,master" } else { "master" };
             let port = 30001 + i;
-            let mut line = format!("{id} 127.0.0.1:{port}@{} {flags} - 0 0 {} connected", port + 10000, i + 1);
-            let owned: Vec<u16> = (0..16384u16).filter(|s| self.owner[me][*s as usize] == Some(i)).collect();
+            let mut line = format!(
+                "{id} 127.0.0.1:{port}@{} {flags} - 0 0 {} connected",
+                port + 10000,
+                i + 1
+            );
+            let owned: Vec<u16> = (0..16384u16)
+                .filter(|s| self.owner[me][*s as usize] == Some(i))
+                .collect();
             for (a, b) in slotsmith::cluster::topology::ranges_of(&owned) {
-                line.push_str(&if a == b { format!(" {a}") } else { format!(" {a}-{b}") });
+                line.push_str(&if a == b {
+                    format!(" {a}")
+                } else {
+                    format!(" {a}-{b}")
+                });
             }
             if i == me {
                 for (s, t) in &self.migrating[me] {
@@ -99,14 +113,21 @@ impl World {
                     cluster_nodes: Some(self.text(i)),
                     error: None,
                     keys: self.keys[i].values().map(|k| k.len() as u64).sum(),
-                    slots: self.keys[i].iter().filter(|(_, k)| !k.is_empty()).map(|(s, k)| (*s, k.clone())).collect(),
+                    slots: self.keys[i]
+                        .iter()
+                        .filter(|(_, k)| !k.is_empty())
+                        .map(|(s, k)| (*s, k.clone()))
+                        .collect(),
                 })
                 .collect(),
         }
     }
 
     fn all_keys(&self) -> BTreeSet<String> {
-        self.keys.iter().flat_map(|m| m.values().flatten().cloned()).collect()
+        self.keys
+            .iter()
+            .flat_map(|m| m.values().flatten().cloned())
+            .collect()
     }
 }
 
@@ -192,7 +213,9 @@ fn fix_settles_generated_broken_states_in_memory() {
             let o = w.owner[0][s as usize].unwrap();
             w.put_keys(o, s, 2, "h");
         }
-        let faults: Vec<String> = (0..1 + rng.below(3)).map(|_| break_it(&mut w, &mut rng)).collect();
+        let faults: Vec<String> = (0..1 + rng.below(3))
+            .map(|_| break_it(&mut w, &mut rng))
+            .collect();
         let before = w.all_keys();
         let snap: Rc<dyn Cluster> = Rc::new(w.snapshot());
         let memory = Rc::new(MemoryCluster::new(snap));
@@ -200,22 +223,36 @@ fn fix_settles_generated_broken_states_in_memory() {
         let outcome = runner.run(&fix, &["--force".into()]);
         let report = check(&memory.seed(), &memory.views().unwrap());
         let keys = keys_now(memory.as_ref());
-        let context = format!("case {case}: {faults:?}; outcome {:?}; report {:?}", outcome.as_ref().map(|o| o.code), report);
+        let context = format!(
+            "case {case}: {faults:?}; outcome {:?}; report {:?}",
+            outcome.as_ref().map(|o| o.code),
+            report
+        );
         assert!(outcome.is_ok(), "{context}\n{:?}", outcome.err());
         assert_eq!(outcome.as_ref().map(|o| o.code).ok(), Some(0), "{context}");
         assert!(!memory.plan().is_empty(), "fix wrote nothing: {context}");
         assert!(report.open_slots.is_empty(), "open slots left: {context}");
         assert!(report.uncovered.is_empty(), "uncovered: {context}");
         assert!(report.agree, "views disagree: {context}");
-        assert_eq!(keys.keys().cloned().collect::<BTreeSet<_>>(), before, "keys lost or invented: {context}");
-        assert!(keys.values().all(|n| *n == 1), "a key on two masters: {context}");
+        assert_eq!(
+            keys.keys().cloned().collect::<BTreeSet<_>>(),
+            before,
+            "keys lost or invented: {context}"
+        );
+        assert!(
+            keys.values().all(|n| *n == 1),
+            "a key on two masters: {context}"
+        );
         // Every key sits on the master that owns its slot.
         let owners = slotsmith::cluster::merged_nodes(&memory.views().unwrap());
         for i in 0..MASTERS {
             let addr = format!("127.0.0.1:{}", 30001 + i);
             let me = owners.iter().find(|n| n.addr() == addr).unwrap();
             for (slot, _) in memory.key_counts(&addr).unwrap() {
-                assert!(me.owns(slot), "keys of {slot} on {addr}, which does not own it: {context}");
+                assert!(
+                    me.owns(slot),
+                    "keys of {slot} on {addr}, which does not own it: {context}"
+                );
             }
         }
     }

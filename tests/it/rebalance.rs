@@ -107,17 +107,17 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
     let bad: Vec<(Vec<String>, i32, String)> = vec![
         (
             vec!["rebalance".into(), "--weight".into(), "abc".into()],
-            1,
+            2,
             "--weight abc".into(),
         ),
         (
             vec!["rebalance".into(), "--weight".into(), format!("{aa}=-1")],
-            1,
+            2,
             "a weight must be 0 or more".into(),
         ),
         (
             vec!["rebalance".into(), "--weight".into(), format!("{aa}=abc")],
-            1,
+            2,
             "\"abc\" is not a number".into(),
         ),
         (

@@ -18,6 +18,24 @@ pub fn exit_token(code: i64, value: Dynamic) -> Dynamic {
     m.into()
 }
 
+/// End the script with a code and a sentence for the operator (printed by the host,
+/// without the script location: it is about the input, not the script).
+fn fail(code: i64, text: &str) -> RhaiResult<()> {
+    if !(1..=255).contains(&code) {
+        return Err(runtime_error(format!(
+            "fail: code must be 1 to 255, got {code}"
+        )));
+    }
+    let mut token = exit_token(code, Dynamic::UNIT);
+    if let Some(mut m) = token.write_lock::<Map>() {
+        m.insert("message".into(), text.into());
+    }
+    Err(Box::new(EvalAltResult::ErrorTerminated(
+        token,
+        Position::NONE,
+    )))
+}
+
 fn exit(code: i64, value: Dynamic) -> RhaiResult<()> {
     if !(0..=255).contains(&code) {
         return Err(runtime_error(format!(
@@ -132,6 +150,13 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["bool"],
         "True with --json: the script's result is printed as one JSON document on stdout.",
         move || h.opts.json,
+    );
+    def(
+        engine,
+        "fail",
+        &["code: int", "text: String", "()"],
+        "End the script now with an exit code (1 failure, 2 bad input) and one sentence for the\noperator on stderr, without the script location.",
+        fail,
     );
     def(
         engine,

@@ -321,6 +321,13 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             });
         }
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
+        if r.interrupted {
+            eprintln!(
+                "interrupted: moved {} of {} slots; every slot started was finished, none is left open",
+                r.slots,
+                list.len()
+            );
+        }
         to_map(&r)
     };
     let ms = move_slots.clone();

@@ -1,0 +1,200 @@
+//! `slotsmith repl`: an interactive Rhai session with the primitives loaded. On a
+//! terminal it is a line editor with completion, hints and saved history; with stdin
+//! piped it reads statements and prints each result. The session itself (what is
+//! kept between inputs, the `:` commands) lives in [`session`].
+
+mod helper;
+mod input;
+mod session;
+mod show;
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use rustyline::config::Config;
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{CompletionType, Editor, HistoryDuplicates};
+
+use crate::app::AppError;
+use crate::cli::Global;
+use crate::cluster::conn::ConnOptions;
+use crate::cluster::live::LiveCluster;
+use crate::cluster::snapshot::Snapshot;
+use crate::cluster::Cluster;
+use crate::script::host::RunOptions;
+use crate::script::path::ScriptPath;
+
+use helper::ReplHelper;
+use input::{completeness, Input};
+pub use session::{Session, Step};
+
+/// Start the REPL on the cluster (or snapshot) the global options name.
+pub fn run(g: &Global, rt: &tokio::runtime::Handle, conn: ConnOptions, opts: RunOptions) -> Result<i32, AppError> {
+    let base: Rc<dyn Cluster> = match &g.snapshot {
+        Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
+        None => {
+            crate::cluster::conn::split_addr(&g.cluster).map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
+            Rc::new(LiveCluster::new(&g.cluster, conn, rt.clone()))
+        }
+    };
+    let mut session = Session::new(base, ScriptPath::new(&g.scripts), opts, g.dry_run, g.snapshot.is_some());
+    if std::io::stdin().is_terminal() {
+        interactive(&mut session)
+    } else {
+        piped(&mut session, std::io::stdin().lock())
+    }
+}
+
+/// `$XDG_STATE_HOME/slotsmith/history`, else `~/.local/state/slotsmith/history`.
+pub fn history_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))?;
+    Some(base.join("slotsmith").join("history"))
+}
+
+/// Statements from a pipe: each one evaluated as soon as the parser says it is
+/// complete (or a blank line ends it), its result printed. Exit 1 if any failed.
+pub fn piped(session: &mut Session, reader: impl BufRead) -> Result<i32, AppError> {
+    let mut failed = false;
+    let mut buffer = String::new();
+    for line in reader.lines() {
+        let line = line.map_err(|e| AppError::Failed(format!("cannot read stdin: {e}")))?;
+        let step = if buffer.is_empty() && line.trim_start().starts_with(':') {
+            session.command(&line)
+        } else if line.trim().is_empty() {
+            match std::mem::take(&mut buffer) {
+                b if b.trim().is_empty() => Step::Ok,
+                b => session.eval(None, &b),
+            }
+        } else {
+            if !buffer.is_empty() {
+                buffer.push('\n');
+            }
+            buffer.push_str(&line);
+            if completeness(session.engine(), session.scope(), &buffer) == Input::Incomplete {
+                continue;
+            }
+            session.eval(None, &std::mem::take(&mut buffer))
+        };
+        match step {
+            Step::Quit => return Ok(i32::from(failed)),
+            Step::Failed => failed = true,
+            Step::Ok => {}
+        }
+    }
+    if !buffer.trim().is_empty() && session.eval(None, &buffer) == Step::Failed {
+        failed = true;
+    }
+    Ok(i32::from(failed))
+}
+
+fn interactive(session: &mut Session) -> Result<i32, AppError> {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .history_ignore_space(true)
+        .history_duplicates(HistoryDuplicates::IgnoreConsecutive)
+        .completion_type(CompletionType::List)
+        .max_history_size(10_000)
+        .map_err(|e| AppError::Failed(format!("cannot set up the line editor: {e}")))?
+        .build();
+    let mut editor: Editor<ReplHelper, DefaultHistory> =
+        Editor::with_config(config).map_err(|e| AppError::Failed(format!("cannot open the terminal: {e}")))?;
+    let mut helper = ReplHelper::new();
+    helper.functions = session.function_names();
+    helper.scripts = session.script_names();
+    editor.set_helper(Some(helper));
+    let history = history_path();
+    if let Some(h) = &history {
+        // A first session has no file yet.
+        let _ = editor.load_history(h);
+    }
+
+    match session.refresh_topology() {
+        Ok(summary) => eprintln!("slotsmith repl: {summary}."),
+        Err(e) => eprintln!("slotsmith repl: cannot read the cluster yet ({e}); :reload tries again."),
+    }
+    if session.dry_run() {
+        eprintln!("Dry run: writes change an in-memory copy and are shown as a plan.");
+    }
+    eprintln!(":help lists the primitives and commands; Tab completes; Ctrl+D quits.");
+
+    let mut buffer = String::new();
+    loop {
+        if let Some(h) = editor.helper_mut() {
+            h.variables = session.variable_names();
+            h.nodes = session.node_words().to_vec();
+        }
+        let prompt = session.prompt();
+        let continuation = format!("{:>w$}", "...> ", w = prompt.len());
+        let line = match editor.readline(if buffer.is_empty() { prompt } else { &continuation }) {
+            Ok(line) => line,
+            // Ctrl+C drops what was typed, the whole statement when it spans lines.
+            Err(ReadlineError::Interrupted) => {
+                buffer.clear();
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(AppError::Failed(format!("cannot read the terminal: {e}"))),
+        };
+        let forced = !buffer.is_empty() && line.trim().is_empty();
+        if buffer.is_empty() {
+            let t = line.trim();
+            if t.is_empty() {
+                continue;
+            }
+            if t.starts_with(':') {
+                remember(&mut editor, history.as_ref(), t);
+                let step = if t == ":history" {
+                    for (i, entry) in editor.history().iter().enumerate() {
+                        println!("{:>5}  {}", i + 1, entry.replace('\n', "\n       "));
+                    }
+                    Step::Ok
+                } else {
+                    session.command(t)
+                };
+                if step == Step::Quit {
+                    break;
+                }
+                continue;
+            }
+            buffer = line;
+        } else if !forced {
+            buffer.push('\n');
+            buffer.push_str(&line);
+        }
+        // A blank line ends the statement, complete or not.
+        if !forced && completeness(session.engine(), session.scope(), &buffer) == Input::Incomplete {
+            continue;
+        }
+        let text = std::mem::take(&mut buffer);
+        remember(&mut editor, history.as_ref(), &text);
+        session.eval(None, &text);
+    }
+    if let Some(h) = &history {
+        save_history(&mut editor, h);
+    }
+    Ok(0)
+}
+
+/// Add a statement to the history and the history file at once, so a session that
+/// is killed keeps what was typed.
+fn remember(editor: &mut Editor<ReplHelper, DefaultHistory>, path: Option<&PathBuf>, entry: &str) {
+    if editor.add_history_entry(entry).unwrap_or(false) {
+        if let Some(p) = path {
+            save_history(editor, p);
+        }
+    }
+}
+
+fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &PathBuf) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = editor.append_history(path) {
+        eprintln!("warning: cannot save the history to {}: {e}", path.display());
+    }
+}

@@ -1,0 +1,574 @@
+//! One REPL session: the engine over the cluster (or, with `:dry-run`, over an
+//! in-memory copy of it), the variables, functions and imports kept from one input to
+//! the next, and the `:` commands. Reading lines is the caller's job (a terminal or a
+//! pipe); results go to stdout, errors to stderr.
+
+use std::rc::Rc;
+
+use rhai::{Dynamic, EvalAltResult, Expr, Module, ParseError, Scope, Stmt, AST};
+
+use crate::cluster::memory::{render as render_plan, MemoryCluster};
+use crate::cluster::{merged_nodes, Cluster};
+use crate::script::host::RunOptions;
+use crate::script::path::ScriptPath;
+use crate::script::Runner;
+
+use super::helper::COMMANDS;
+use super::show;
+
+/// How one input ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Ok,
+    Failed,
+    Quit,
+}
+
+/// See the module docs.
+pub struct Session {
+    /// The cluster given on the command line (live, or a snapshot).
+    base: Rc<dyn Cluster>,
+    path: ScriptPath,
+    opts: RunOptions,
+    runner: Runner,
+    /// The in-memory copy writes go to while `:dry-run` is on.
+    memory: Option<Rc<MemoryCluster>>,
+    /// A snapshot has no live cluster to write to: dry run stays on.
+    snapshot: bool,
+    scope: Scope<'static>,
+    /// Every function defined so far (a Scope keeps variables, not functions).
+    functions: AST,
+    /// `import ... as name` statements that ran, replayed before each input because
+    /// imports last only as long as one evaluation. The resolver caches the modules.
+    imports: Vec<Stmt>,
+    /// Print results as JSON.
+    pub json: bool,
+    /// Node ids and addresses, for completion; refreshed by `:reload`.
+    node_words: Vec<String>,
+}
+
+impl Session {
+    pub fn new(base: Rc<dyn Cluster>, path: ScriptPath, opts: RunOptions, dry_run: bool, snapshot: bool) -> Self {
+        let memory = (dry_run || snapshot).then(|| Rc::new(MemoryCluster::new(base.clone())));
+        let cluster: Rc<dyn Cluster> = match &memory {
+            Some(m) => m.clone(),
+            None => base.clone(),
+        };
+        Session {
+            runner: Runner::new(cluster, opts.clone(), path.clone()),
+            json: opts.json,
+            base,
+            path,
+            opts,
+            memory,
+            snapshot,
+            scope: Scope::new(),
+            functions: AST::empty(),
+            imports: Vec::new(),
+            node_words: Vec::new(),
+        }
+    }
+
+    /// A fresh engine over the cluster in use: new module cache, so edited scripts are
+    /// read again on the next import.
+    fn rebuild_runner(&mut self) {
+        let cluster: Rc<dyn Cluster> = match &self.memory {
+            Some(m) => m.clone(),
+            None => self.base.clone(),
+        };
+        self.runner = Runner::new(cluster, self.opts.clone(), self.path.clone());
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    pub fn engine(&self) -> &rhai::Engine {
+        self.runner.engine()
+    }
+
+    pub fn scope(&self) -> &Scope<'static> {
+        &self.scope
+    }
+
+    /// Names of the primitives and helpers.
+    pub fn function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = crate::script::api::docs(self.engine())
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// Variables in scope and the functions this session defined.
+    pub fn variable_names(&self) -> Vec<String> {
+        self.scope
+            .iter_raw()
+            .map(|(name, ..)| name.to_string())
+            .chain(self.functions.iter_functions().map(|f| f.name.to_string()))
+            .collect()
+    }
+
+    pub fn script_names(&self) -> Vec<String> {
+        self.path.list().into_iter().map(|l| l.name).collect()
+    }
+
+    pub fn node_words(&self) -> &[String] {
+        &self.node_words
+    }
+
+    /// Read the topology again: the nodes for completion, and a one-line summary.
+    pub fn refresh_topology(&mut self) -> Result<String, String> {
+        let views = self.base.views().map_err(|e| e.to_string())?;
+        let nodes = merged_nodes(&views);
+        self.node_words = nodes.iter().flat_map(|n| [n.id.clone(), n.addr()]).collect();
+        let masters = nodes.iter().filter(|n| n.is_master()).count();
+        let unreachable = views.iter().filter(|v| v.state.is_err()).count();
+        let mut text = format!(
+            "{} nodes ({masters} masters, {} replicas)",
+            nodes.len(),
+            nodes.len() - masters
+        );
+        if unreachable > 0 {
+            text.push_str(&format!(", {unreachable} unreachable"));
+        }
+        Ok(text)
+    }
+
+    /// The prompt, which says when writes only reach the in-memory copy.
+    pub fn prompt(&self) -> &'static str {
+        if self.dry_run() {
+            "slotsmith (dry run)> "
+        } else {
+            "slotsmith> "
+        }
+    }
+
+    /// Evaluate Rhai text: `source` names a file (`:load`), `None` is typed input.
+    /// Variables, functions and imports it defines stay for the next input.
+    pub fn eval(&mut self, source: Option<&str>, text: &str) -> Step {
+        crate::interrupt::clear();
+        let ast = match self.engine().compile_with_scope(&self.scope, text) {
+            Ok(ast) => ast,
+            Err(e) => {
+                eprintln!("{}", syntax_message(source, text, &e));
+                return Step::Failed;
+            }
+        };
+        let mut whole = AST::new(self.imports.clone(), Module::new())
+            .merge(&self.functions)
+            .merge(&ast);
+        if let Some(s) = source {
+            whole.set_source(s);
+        }
+        let before = self.plan_len();
+        let result = self
+            .runner
+            .engine()
+            .eval_ast_with_scope::<Dynamic>(&mut self.scope, &whole);
+        // Definitions are kept once they compile, even when the statements after them fail.
+        let mut defined = ast.clone();
+        defined.clear_statements();
+        self.functions.combine(defined);
+        let step = match result {
+            Ok(value) => {
+                self.keep_imports(&ast);
+                self.print(&value);
+                Step::Ok
+            }
+            Err(e) => {
+                if !matches!(*e, EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorInModule(..)) {
+                    self.keep_imports(&ast);
+                }
+                self.forget_broken_import(&e);
+                self.ended(source, text, &e)
+            }
+        };
+        self.show_plan(before);
+        crate::interrupt::clear();
+        step
+    }
+
+    /// Keep the input's top-level `import "x" as y`, replacing an earlier one of `y`.
+    fn keep_imports(&mut self, ast: &AST) {
+        for stmt in ast.statements() {
+            let Stmt::Import(x, _) = stmt else { continue };
+            if x.1.name.is_empty() {
+                continue;
+            }
+            self.imports.retain(|s| !matches!(s, Stmt::Import(y, _) if y.1.name == x.1.name));
+            self.imports.push(stmt.clone());
+        }
+    }
+
+    /// A kept import whose module is gone or broken would fail every input after it.
+    fn forget_broken_import(&mut self, e: &EvalAltResult) {
+        let (EvalAltResult::ErrorModuleNotFound(path, _) | EvalAltResult::ErrorInModule(path, ..)) = e else {
+            return;
+        };
+        let path = path.strip_suffix(".rhai").unwrap_or(path);
+        self.imports.retain(|s| {
+            !matches!(s, Stmt::Import(x, _)
+                if matches!(&x.0, Expr::StringConstant(p, _) if p.strip_suffix(".rhai").unwrap_or(p) == path))
+        });
+    }
+
+    /// Report an evaluation that did not return a value: an interruption, `exit`, or an error.
+    fn ended(&self, source: Option<&str>, text: &str, e: &EvalAltResult) -> Step {
+        if let Some(token) = terminated(e) {
+            if crate::interrupt::requested() {
+                eprintln!("interrupted");
+                return Step::Failed;
+            }
+            let map = token.read_lock::<rhai::Map>().map(|m| m.clone()).unwrap_or_default();
+            let code = map.get("exit").and_then(|c| c.as_int().ok()).unwrap_or(0);
+            if let Some(m) = map.get("message") {
+                eprintln!("{m}");
+            }
+            if let Some(v) = map.get("value") {
+                self.print(v);
+            }
+            if code == 0 {
+                return Step::Ok;
+            }
+            eprintln!("(exit code {code})");
+            return Step::Failed;
+        }
+        eprintln!("error: {}", runtime_message(source, text, e));
+        Step::Failed
+    }
+
+    fn print(&self, value: &Dynamic) {
+        print!("{}", show::render(value, self.json));
+    }
+
+    fn plan_len(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.plan().len())
+    }
+
+    /// The commands an evaluation added to the dry run's plan.
+    fn show_plan(&self, before: usize) {
+        let Some(m) = &self.memory else { return };
+        let plan = m.plan();
+        if plan.len() <= before {
+            return;
+        }
+        let new = &plan[before..];
+        let text = format!(
+            "dry run: nothing was written; the plan grew by {} command{}:\n{}",
+            new.len(),
+            if new.len() == 1 { "" } else { "s" },
+            render_plan(new)
+        );
+        // With --json, stdout holds only the results.
+        if self.json {
+            eprint!("{text}");
+        } else {
+            print!("{text}");
+        }
+    }
+
+    /// Run one `:` command (without `:history`, which belongs to the line editor).
+    pub fn command(&mut self, line: &str) -> Step {
+        let line = line.trim();
+        let (cmd, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let arg = arg.trim();
+        match cmd {
+            ":help" | ":h" | ":?" => self.help(arg),
+            ":nodes" => self.eval(None, "nodes()"),
+            ":check" => self.eval(None, "check()"),
+            ":run" => self.run_script(arg),
+            ":load" => match arg {
+                "" => usage(":load FILE"),
+                file => match self.path.load(file) {
+                    Ok(script) => self.eval(Some(&script.name), &script.text),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Step::Failed
+                    }
+                },
+            },
+            ":reload" => {
+                self.rebuild_runner();
+                match self.refresh_topology() {
+                    Ok(summary) => {
+                        println!("reloaded: {summary}; scripts are read again at their next import");
+                        Step::Ok
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Step::Failed
+                    }
+                }
+            }
+            ":dry-run" => self.set_dry_run(arg),
+            ":json" => {
+                self.json = match arg {
+                    "on" => true,
+                    "off" => false,
+                    "" => !self.json,
+                    _ => return usage(":json [on|off]"),
+                };
+                println!("results as JSON: {}", if self.json { "on" } else { "off" });
+                Step::Ok
+            }
+            ":history" => {
+                eprintln!("no history: stdin is not a terminal");
+                Step::Ok
+            }
+            ":quit" | ":q" | ":exit" => Step::Quit,
+            _ => {
+                eprintln!("error: unknown command {cmd}; :help lists the commands");
+                Step::Failed
+            }
+        }
+    }
+
+    fn run_script(&mut self, arg: &str) -> Step {
+        let words = split_args(arg);
+        let Some((name, args)) = words.split_first() else {
+            return usage(":run NAME [ARGS]");
+        };
+        let script = match self.path.load(name) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Step::Failed;
+            }
+        };
+        crate::interrupt::clear();
+        let before = self.plan_len();
+        let outcome = self.runner.run(&script, args);
+        let step = match outcome {
+            Ok(_) if crate::interrupt::requested() => {
+                eprintln!("interrupted");
+                Step::Failed
+            }
+            Ok(o) => {
+                if let Some(m) = &o.message {
+                    eprintln!("{m}");
+                }
+                self.print(&o.value);
+                if o.code == 0 {
+                    Step::Ok
+                } else {
+                    eprintln!("({name} ended with exit code {})", o.code);
+                    Step::Failed
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Step::Failed
+            }
+        };
+        self.show_plan(before);
+        crate::interrupt::clear();
+        step
+    }
+
+    fn set_dry_run(&mut self, arg: &str) -> Step {
+        match (arg, &self.memory) {
+            ("on", Some(_)) => println!("dry run is already on"),
+            ("on", None) => {
+                self.memory = Some(Rc::new(MemoryCluster::new(self.base.clone())));
+                self.rebuild_runner();
+                println!("dry run on: writes change an in-memory copy of the cluster and are shown as a plan; nothing is written");
+            }
+            ("off", None) => println!("dry run is already off"),
+            ("off", Some(_)) if self.snapshot => {
+                eprintln!("error: this session runs on a snapshot: there is no live cluster to write to");
+                return Step::Failed;
+            }
+            ("off", Some(m)) => {
+                let n = m.plan().len();
+                self.memory = None;
+                self.rebuild_runner();
+                println!(
+                    "dry run off: the plan of {n} command{} is discarded; writes now go to the cluster at {}",
+                    if n == 1 { "" } else { "s" },
+                    self.base.seed()
+                );
+            }
+            ("", None) => println!("dry run is off: writes go to the cluster at {}", self.base.seed()),
+            ("", Some(m)) => {
+                let plan = m.plan();
+                println!("dry run is on; the plan so far ({} commands):", plan.len());
+                print!("{}", render_plan(&plan));
+            }
+            _ => return usage(":dry-run on|off"),
+        }
+        Step::Ok
+    }
+
+    fn help(&self, arg: &str) -> Step {
+        let docs = crate::script::api::docs(self.engine());
+        if arg.is_empty() {
+            let width = docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
+            println!("Primitives and helpers (:help NAME for one in full):");
+            let mut last = "";
+            for d in &docs {
+                if d.name == last {
+                    continue;
+                }
+                last = &d.name;
+                println!("  {:width$}  {}", d.name, d.doc.lines().next().unwrap_or_default());
+            }
+            println!("\nCommands:");
+            let width = COMMANDS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+            for (c, text) in COMMANDS {
+                println!("  {c:width$}  {text}");
+            }
+            println!("\nTab completes names, node ids inside strings and scripts after :run.");
+            println!("A statement left open continues on the next line; a blank line ends it.");
+            return Step::Ok;
+        }
+        let name = arg.trim_end_matches("()");
+        let command = format!(":{}", name.trim_start_matches(':'));
+        if let Some((c, text)) = COMMANDS.iter().find(|(c, _)| *c == command) {
+            println!("{c}  {text}");
+            return Step::Ok;
+        }
+        let matching: Vec<_> = docs.iter().filter(|d| d.name == name).collect();
+        if matching.is_empty() {
+            let close: Vec<&str> = docs
+                .iter()
+                .map(|d| d.name.as_str())
+                .filter(|n| n.contains(name))
+                .collect();
+            let mut close = close;
+            close.dedup();
+            let hint = if close.is_empty() {
+                ":help lists them".to_string()
+            } else {
+                format!("did you mean {}?", close.join(", "))
+            };
+            eprintln!("error: no primitive or command named {name}; {hint}");
+            return Step::Failed;
+        }
+        for d in matching {
+            println!("{}\n    {}", d.signature, d.doc.replace('\n', "\n    "));
+        }
+        Step::Ok
+    }
+}
+
+fn usage(text: &str) -> Step {
+    eprintln!("usage: {text}");
+    Step::Failed
+}
+
+/// Words split at spaces, with `"..."` and `'...'` kept whole.
+fn split_args(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.get_or_insert_with(String::new).push(c),
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            None if c.is_whitespace() => out.extend(word.take()),
+            None => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(word);
+    out
+}
+
+/// The `exit` or interruption token that ended an evaluation, if one did.
+fn terminated(e: &EvalAltResult) -> Option<&Dynamic> {
+    match e {
+        EvalAltResult::ErrorTerminated(token, _) => Some(token),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
+            terminated(inner)
+        }
+        _ => None,
+    }
+}
+
+/// `syntax error: ...` with the offending line and a caret under the column.
+fn syntax_message(source: Option<&str>, text: &str, e: &ParseError) -> String {
+    let pos = e.position();
+    let mut out = match source {
+        Some(s) => format!(
+            "{s}:{}:{}: syntax error: {}",
+            pos.line().unwrap_or(0),
+            pos.position().unwrap_or(0),
+            e.err_type()
+        ),
+        None => format!("syntax error: {}", e.err_type()),
+    };
+    if let (Some(line), Some(col)) = (pos.line(), pos.position()) {
+        if let Some(code) = text.lines().nth(line - 1) {
+            let num = line.to_string();
+            out.push_str(&format!(
+                "\n {num} | {code}\n {pad} | {caret:>col$}",
+                pad = " ".repeat(num.len()),
+                caret = "^"
+            ));
+        }
+    }
+    out
+}
+
+/// The innermost error's sentence, and where it happened when that helps: in a
+/// script file, in a function defined earlier, or on a line of a multi-line input.
+fn runtime_message(source: Option<&str>, text: &str, e: &EvalAltResult) -> String {
+    let mut functions: Vec<&str> = Vec::new();
+    let mut src: Option<&str> = source;
+    let mut e = e;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(f, fsrc, inner, _) => {
+                functions.push(f);
+                if !fsrc.is_empty() {
+                    src = Some(fsrc);
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(m, inner, _) => {
+                src = Some(m);
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let pos = e.position();
+    let msg = match e {
+        EvalAltResult::ErrorRuntime(d, _) => d.to_string(),
+        other => {
+            let t = other.to_string();
+            t.strip_suffix(&format!(" ({pos})")).map(str::to_string).unwrap_or(t)
+        }
+    };
+    let Some(line) = pos.line() else {
+        return msg;
+    };
+    let col = pos.position().map(|c| format!(":{c}")).unwrap_or_default();
+    match (src, functions.last()) {
+        (Some(s), _) => format!("{msg}\n  at {s}:{line}{col}"),
+        (None, Some(f)) => format!("{msg}\n  in {f}(), line {line} of its definition"),
+        (None, None) if text.trim().lines().count() > 1 => {
+            let code = text.lines().nth(line - 1).unwrap_or_default().trim();
+            format!("{msg}\n  at line {line}: {code}")
+        }
+        (None, None) => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_split_like_a_shell() {
+        assert_eq!(split_args("fix --replace"), vec!["fix", "--replace"]);
+        assert_eq!(split_args(" a  \"b c\" 'd'  "), vec!["a", "b c", "d"]);
+        assert_eq!(split_args("x \"\""), vec!["x", ""]);
+        assert!(split_args("  ").is_empty());
+    }
+}
