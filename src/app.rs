@@ -12,6 +12,7 @@ use crate::cluster::live::LiveCluster;
 use crate::cluster::memory::{summarize, MemoryCluster};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::Cluster;
+use crate::journal::{self, Journal};
 use crate::lab;
 use crate::script::host::RunOptions;
 use crate::script::path::{self, Origin, ScriptPath};
@@ -126,6 +127,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         }
         Command::Run { script, args } => run_script(g, &rt, script, args, false),
         Command::Api => api(g, &rt),
+        Command::Journal { last } => show_journal(g, *last),
         Command::Repl => crate::repl::run(g, &rt, conn_options(g), run_options(g)),
         Command::Snapshot {
             action: SnapshotAction::Save { file },
@@ -192,9 +194,20 @@ fn run_script(
         .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
     let path = ScriptPath::new(&g.scripts);
     let script = path.load(what).map_err(AppError::Usage)?;
+    let mut journal: Option<PathBuf> = None;
     let live: Rc<dyn Cluster> = match &g.snapshot {
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
-        None => Rc::new(LiveCluster::new(&g.cluster, conn_options(g), rt.clone())),
+        None => {
+            let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+            // A dry run writes nothing, so it keeps no journal.
+            match (g.dry_run || dry_run, Journal::new(&script.name)) {
+                (false, Some(j)) => {
+                    journal = Some(j.path().to_path_buf());
+                    Rc::new(live.with_journal(j))
+                }
+                _ => Rc::new(live),
+            }
+        }
     };
     let memory = (g.dry_run || dry_run || g.snapshot.is_some())
         .then(|| Rc::new(MemoryCluster::new(live.clone())));
@@ -206,6 +219,11 @@ fn run_script(
     let outcome = runner.run(&script, args);
     if let Ok(Some(m)) = outcome.as_ref().map(|o| o.message.as_ref()) {
         eprintln!("slotsmith: {m}");
+    }
+    if let Some(p) = journal.filter(|p| p.exists()) {
+        if !g.quiet {
+            eprintln!("journal: {} (slotsmith journal --last)", p.display());
+        }
     }
     let Some(memory) = memory else {
         let outcome = outcome?;
@@ -283,6 +301,58 @@ fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {
     }
     for d in docs {
         println!("{}\n    {}", d.signature, d.doc.replace('\n', "\n    "));
+    }
+    Ok(0)
+}
+
+fn show_journal(g: &Global, last: bool) -> Result<i32, AppError> {
+    let runs = journal::runs();
+    if !last {
+        if g.json {
+            let names: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&names).unwrap_or_default()
+            );
+            return Ok(0);
+        }
+        if runs.is_empty() {
+            println!(
+                "No run has written to a cluster yet (journal: {}).",
+                journal::dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            );
+        }
+        for p in &runs {
+            let entries = journal::read(p).map_err(AppError::Failed)?;
+            let first = entries.first();
+            println!(
+                "{}  {}  {} writes  {}",
+                first.map(|e| e.time.as_str()).unwrap_or("-"),
+                first.map(|e| e.script.as_str()).unwrap_or("-"),
+                entries.len(),
+                p.display()
+            );
+        }
+        return Ok(0);
+    }
+    let Some(p) = runs.last() else {
+        return Err(AppError::Failed(
+            "the journal is empty: no run has written to a cluster yet".into(),
+        ));
+    };
+    let entries = journal::read(p).map_err(AppError::Failed)?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    println!("{} ({} writes)", p.display(), entries.len());
+    for e in entries {
+        println!("{}  {:<21} {}  -> {}", e.time, e.node, e.command, e.reply);
     }
     Ok(0)
 }

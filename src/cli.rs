@@ -158,6 +158,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SnapshotAction,
     },
+    /// What runs wrote to the cluster: every run, or the entries of the last one.
+    Journal {
+        /// Print the entries of the last run.
+        #[arg(long)]
+        last: bool,
+    },
     /// Every primitive and helper the scripts can call, with its signature and doc.
     Api,
     /// Run a script: a path, or the name of a bundled or user script.

@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod cluster;
 pub mod interrupt;
+pub mod journal;
 pub mod lab;
 pub mod repl;
 pub mod script;

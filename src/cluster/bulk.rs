@@ -14,7 +14,9 @@ use futures::stream::{self, StreamExt};
 use super::conn::Pool;
 use super::live::{migrate_args, LiveCluster};
 use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
+use super::topology::{format_ranges, ranges_of};
 use super::{merged_nodes, Cluster, ClusterError, NodeInfo, Reply, Result};
+use crate::journal::Journal;
 
 /// Slots handled together in one pipelined step.
 const BATCH: usize = 128;
@@ -85,9 +87,28 @@ fn setslot_cmd(slot: u16, words: &[&str]) -> Vec<Vec<u8>> {
     c
 }
 
+/// Where the bulk mover's writes go, and the journal that records them.
+struct Ctx<'a> {
+    pool: &'a Pool,
+    journal: Option<&'a Journal>,
+}
+
+impl Ctx<'_> {
+    fn log(&self, node: &str, command: String, failures: &[String]) {
+        if let Some(j) = self.journal {
+            let reply = match failures {
+                [] => Ok(()),
+                [one] => Err(one.clone()),
+                [first, ..] => Err(format!("{} failed, the first: {first}", failures.len())),
+            };
+            j.record(node, &command, reply);
+        }
+    }
+}
+
 /// Run one pipelined SETSLOT per slot on a node; the slots whose command failed.
 async fn setslot_all(
-    pool: &Pool,
+    ctx: &Ctx<'_>,
     addr: &str,
     slots: &[u16],
     words: &[&str],
@@ -96,29 +117,44 @@ async fn setslot_all(
     if slots.is_empty() {
         return Ok(Vec::new());
     }
+    let pool = ctx.pool;
     let cmds: Vec<Vec<Vec<u8>>> = slots.iter().map(|s| setslot_cmd(*s, words)).collect();
-    let replies = pool
-        .pipeline(addr, &cmds, pool.options().timeout * 4)
-        .await?;
-    Ok(slots
-        .iter()
-        .zip(replies)
-        .filter(|(_, r)| match r {
-            Ok(_) => false,
-            Err(e) => ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)),
-        })
-        .map(|(s, _)| *s)
-        .collect())
+    let command = format!(
+        "CLUSTER SETSLOT {} {} ({} slots, pipelined)",
+        format_ranges(&ranges_of(slots)),
+        words.join(" "),
+        slots.len()
+    );
+    let replies = match pool.pipeline(addr, &cmds, pool.options().timeout * 4).await {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.log(addr, command, &[e.to_string()]);
+            return Err(e);
+        }
+    };
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for (s, r) in slots.iter().zip(replies) {
+        if let Err(e) = r {
+            if ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)) {
+                failed.push(*s);
+                errors.push(e.to_string());
+            }
+        }
+    }
+    ctx.log(addr, command, &errors);
+    Ok(failed)
 }
 
 /// Move one batch of a pair's slots; slots that need care are returned.
 async fn move_batch(
-    pool: &Pool,
+    ctx: &Ctx<'_>,
     pair: &Pair,
     batch: &[u16],
     others: &[String],
     opts: &MoveOpts,
 ) -> Result<(Vec<u16>, Vec<u16>, u64)> {
+    let pool = ctx.pool;
     let (src, dst) = (pair.src.addr(), pair.dst.addr());
     let mut careful: Vec<u16> = Vec::new();
     // The target may already own a slot (an earlier run finished it there).
@@ -127,13 +163,13 @@ async fn move_batch(
         .copied()
         .filter(|s| !pair.dst.owns(*s))
         .collect();
-    careful.extend(setslot_all(pool, &dst, &to_import, &["IMPORTING", &pair.src.id], "").await?);
+    careful.extend(setslot_all(ctx, &dst, &to_import, &["IMPORTING", &pair.src.id], "").await?);
     let to_migrate: Vec<u16> = batch
         .iter()
         .copied()
         .filter(|s| pair.src.owns(*s) && !careful.contains(s))
         .collect();
-    careful.extend(setslot_all(pool, &src, &to_migrate, &["MIGRATING", &pair.dst.id], "").await?);
+    careful.extend(setslot_all(ctx, &src, &to_migrate, &["MIGRATING", &pair.dst.id], "").await?);
 
     let mut keys = 0u64;
     let mut active: Vec<u16> = batch
@@ -183,7 +219,18 @@ async fn move_batch(
             .collect::<Result<_>>()?;
         let replies = pool.pipeline(&src, &cmds, migrate_timeout).await?;
         active.clear();
-        for ((s, k), r) in with_keys.into_iter().zip(replies) {
+        for (((s, k), r), words) in with_keys.into_iter().zip(replies).zip(&cmds) {
+            let error: Vec<String> = r
+                .as_ref()
+                .err()
+                .map(|e| e.to_string())
+                .into_iter()
+                .collect();
+            ctx.log(
+                &src,
+                format!("{} (slot {s})", crate::cluster::conn::describe(words)),
+                &error,
+            );
             match r {
                 Ok(_) => {
                     keys += k.len() as u64;
@@ -200,12 +247,12 @@ async fn move_batch(
         .filter(|s| !careful.contains(s))
         .collect();
     // Target first: once it owns the slot, the source can let go.
-    let failed = setslot_all(pool, &dst, &done, &["NODE", &pair.dst.id], "").await?;
+    let failed = setslot_all(ctx, &dst, &done, &["NODE", &pair.dst.id], "").await?;
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
     // A source that gave away its last slot may already be a replica.
     let failed = setslot_all(
-        pool,
+        ctx,
         &src,
         &done,
         &["NODE", &pair.dst.id],
@@ -219,7 +266,7 @@ async fn move_batch(
         others
             .iter()
             .filter(|a| **a != src && **a != dst)
-            .map(|a| setslot_all(pool, a, &done, &node_words, "only with masters")),
+            .map(|a| setslot_all(ctx, a, &done, &node_words, "only with masters")),
     )
     .await;
     for r in rest {
@@ -235,7 +282,7 @@ async fn move_batch(
 }
 
 async fn move_pair(
-    pool: &Pool,
+    ctx: &Ctx<'_>,
     pair: &Pair,
     others: &[String],
     opts: &MoveOpts,
@@ -246,7 +293,7 @@ async fn move_pair(
         if crate::interrupt::requested() {
             break;
         }
-        match move_batch(pool, pair, batch, others, opts).await {
+        match move_batch(ctx, pair, batch, others, opts).await {
             Ok((done, careful, keys)) => {
                 out.slots += done.len() as u64;
                 out.keys += keys;
@@ -309,11 +356,15 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         .collect();
     let progress = Progress::new(moves.len() as u64);
     let pool = live.pool().clone();
+    let ctx = Ctx {
+        pool: &pool,
+        journal: live.journal(),
+    };
     let results: Vec<(usize, PairDone)> = live.handle().block_on(
         stream::iter(pairs.iter().enumerate())
             .map(|(i, p)| {
-                let (pool, others, progress) = (&pool, &others, &progress);
-                async move { (i, move_pair(pool, p, others, opts, progress).await) }
+                let (ctx, others, progress) = (&ctx, &others, &progress);
+                async move { (i, move_pair(ctx, p, others, opts, progress).await) }
             })
             .buffer_unordered(opts.parallel.max(1))
             .collect(),

@@ -373,3 +373,40 @@ where
 {
     words.into_iter().map(|w| w.as_ref().to_vec()).collect()
 }
+
+/// Commands that only read.
+const READS: &[&str] = &[
+    "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN",
+    "HGETALL", "HGET", "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS",
+    "MEMORY", "OBJECT", "TIME", "ROLE", "ECHO", "LASTSAVE", "SLOWLOG", "LATENCY",
+];
+const CLUSTER_READS: &[&str] = &[
+    "INFO",
+    "NODES",
+    "MYID",
+    "KEYSLOT",
+    "COUNTKEYSINSLOT",
+    "GETKEYSINSLOT",
+    "SLOTS",
+    "SHARDS",
+    "REPLICAS",
+    "SLAVES",
+    "LINKS",
+    "COUNT-FAILURE-REPORTS",
+    "MYSHARDID",
+];
+
+/// Whether a raw command only reads (so a dry run may pass it to the live cluster and
+/// the journal need not record it).
+pub fn is_read(args: &[Vec<u8>]) -> bool {
+    let word = |i: usize| {
+        args.get(i)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    let first = word(0);
+    READS.contains(&first.as_str())
+        || (first == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()))
+        || (first == "CONFIG" && word(1) == "GET")
+        || (first == "CLIENT" && ["LIST", "INFO", "GETNAME", "ID"].contains(&word(1).as_str()))
+}

@@ -16,6 +16,7 @@ pub struct LiveCluster {
     seed: String,
     pool: Pool,
     rt: tokio::runtime::Handle,
+    journal: Option<std::sync::Arc<crate::journal::Journal>>,
 }
 
 impl LiveCluster {
@@ -24,7 +25,30 @@ impl LiveCluster {
             seed: seed.to_string(),
             pool: Pool::new(opts),
             rt,
+            journal: None,
         }
+    }
+
+    /// Record every write in `journal`.
+    pub fn with_journal(mut self, journal: crate::journal::Journal) -> Self {
+        self.journal = Some(std::sync::Arc::new(journal));
+        self
+    }
+
+    pub fn journal(&self) -> Option<&crate::journal::Journal> {
+        self.journal.as_deref()
+    }
+
+    /// Journal one write and pass its result on.
+    fn logged<T>(&self, node: &str, command: &str, r: Result<T>) -> Result<T> {
+        if let Some(j) = &self.journal {
+            j.record(
+                node,
+                command,
+                r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            );
+        }
+        r
     }
 
     pub fn pool(&self) -> &Pool {
@@ -241,39 +265,55 @@ impl Cluster for LiveCluster {
         }
         let words = migrate_args(dst, keys, opts, self.pool.options())?;
         let timeout = self.pool.options().timeout + Duration::from_millis(opts.timeout_ms);
-        self.block_on(self.pool.cmd_timeout(src, &words, timeout))
-            .map(|_| ())
-            .map_err(|e| match e {
-                // Name both ends: the operator needs to know where the keys were going.
-                ClusterError::Command { reason, .. } => ClusterError::Command {
-                    addr: src.to_string(),
-                    command: format!("MIGRATE {src} -> {dst}"),
-                    reason,
-                },
-                other => other,
-            })
+        let r = self.block_on(self.pool.cmd_timeout(src, &words, timeout));
+        let r = self.logged(src, &super::conn::describe(&words), r);
+        r.map(|_| ()).map_err(|e| match e {
+            // Name both ends: the operator needs to know where the keys were going.
+            ClusterError::Command { reason, .. } => ClusterError::Command {
+                addr: src.to_string(),
+                command: format!("MIGRATE {src} -> {dst}"),
+                reason,
+            },
+            other => other,
+        })
     }
 
     fn setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
         let mut words = vec![b"CLUSTER".to_vec(), b"SETSLOT".to_vec(), slot_words(slot)];
         words.extend(action.args().into_iter().map(String::into_bytes));
-        self.block_on(self.ok(addr, words))
+        let command = super::conn::describe(&words);
+        let r = self.block_on(self.ok(addr, words));
+        self.logged(addr, &command, r)
     }
 
     fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
         let mut words = vec![b"CLUSTER".to_vec(), b"ADDSLOTS".to_vec()];
         words.extend(slots.iter().map(|s| slot_words(*s)));
-        self.block_on(self.ok(addr, words))
+        let command = format!(
+            "CLUSTER ADDSLOTS {}",
+            super::topology::format_ranges(&super::topology::ranges_of(slots))
+        );
+        let r = self.block_on(self.ok(addr, words));
+        self.logged(addr, &command, r)
     }
 
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
         let mut words = vec![b"CLUSTER".to_vec(), b"DELSLOTS".to_vec()];
         words.extend(slots.iter().map(|s| slot_words(*s)));
-        self.block_on(self.ok(addr, words))
+        let command = format!(
+            "CLUSTER DELSLOTS {}",
+            super::topology::format_ranges(&super::topology::ranges_of(slots))
+        );
+        let r = self.block_on(self.ok(addr, words));
+        self.logged(addr, &command, r)
     }
 
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
-        self.block_on(self.pool.cmd(addr, args))
+        let r = self.block_on(self.pool.cmd(addr, args));
+        if super::conn::is_read(args) {
+            return r;
+        }
+        self.logged(addr, &super::conn::describe(args), r)
     }
 
     fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
@@ -343,21 +383,30 @@ impl Cluster for LiveCluster {
         ]);
         cmds.push(args(["CLUSTER", "BUMPEPOCH"]));
         cmds.push(args(["EXEC"]));
-        let replies =
-            self.block_on(self.pool.pipeline(addr, &cmds, self.pool.options().timeout))?;
-        for r in replies {
-            r.map_err(|e| match e {
-                ClusterError::Command { reason, .. } => ClusterError::Command {
-                    addr: addr.to_string(),
-                    command: format!(
-                        "MULTI; CLUSTER DELSLOTS/ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC"
-                    ),
-                    reason,
-                },
-                other => other,
-            })?;
-        }
-        Ok(())
+        let command = format!(
+            "MULTI; {}CLUSTER ADDSLOTS {slot}; CLUSTER BUMPEPOCH; EXEC",
+            if assigned {
+                format!("CLUSTER DELSLOTS {slot}; ")
+            } else {
+                String::new()
+            }
+        );
+        let r = (|| {
+            let replies =
+                self.block_on(self.pool.pipeline(addr, &cmds, self.pool.options().timeout))?;
+            for r in replies {
+                r.map_err(|e| match e {
+                    ClusterError::Command { reason, .. } => ClusterError::Command {
+                        addr: addr.to_string(),
+                        command: command.clone(),
+                        reason,
+                    },
+                    other => other,
+                })?;
+            }
+            Ok(())
+        })();
+        self.logged(addr, &command, r)
     }
 
     fn move_slots(

@@ -69,29 +69,6 @@ pub struct MemoryCluster {
     inner: RefCell<Overlay>,
 }
 
-/// Commands that only read, passed through to the base by `call`.
-const READS: &[&str] = &[
-    "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN",
-    "HGETALL", "HGET", "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS",
-    "MEMORY", "OBJECT", "CONFIG", "TIME", "ROLE", "READONLY", "ECHO", "LASTSAVE", "CLIENT",
-    "SLOWLOG", "LATENCY", "ACL",
-];
-const CLUSTER_READS: &[&str] = &[
-    "INFO",
-    "NODES",
-    "MYID",
-    "KEYSLOT",
-    "COUNTKEYSINSLOT",
-    "GETKEYSINSLOT",
-    "SLOTS",
-    "SHARDS",
-    "REPLICAS",
-    "SLAVES",
-    "LINKS",
-    "COUNT-FAILURE-REPORTS",
-    "MYSHARDID",
-];
-
 fn err(addr: &str, command: String, reason: String) -> ClusterError {
     ClusterError::Command {
         addr: addr.to_string(),
@@ -581,14 +558,7 @@ impl Cluster for MemoryCluster {
     }
 
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
-        let word = |i: usize| {
-            args.get(i)
-                .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
-                .unwrap_or_default()
-        };
-        let read = READS.contains(&word(0).as_str())
-            || (word(0) == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()));
-        if read {
+        if super::conn::is_read(args) {
             return self.base.call(addr, args);
         }
         // Not simulated: recorded, answered OK.

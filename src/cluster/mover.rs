@@ -171,7 +171,13 @@ pub fn move_keys(
             stalled = 0;
         }
         last_first = keys.first().cloned();
-        match migrate_retrying(c, src, dst, &keys, opts.migrate) {
+        // Without REPLACE first, so a key on both sides is compared and reported, never
+        // overwritten silently; settle_busy applies `replace` to exactly those keys.
+        let first = MigrateOpts {
+            replace: false,
+            ..opts.migrate
+        };
+        match migrate_retrying(c, src, dst, &keys, first) {
             Ok(()) => report.keys += keys.len() as u64,
             Err(e) if busykey(&e) => settle_busy(c, slot, src, dst, &keys, opts, &mut report)?,
             Err(e) => return Err(e),
@@ -291,13 +297,17 @@ pub fn set_owner_everywhere(
             && !n.failing()
             && !n.noaddr()
     }));
-    for n in order {
+    let told_first = 1 + old.len();
+    for (i, n) in order.into_iter().enumerate() {
         match c.setslot(&n.addr(), slot, &SetSlot::Node(owner.id.clone())) {
             Ok(()) => {}
             // A source that gave away its last slot may already be a replica.
             Err(e)
                 if e.server_reply()
                     .is_some_and(|r| r.contains("only with masters")) => {}
+            // Another master that cannot be reached learns the owner by gossip when it
+            // comes back; the new and old owners must hear it now.
+            Err(e) if i >= told_first && e.is_connection() => {}
             Err(e) => return Err(e),
         }
     }

@@ -13,11 +13,20 @@ use rustyline::{Context, Helper, Validator};
 pub const COMMANDS: &[(&str, &str)] = &[
     (":help", "every primitive with its doc; :help NAME for one"),
     (":nodes", "every node as a table"),
-    (":check", "the cluster's health, as `slotsmith check` reports it"),
-    (":run", ":run NAME [ARGS]: run a script from the script path"),
+    (
+        ":check",
+        "the cluster's health, as `slotsmith check` reports it",
+    ),
+    (
+        ":run",
+        ":run NAME [ARGS]: run a script from the script path",
+    ),
     (":load", ":load FILE: evaluate a file into this session"),
     (":reload", "re-read the topology and the scripts"),
-    (":dry-run", ":dry-run on|off: writes go to an in-memory copy and are shown as a plan"),
+    (
+        ":dry-run",
+        ":dry-run on|off: writes go to an in-memory copy and are shown as a plan",
+    ),
     (":json", ":json [on|off]: print results as JSON"),
     (":history", "the statements entered so far"),
     (":quit", "leave (Ctrl+D does too)"),
@@ -25,11 +34,54 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// Rhai's keywords and the built-in functions most used at the prompt.
 const KEYWORDS: &[&str] = &[
-    "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "do", "until", "break", "continue",
-    "return", "throw", "try", "catch", "import", "export", "as", "private", "switch", "true", "false", "this",
-    "global", "Fn", "call", "curry", "is_def_var", "is_def_fn", "type_of", "print", "debug", "len", "push",
-    "keys", "values", "filter", "map", "reduce", "contains", "sort", "to_string", "to_json", "parse_int",
-    "range", "sum",
+    "let",
+    "const",
+    "fn",
+    "if",
+    "else",
+    "while",
+    "loop",
+    "for",
+    "in",
+    "do",
+    "until",
+    "break",
+    "continue",
+    "return",
+    "throw",
+    "try",
+    "catch",
+    "import",
+    "export",
+    "as",
+    "private",
+    "switch",
+    "true",
+    "false",
+    "this",
+    "global",
+    "Fn",
+    "call",
+    "curry",
+    "is_def_var",
+    "is_def_fn",
+    "type_of",
+    "print",
+    "debug",
+    "len",
+    "push",
+    "keys",
+    "values",
+    "filter",
+    "map",
+    "reduce",
+    "contains",
+    "sort",
+    "to_string",
+    "to_json",
+    "parse_int",
+    "range",
+    "sum",
 ];
 
 /// See the module docs. The word lists are filled by the session.
@@ -103,7 +155,12 @@ fn open_string(before: &str) -> Option<usize> {
 impl Completer for ReplHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         if let Some(rest) = before.strip_prefix(':') {
             let Some((cmd, arg)) = rest.split_once(' ') else {
@@ -121,7 +178,10 @@ impl Completer for ReplHelper {
             return Ok((start, candidates));
         }
         if let Some(start) = open_string(before) {
-            return Ok((start, pairs(self.nodes.iter().map(String::as_str), &before[start..])));
+            return Ok((
+                start,
+                pairs(self.nodes.iter().map(String::as_str), &before[start..]),
+            ));
         }
         let start = before
             .char_indices()
@@ -172,9 +232,16 @@ mod tests {
 
     fn helper() -> ReplHelper {
         let mut h = ReplHelper::new();
-        h.functions = vec!["countkeysinslot".into(), "check".into(), "check_text".into()];
+        h.functions = vec![
+            "countkeysinslot".into(),
+            "check".into(),
+            "check_text".into(),
+        ];
         h.variables = vec!["counted".into()];
-        h.nodes = vec!["127.0.0.1:7001".into(), "07c37dfeb2352e0b2e5c7d6e3e9aa3b1a1d2c3e4".into()];
+        h.nodes = vec![
+            "127.0.0.1:7001".into(),
+            "07c37dfeb2352e0b2e5c7d6e3e9aa3b1a1d2c3e4".into(),
+        ];
         h.scripts = vec!["fix".into(), "rebalance".into()];
         h
     }
@@ -182,17 +249,29 @@ mod tests {
     #[test]
     fn words_from_every_source() {
         let h = helper();
-        assert_eq!(complete(&h, "countkeysin"), (0, vec!["countkeysinslot".into()]));
-        assert_eq!(complete(&h, "let n = coun").1, vec!["counted", "countkeysinslot"]);
+        assert_eq!(
+            complete(&h, "countkeysin"),
+            (0, vec!["countkeysinslot".into()])
+        );
+        assert_eq!(
+            complete(&h, "let n = coun").1,
+            vec!["counted", "countkeysinslot"]
+        );
         assert_eq!(complete(&h, "whi"), (0, vec!["while".into()]));
     }
 
     #[test]
     fn nodes_inside_strings() {
         let h = helper();
-        assert_eq!(complete(&h, "node(\"127"), (6, vec!["127.0.0.1:7001".into()]));
+        assert_eq!(
+            complete(&h, "node(\"127"),
+            (6, vec!["127.0.0.1:7001".into()])
+        );
         assert_eq!(complete(&h, "node(\"07c3").1.len(), 1);
-        assert_eq!(complete(&h, "node(\"a\", ch").1, vec!["check", "check_text"]);
+        assert_eq!(
+            complete(&h, "node(\"a\", ch").1,
+            vec!["check", "check_text"]
+        );
     }
 
     #[test]

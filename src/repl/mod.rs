@@ -15,7 +15,7 @@ use std::rc::Rc;
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
-use rustyline::{CompletionType, Editor, HistoryDuplicates};
+use rustyline::{CompletionType, Editor};
 
 use crate::app::AppError;
 use crate::cli::Global;
@@ -31,15 +31,27 @@ use input::{completeness, Input};
 pub use session::{Session, Step};
 
 /// Start the REPL on the cluster (or snapshot) the global options name.
-pub fn run(g: &Global, rt: &tokio::runtime::Handle, conn: ConnOptions, opts: RunOptions) -> Result<i32, AppError> {
+pub fn run(
+    g: &Global,
+    rt: &tokio::runtime::Handle,
+    conn: ConnOptions,
+    opts: RunOptions,
+) -> Result<i32, AppError> {
     let base: Rc<dyn Cluster> = match &g.snapshot {
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
         None => {
-            crate::cluster::conn::split_addr(&g.cluster).map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
+            crate::cluster::conn::split_addr(&g.cluster)
+                .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
             Rc::new(LiveCluster::new(&g.cluster, conn, rt.clone()))
         }
     };
-    let mut session = Session::new(base, ScriptPath::new(&g.scripts), opts, g.dry_run, g.snapshot.is_some());
+    let mut session = Session::new(
+        base,
+        ScriptPath::new(&g.scripts),
+        opts,
+        g.dry_run,
+        g.snapshot.is_some(),
+    );
     if std::io::stdin().is_terminal() {
         interactive(&mut session)
     } else {
@@ -52,7 +64,9 @@ pub fn history_path() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_STATE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
+        })?;
     Some(base.join("slotsmith").join("history"))
 }
 
@@ -93,16 +107,18 @@ pub fn piped(session: &mut Session, reader: impl BufRead) -> Result<i32, AppErro
 }
 
 fn interactive(session: &mut Session) -> Result<i32, AppError> {
+    let setup = |e: ReadlineError| AppError::Failed(format!("cannot set up the line editor: {e}"));
     let config = Config::builder()
         .auto_add_history(false)
         .history_ignore_space(true)
-        .history_duplicates(HistoryDuplicates::IgnoreConsecutive)
         .completion_type(CompletionType::List)
         .max_history_size(10_000)
-        .map_err(|e| AppError::Failed(format!("cannot set up the line editor: {e}")))?
+        .map_err(setup)?
+        .history_ignore_dups(true)
+        .map_err(setup)?
         .build();
-    let mut editor: Editor<ReplHelper, DefaultHistory> =
-        Editor::with_config(config).map_err(|e| AppError::Failed(format!("cannot open the terminal: {e}")))?;
+    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
+        .map_err(|e| AppError::Failed(format!("cannot open the terminal: {e}")))?;
     let mut helper = ReplHelper::new();
     helper.functions = session.function_names();
     helper.scripts = session.script_names();
@@ -115,7 +131,9 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
 
     match session.refresh_topology() {
         Ok(summary) => eprintln!("slotsmith repl: {summary}."),
-        Err(e) => eprintln!("slotsmith repl: cannot read the cluster yet ({e}); :reload tries again."),
+        Err(e) => {
+            eprintln!("slotsmith repl: cannot read the cluster yet ({e}); :reload tries again.")
+        }
     }
     if session.dry_run() {
         eprintln!("Dry run: writes change an in-memory copy and are shown as a plan.");
@@ -130,7 +148,11 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
         }
         let prompt = session.prompt();
         let continuation = format!("{:>w$}", "...> ", w = prompt.len());
-        let line = match editor.readline(if buffer.is_empty() { prompt } else { &continuation }) {
+        let line = match editor.readline(if buffer.is_empty() {
+            prompt
+        } else {
+            &continuation
+        }) {
             Ok(line) => line,
             // Ctrl+C drops what was typed, the whole statement when it spans lines.
             Err(ReadlineError::Interrupted) => {
@@ -167,7 +189,8 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
             buffer.push_str(&line);
         }
         // A blank line ends the statement, complete or not.
-        if !forced && completeness(session.engine(), session.scope(), &buffer) == Input::Incomplete {
+        if !forced && completeness(session.engine(), session.scope(), &buffer) == Input::Incomplete
+        {
             continue;
         }
         let text = std::mem::take(&mut buffer);
@@ -195,6 +218,9 @@ fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &PathBuf)
         let _ = std::fs::create_dir_all(dir);
     }
     if let Err(e) = editor.append_history(path) {
-        eprintln!("warning: cannot save the history to {}: {e}", path.display());
+        eprintln!(
+            "warning: cannot save the history to {}: {e}",
+            path.display()
+        );
     }
 }

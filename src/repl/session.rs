@@ -48,7 +48,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(base: Rc<dyn Cluster>, path: ScriptPath, opts: RunOptions, dry_run: bool, snapshot: bool) -> Self {
+    pub fn new(
+        base: Rc<dyn Cluster>,
+        path: ScriptPath,
+        opts: RunOptions,
+        dry_run: bool,
+        snapshot: bool,
+    ) -> Self {
         let memory = (dry_run || snapshot).then(|| Rc::new(MemoryCluster::new(base.clone())));
         let cluster: Rc<dyn Cluster> = match &memory {
             Some(m) => m.clone(),
@@ -122,7 +128,10 @@ impl Session {
     pub fn refresh_topology(&mut self) -> Result<String, String> {
         let views = self.base.views().map_err(|e| e.to_string())?;
         let nodes = merged_nodes(&views);
-        self.node_words = nodes.iter().flat_map(|n| [n.id.clone(), n.addr()]).collect();
+        self.node_words = nodes
+            .iter()
+            .flat_map(|n| [n.id.clone(), n.addr()])
+            .collect();
         let masters = nodes.iter().filter(|n| n.is_master()).count();
         let unreachable = views.iter().filter(|v| v.state.is_err()).count();
         let mut text = format!(
@@ -178,7 +187,10 @@ impl Session {
                 Step::Ok
             }
             Err(e) => {
-                if !matches!(*e, EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorInModule(..)) {
+                if !matches!(
+                    *e,
+                    EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorInModule(..)
+                ) {
                     self.keep_imports(&ast);
                 }
                 self.forget_broken_import(&e);
@@ -197,14 +209,17 @@ impl Session {
             if x.1.name.is_empty() {
                 continue;
             }
-            self.imports.retain(|s| !matches!(s, Stmt::Import(y, _) if y.1.name == x.1.name));
+            self.imports
+                .retain(|s| !matches!(s, Stmt::Import(y, _) if y.1.name == x.1.name));
             self.imports.push(stmt.clone());
         }
     }
 
     /// A kept import whose module is gone or broken would fail every input after it.
     fn forget_broken_import(&mut self, e: &EvalAltResult) {
-        let (EvalAltResult::ErrorModuleNotFound(path, _) | EvalAltResult::ErrorInModule(path, ..)) = e else {
+        let (EvalAltResult::ErrorModuleNotFound(path, _) | EvalAltResult::ErrorInModule(path, ..)) =
+            e
+        else {
             return;
         };
         let path = path.strip_suffix(".rhai").unwrap_or(path);
@@ -221,7 +236,10 @@ impl Session {
                 eprintln!("interrupted");
                 return Step::Failed;
             }
-            let map = token.read_lock::<rhai::Map>().map(|m| m.clone()).unwrap_or_default();
+            let map = token
+                .read_lock::<rhai::Map>()
+                .map(|m| m.clone())
+                .unwrap_or_default();
             let code = map.get("exit").and_then(|c| c.as_int().ok()).unwrap_or(0);
             if let Some(m) = map.get("message") {
                 eprintln!("{m}");
@@ -293,7 +311,9 @@ impl Session {
                 self.rebuild_runner();
                 match self.refresh_topology() {
                     Ok(summary) => {
-                        println!("reloaded: {summary}; scripts are read again at their next import");
+                        println!(
+                            "reloaded: {summary}; scripts are read again at their next import"
+                        );
                         Step::Ok
                     }
                     Err(e) => {
@@ -377,7 +397,9 @@ impl Session {
             }
             ("off", None) => println!("dry run is already off"),
             ("off", Some(_)) if self.snapshot => {
-                eprintln!("error: this session runs on a snapshot: there is no live cluster to write to");
+                eprintln!(
+                    "error: this session runs on a snapshot: there is no live cluster to write to"
+                );
                 return Step::Failed;
             }
             ("off", Some(m)) => {
@@ -390,7 +412,10 @@ impl Session {
                     self.base.seed()
                 );
             }
-            ("", None) => println!("dry run is off: writes go to the cluster at {}", self.base.seed()),
+            ("", None) => println!(
+                "dry run is off: writes go to the cluster at {}",
+                self.base.seed()
+            ),
             ("", Some(m)) => {
                 let plan = m.plan();
                 println!("dry run is on; the plan so far ({} commands):", plan.len());
@@ -412,7 +437,11 @@ impl Session {
                     continue;
                 }
                 last = &d.name;
-                println!("  {:width$}  {}", d.name, d.doc.lines().next().unwrap_or_default());
+                println!(
+                    "  {:width$}  {}",
+                    d.name,
+                    d.doc.lines().next().unwrap_or_default()
+                );
             }
             println!("\nCommands:");
             let width = COMMANDS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
@@ -483,9 +512,8 @@ fn split_args(text: &str) -> Vec<String> {
 fn terminated(e: &EvalAltResult) -> Option<&Dynamic> {
     match e {
         EvalAltResult::ErrorTerminated(token, _) => Some(token),
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
-            terminated(inner)
-        }
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => terminated(inner),
         _ => None,
     }
 }
@@ -542,7 +570,9 @@ fn runtime_message(source: Option<&str>, text: &str, e: &EvalAltResult) -> Strin
         EvalAltResult::ErrorRuntime(d, _) => d.to_string(),
         other => {
             let t = other.to_string();
-            t.strip_suffix(&format!(" ({pos})")).map(str::to_string).unwrap_or(t)
+            t.strip_suffix(&format!(" ({pos})"))
+                .map(str::to_string)
+                .unwrap_or(t)
         }
     };
     let Some(line) = pos.line() else {

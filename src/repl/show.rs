@@ -32,7 +32,11 @@ pub fn render(value: &Dynamic, json: bool) -> String {
         }
     }
     if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
-        return if s.ends_with('\n') { s.to_string() } else { format!("{s}\n") };
+        return if s.ends_with('\n') {
+            s.to_string()
+        } else {
+            format!("{}\n", s.as_str())
+        };
     }
     format!("{value}\n")
 }
@@ -43,7 +47,11 @@ fn array(arr: &Array) -> Option<String> {
     }
     if arr.iter().all(|v| v.is_string() || v.is_blob()) {
         let mut out: String = arr.iter().map(|v| format!("{}\n", key_text(v))).collect();
-        out.push_str(&format!("({} {})\n", arr.len(), if arr.len() == 1 { "item" } else { "items" }));
+        out.push_str(&format!(
+            "({} {})\n",
+            arr.len(),
+            if arr.len() == 1 { "item" } else { "items" }
+        ));
         return Some(out);
     }
     let maps: Vec<_> = arr.iter().filter_map(|v| v.read_lock::<Map>()).collect();
@@ -66,11 +74,16 @@ fn key_text(v: &Dynamic) -> String {
 }
 
 fn is_node(m: &Map) -> bool {
-    ["id", "addr", "role", "slots"].iter().all(|k| m.contains_key(*k))
+    ["id", "addr", "role", "slots"]
+        .iter()
+        .all(|k| m.contains_key(*k))
 }
 
 fn check_report(value: &Dynamic, m: &Map) -> Option<CheckReport> {
-    if !["ok", "open_slots", "uncovered", "masters"].iter().all(|k| m.contains_key(*k)) {
+    if !["ok", "open_slots", "uncovered", "masters"]
+        .iter()
+        .all(|k| m.contains_key(*k))
+    {
         return None;
     }
     rhai::serde::from_dynamic(value).ok()
@@ -102,7 +115,10 @@ fn node_table(nodes: &[&Map]) -> String {
             .unwrap_or_default();
         let flags: Vec<String> = n
             .get("flags")
-            .and_then(|f| f.read_lock::<Array>().map(|a| a.iter().map(|x| x.to_string()).collect()))
+            .and_then(|f| {
+                f.read_lock::<Array>()
+                    .map(|a| a.iter().map(|x| x.to_string()).collect())
+            })
             .unwrap_or_default();
         let flags: Vec<String> = flags
             .into_iter()
@@ -110,7 +126,10 @@ fn node_table(nodes: &[&Map]) -> String {
             .collect();
         let mut open = Vec::new();
         for (field, arrow) in [("migrating", "->"), ("importing", "<-")] {
-            if let Some(m) = n.get(field).and_then(|v| v.read_lock::<Map>().map(|m| m.clone())) {
+            if let Some(m) = n
+                .get(field)
+                .and_then(|v| v.read_lock::<Map>().map(|m| m.clone()))
+            {
                 for (slot, peer) in m {
                     open.push(format!("{slot}{arrow}{}", addr_of(&peer.to_string())));
                 }
@@ -126,19 +145,28 @@ fn node_table(nodes: &[&Map]) -> String {
             open.join(" "),
         ]);
     }
-    table(&["ADDR", "ID", "ROLE", "MASTER", "SLOTS", "FLAGS", "OPEN"], rows)
+    table(
+        &["ADDR", "ID", "ROLE", "MASTER", "SLOTS", "FLAGS", "OPEN"],
+        rows,
+    )
 }
 
 /// `0-5460 (5461)`, shortened when a node holds many ranges.
 fn slots(n: &Map) -> String {
-    let Some(arr) = n.get("slots").and_then(|v| v.read_lock::<Array>().map(|a| a.clone())) else {
+    let Some(arr) = n
+        .get("slots")
+        .and_then(|v| v.read_lock::<Array>().map(|a| a.clone()))
+    else {
         return String::new();
     };
     let ranges: Vec<(u16, u16)> = arr
         .iter()
         .filter_map(|r| {
             let r = r.read_lock::<Array>()?;
-            Some((r.first()?.as_int().ok()? as u16, r.get(1)?.as_int().ok()? as u16))
+            Some((
+                r.first()?.as_int().ok()? as u16,
+                r.get(1)?.as_int().ok()? as u16,
+            ))
         })
         .collect();
     if ranges.is_empty() {
@@ -208,13 +236,25 @@ fn table(heads: &[&str], rows: Vec<Vec<String>>) -> String {
 mod tests {
     use super::*;
 
-    fn node(id: &str, port: i64, role: &str, master: Option<&str>, slots: &[(i64, i64)]) -> Dynamic {
+    fn node(
+        id: &str,
+        port: i64,
+        role: &str,
+        master: Option<&str>,
+        slots: &[(i64, i64)],
+    ) -> Dynamic {
         let mut m = Map::new();
         m.insert("id".into(), id.into());
         m.insert("addr".into(), format!("127.0.0.1:{port}").into());
         m.insert("role".into(), role.into());
-        m.insert("master_id".into(), master.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
-        m.insert("flags".into(), Dynamic::from(vec![Dynamic::from(role.to_string())]));
+        m.insert(
+            "master_id".into(),
+            master.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        m.insert(
+            "flags".into(),
+            Dynamic::from(vec![Dynamic::from(role.to_string())]),
+        );
         let s: Array = slots
             .iter()
             .map(|(a, b)| Dynamic::from(vec![Dynamic::from(*a), Dynamic::from(*b)]))
@@ -236,9 +276,15 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert!(lines[0].starts_with("ADDR "), "{out}");
-        assert!(!lines[0].contains("FLAGS"), "empty columns are left out: {out}");
+        assert!(
+            !lines[0].contains("FLAGS"),
+            "empty columns are left out: {out}"
+        );
         assert!(lines[1].contains("0-5460 (5461)"), "{out}");
-        assert!(lines[2].contains("replica") && lines[2].contains("127.0.0.1:7001"), "{out}");
+        assert!(
+            lines[2].contains("replica") && lines[2].contains("127.0.0.1:7001"),
+            "{out}"
+        );
         let col = lines[0].find("ROLE").unwrap();
         assert_eq!(&lines[1][col..col + 6], "master", "{out}");
     }

@@ -223,6 +223,9 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("SLOTSMITH_CLUSTER")
         .env_remove("REDISCLI_AUTH")
         .stdin(std::process::Stdio::null());
+    // Journals of test runs stay out of the user's state directory.
+    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
+    cmd.env("XDG_STATE_HOME", state);
     for (k, v) in env {
         cmd.env(k, v);
     }
