@@ -180,6 +180,7 @@ fn run_options(g: &Global) -> RunOptions {
         json: g.json,
         verbose: g.verbose,
         quiet: g.quiet,
+        max_operations: g.max_operations,
     }
 }
 

@@ -75,6 +75,9 @@ pub struct Global {
     /// A directory searched for scripts before the user directory (repeatable).
     #[arg(long = "scripts", global = true, value_name = "DIR")]
     pub scripts: Vec<PathBuf>,
+    /// Stop a script after this many Rhai operations (a runaway loop); 0 means no limit.
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    pub max_operations: u64,
     /// More on stderr.
     #[arg(short, long, global = true)]
     pub verbose: bool,

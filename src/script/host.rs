@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub json: bool,
     pub verbose: bool,
     pub quiet: bool,
+    /// Rhai operations a script may run before it is stopped (0: no limit).
+    pub max_operations: u64,
 }
 
 /// The state behind every primitive of one engine.

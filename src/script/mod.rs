@@ -54,6 +54,7 @@ impl Runner {
         let mut engine = Engine::new();
         // Runbooks nest loops inside functions; the debug-build defaults are too tight.
         engine.set_max_expr_depths(256, 256);
+        engine.set_max_operations(opts.max_operations);
         engine.set_module_resolver(PathResolver::new(path, sources.clone()));
         let json = opts.json;
         // With --json, stdout carries only the JSON document.

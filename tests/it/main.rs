@@ -9,5 +9,7 @@ mod lab;
 mod offline;
 mod rebalance;
 mod repair;
+mod repl;
 mod scripts;
 mod support;
+mod safety;

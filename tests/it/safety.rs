@@ -1,0 +1,208 @@
+//! Operational safety on real clusters: bad input changes nothing and says why in one
+//! sentence; Ctrl+C and SIGTERM finish the slots in flight and leave none open;
+//! `kill -9` at any moment of a rebalance leaves a cluster that `fix` makes whole.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use slotsmith::cluster::topology::parse_cluster_nodes;
+
+use crate::support::{bin, run, run_env, TestCluster};
+
+/// Every node's own view of owners and markers, and its key count.
+fn fingerprint(tc: &TestCluster) -> Vec<String> {
+    tc.ports()
+        .iter()
+        .map(|p| {
+            let nodes = parse_cluster_nodes(&tc.redis_cli(*p, &["CLUSTER", "NODES"])).expect("parses");
+            let view: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("{} {:?} {:?} {:?}", n.id, n.slots, n.migrating, n.importing))
+                .collect();
+            format!("{p}: {view:?} dbsize={}", tc.redis_cli(*p, &["DBSIZE"]).trim())
+        })
+        .collect()
+}
+
+fn slots_of(tc: &TestCluster, port: u16) -> usize {
+    let nodes = parse_cluster_nodes(&tc.redis_cli(port, &["CLUSTER", "NODES"])).expect("parses");
+    nodes.iter().find(|n| n.is_myself()).map(|n| n.slot_count()).unwrap_or(0)
+}
+
+fn spawn(args: &[&str]) -> Child {
+    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
+    bin()
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("slotsmith starts")
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to a child process we started and still own.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Wait until the target master holds some slots (the move has begun), at most 20 s.
+fn wait_for_progress(tc: &TestCluster, port: u16, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if slots_of(tc, port) > 0 {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+fn assert_healthy(tc: &TestCluster, keys: u64) {
+    // Replicas and other masters learn the last owners by gossip.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(&["-c", &tc.seed(), "check"]);
+        if out.code == 0 || Instant::now() > deadline {
+            assert_eq!(out.code, 0, "{out}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(tc.total_keys(), keys, "keys lost or duplicated");
+}
+
+#[test]
+fn bad_input_changes_nothing_and_says_why() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = 500;
+    });
+    let seed = tc.seed();
+    let before = fingerprint(&tc);
+    let dir = tempfile::tempdir().unwrap();
+    let throws = dir.path().join("throws.rhai");
+    std::fs::write(&throws, "let n = nodes().len();\nthrow `refusing: ${n} nodes`;\n").unwrap();
+    let forever = dir.path().join("forever.rhai");
+    std::fs::write(&forever, "let i = 0;\nloop { i += 1; }\n").unwrap();
+    let (throws, forever) = (throws.to_str().unwrap(), forever.to_str().unwrap());
+    let table: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["complete", "16384"], 2, "16384"),
+        (vec!["complete", "-5"], 2, "-5"),
+        (vec!["cancel", "5519", "-y"], 1, "slot 5519 is not open"),
+        (vec!["complete", "5519", "--from", "127.0.0.1:1", "--to", "127.0.0.1:2", "-y"], 1, "no node at 127.0.0.1:1"),
+        (vec!["reshard", "--from", "all", "--to", "0123456789", "--slots", "10", "-y"], 1, "no node with id 0123456789"),
+        (vec!["reshard", "--from", "all", "--to", "abc", "--slots", "10", "-y"], 1, "too short"),
+        (vec!["reshard", "--from", "all", "--to", "127.0.0.1:1", "--slots", "0", "-y"], 2, "--slots"),
+        (vec!["reshard", "--from", "all", "--to", "127.0.0.1:1", "--slots", "-3", "-y"], 2, "-3"),
+        (vec!["rebalance", "--weight", "127.0.0.1=2", "-y"], 1, "127.0.0.1"),
+        (vec!["rebalance", "--weight", "x", "-y"], 2, "--weight x"),
+        (vec!["rebalance", "--threshold", "-1", "-y"], 2, "--threshold"),
+        (vec!["fix", "--pipeline", "0", "-y"], 2, "--pipeline"),
+        (vec!["run", "/nonexistent/runbook.rhai"], 2, "does not exist"),
+        (vec!["run", "no-such-runbook"], 2, "no script named \"no-such-runbook\""),
+        (vec!["run", throws], 1, "refusing: 4 nodes"),
+        (vec!["--max-operations", "10000", "run", forever], 1, "Too many operations"),
+    ];
+    for (args, code, phrase) in &table {
+        let mut v = vec!["-c", seed.as_str()];
+        v.extend(args);
+        let out = run(&v);
+        assert_eq!(out.code, *code, "{args:?}: {out}");
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(phrase), "{args:?}: expected \"{phrase}\" in the first line: {out}");
+        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "{args:?}: {out}");
+    }
+    // The wrong cluster address: exit 2, nothing else happens.
+    let out = run(&["-c", "127.0.0.1:notaport", "fix", "-y"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("127.0.0.1:notaport"), "{out}");
+    assert_eq!(fingerprint(&tc), before, "bad input changed the cluster");
+
+    // A runaway script is stopped by Ctrl+C.
+    let mut child = spawn(&["-c", &seed, "run", forever]);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(fingerprint(&tc), before, "bad input changed the cluster");
+
+    // Without a terminal and without --yes, nothing is written.
+    let out = run_env(&["-c", &seed, "rebalance", "--use-empty-masters"], &[]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("--yes"), "{out}");
+    assert_eq!(fingerprint(&tc), before, "a refused run changed the cluster");
+}
+
+#[test]
+fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = 100_000;
+    });
+    let seed = tc.seed();
+    let keys = tc.total_keys();
+    let empty = *tc.ports().last().unwrap();
+    let rebalance = ["-c", seed.as_str(), "rebalance", "--use-empty-masters", "--pipeline", "3", "-y"];
+
+    // SIGINT: the slots in flight finish, none is left open, exit 130.
+    let mut child = spawn(&rebalance);
+    assert!(wait_for_progress(&tc, empty, &mut child), "the rebalance never started moving");
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let moved = slots_of(&tc, empty);
+    assert!(moved > 0 && moved < 4096, "interrupted after {moved} slots");
+    assert_healthy(&tc, keys);
+
+    // SIGTERM: the same, exit 143.
+    let mut child = spawn(&rebalance);
+    let start = slots_of(&tc, empty);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while slots_of(&tc, empty) == start && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_healthy(&tc, keys);
+
+    // kill -9 at several moments: slots may be left open; fix makes the cluster whole.
+    for delay in [0u64, 30, 120] {
+        let mut child = spawn(&rebalance);
+        let start = slots_of(&tc, empty);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while slots_of(&tc, empty) == start && Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        signal(&child, libc::SIGKILL);
+        let _ = child.wait();
+        let out = run(&["-c", &seed, "fix", "-y"]);
+        assert!(out.code == 0, "fix after kill -9 ({delay} ms): {out}");
+        assert_healthy(&tc, keys);
+    }
+
+    // And the rebalance can be finished afterwards.
+    let out = run(&rebalance);
+    assert_eq!(out.code, 0, "{out}");
+    assert_healthy(&tc, keys);
+    for p in tc.ports() {
+        let n = slots_of(&tc, p);
+        assert!((4095..=4097).contains(&n), "{p} holds {n} slots");
+    }
+}
