@@ -13,3 +13,4 @@ mod repl;
 mod scripts;
 mod support;
 mod safety;
+mod traffic;
