@@ -14,3 +14,4 @@ mod scripts;
 mod support;
 mod safety;
 mod traffic;
+mod faults;
