@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use serde_json::Value;
 use slotsmith::lab::Fault;
 
-use crate::support::{run, TestCluster};
+use crate::support::{port_of, run, TestCluster};
 
 #[test]
 fn check_reports_health_then_the_open_slot() {
@@ -41,14 +41,7 @@ fn check_reports_health_then_the_open_slot() {
     let masters = report["masters"].as_array().expect("masters");
     assert_eq!(masters.len(), 4);
     for m in masters {
-        let port: u16 = m["addr"]
-            .as_str()
-            .unwrap()
-            .rsplit_once(':')
-            .unwrap()
-            .1
-            .parse()
-            .unwrap();
+        let port: u16 = port_of(m["addr"].as_str().unwrap());
         let dbsize = tc.redis_cli(port, &["DBSIZE"]);
         assert_eq!(
             m["keys"].as_u64().unwrap().to_string(),

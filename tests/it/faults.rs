@@ -13,14 +13,19 @@ use crate::support::{run, TestCluster};
 fn a_master_killed_mid_migration_is_survived() {
     let tc = TestCluster::start(3000);
     let seed = tc.seed();
-    tc.lab().break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle()).expect("break");
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break");
     let keys = tc.total_keys();
     let ports = tc.ports();
     // The source of the migration is the second master (it owns 5519); its replica is the fifth node.
     let (src, replica) = (ports[1], ports[4]);
     let mut before: Vec<(String, String)> = Vec::new();
     for p in [src, *ports.last().unwrap()] {
-        for k in tc.redis_cli(p, &["CLUSTER", "GETKEYSINSLOT", "5519", "100"]).lines() {
+        for k in tc
+            .redis_cli(p, &["CLUSTER", "GETKEYSINSLOT", "5519", "100"])
+            .lines()
+        {
             before.push((k.to_string(), String::new()));
         }
     }
@@ -35,8 +40,12 @@ fn a_master_killed_mid_migration_is_survived() {
     }
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let nodes = parse_cluster_nodes(&tc.redis_cli(replica, &["CLUSTER", "NODES"])).unwrap_or_default();
-        if nodes.iter().any(|n| n.is_myself() && n.is_master() && n.owns(5519)) {
+        let nodes =
+            parse_cluster_nodes(&tc.redis_cli(replica, &["CLUSTER", "NODES"])).unwrap_or_default();
+        if nodes
+            .iter()
+            .any(|n| n.is_myself() && n.is_master() && n.owns(5519))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the replica never took over");
@@ -47,7 +56,10 @@ fn a_master_killed_mid_migration_is_survived() {
     // fix names the dead node and what to decide, and changes nothing.
     let out = run(&["-c", &seed, "fix", "-y"]);
     assert_eq!(out.code, 1, "{out}");
-    assert!(out.stdout.contains("[REFUSED]") && out.stdout.contains(&format!("127.0.0.1:{src}")), "{out}");
+    assert!(
+        out.stdout.contains("[REFUSED]") && out.stdout.contains(&format!("127.0.0.1:{src}")),
+        "{out}"
+    );
     assert!(out.stdout.contains("--force"), "{out}");
 
     // With --force: the slot is settled with the reachable masters, every key kept.
@@ -63,13 +75,20 @@ fn a_master_killed_mid_migration_is_survived() {
         if out.code == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "not healthy after fix --force and FORGET: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "not healthy after fix --force and FORGET: {out}"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(tc.total_keys(), keys, "keys lost");
     for (k, _) in &before {
         let got = tc.redis_cli(replica, &["-c", "EXISTS", k]);
-        let got = if got.trim() == "1" { got } else { tc.redis_cli(*ports.last().unwrap(), &["-c", "EXISTS", k]) };
+        let got = if got.trim() == "1" {
+            got
+        } else {
+            tc.redis_cli(*ports.last().unwrap(), &["-c", "EXISTS", k])
+        };
         assert_eq!(got.trim(), "1", "{k} lost");
     }
 }

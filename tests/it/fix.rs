@@ -18,7 +18,7 @@ use slotsmith::cluster::slot::{key_in_slot, slot_of};
 use slotsmith::cluster::NodeInfo;
 use slotsmith::lab::Fault;
 
-use crate::support::{run, Output, TestCluster};
+use crate::support::{port_of, run, Output, TestCluster};
 
 /// Every key of the cluster and its value.
 type Keys = BTreeMap<String, String>;
@@ -29,10 +29,6 @@ const RULE: &str =
 
 fn addr(port: u16) -> String {
     format!("127.0.0.1:{port}")
-}
-
-fn port_of(addr: &str) -> u16 {
-    addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
 /// Commands sent to one node over one connection (`redis-cli` reading stdin), one

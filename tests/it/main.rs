@@ -4,14 +4,15 @@
 
 mod check;
 mod dryrun;
+mod faults;
 mod fix;
 mod lab;
 mod offline;
 mod rebalance;
 mod repair;
 mod repl;
-mod scripts;
-mod support;
 mod safety;
+mod scripts;
+mod secure;
+mod support;
 mod traffic;
-mod faults;

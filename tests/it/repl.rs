@@ -77,7 +77,9 @@ impl Terminal {
 
     /// Type keys (`\r` is Enter, `\t` Tab, `\x03` Ctrl+C, `\x04` Ctrl+D).
     fn send(&mut self, keys: &str) {
-        self.writer.write_all(keys.as_bytes()).expect("type into the terminal");
+        self.writer
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
         self.writer.flush().expect("flush the terminal");
     }
 
@@ -115,7 +117,11 @@ impl Terminal {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
-                assert!(status.success(), "repl exit status {status:?}\n{}", self.screen());
+                assert!(
+                    status.success(),
+                    "repl exit status {status:?}\n{}",
+                    self.screen()
+                );
                 return;
             }
             if Instant::now() > deadline {
@@ -198,7 +204,10 @@ fn value_kept_across_lines(tc: &TestCluster) {
     let mut t = Terminal::start(&tc.seed(), dir.path());
     t.line("let kept = 20000 + 1");
     let out = t.line("kept * 3");
-    assert!(out.contains("\n60003\n"), "a variable set on one line is there on the next:\n{out}");
+    assert!(
+        out.contains("\n60003\n"),
+        "a variable set on one line is there on the next:\n{out}"
+    );
     let out = t.line("let masters_now = masters(); masters_now.len()");
     assert!(out.contains("\n4\n"), "{out}");
     let out = t.line(":nodes");
@@ -215,7 +224,10 @@ fn three_line_function(tc: &TestCluster) {
     t.expect("...> ");
     t.line("}");
     let out = t.line("triple(11111)");
-    assert!(out.contains("\n33333\n"), "a function defined over three lines is callable on the next:\n{out}");
+    assert!(
+        out.contains("\n33333\n"),
+        "a function defined over three lines is callable on the next:\n{out}"
+    );
     // A function can call one defined on an earlier line.
     t.line("fn sextuple(x) { triple(x) * 2 }");
     let out = t.line("sextuple(1001)");
@@ -229,14 +241,31 @@ fn tab_completes_primitives(tc: &TestCluster) {
     t.send("countkeysin\t");
     t.expect("countkeysinslot");
     let out = t.line("(owner(0), 0) == countkeysinslot(owner(0), 0)");
-    assert!(out.contains("\ntrue\n"), "the completed name is the primitive:\n{out}");
-    // Inside a string, Tab completes a node's address.
-    let addr = tc.seed();
-    let (prefix, _) = addr.split_at(addr.len() - 2);
-    t.send(&format!("node(\"{prefix}\t"));
-    let shown = t.expect(&format!("node(\"{prefix}"));
-    assert!(!shown.is_empty());
-    t.send("\x03");
+    assert!(
+        out.contains("\ntrue\n"),
+        "the completed name is the primitive:\n{out}"
+    );
+    // Inside a string, Tab completes a node id (and addresses) from the topology.
+    let seed = tc.seed();
+    let id = tc
+        .states()
+        .into_iter()
+        .find(|(addr, _)| *addr == seed)
+        .and_then(|(_, s)| s.myself().map(|m| m.id.clone()))
+        .expect("the seed node's id");
+    t.send(&format!("node(\"{}\t", &id[..10]));
+    t.expect(&id);
+    let out = t.line("\").addr");
+    assert!(out.contains(&format!("\n{seed}\n")), "{out}");
+    // An imported module's functions complete after `alias::`, and the import lasts.
+    t.line("import \"fix\" as fix;");
+    t.send("fix::proble\t");
+    t.expect("fix::problems");
+    let out = t.line("().len()");
+    assert!(
+        out.contains("\n0\n"),
+        "a healthy cluster has no problems:\n{out}"
+    );
     t.quit();
 }
 
@@ -248,7 +277,10 @@ fn error_then_a_working_line(tc: &TestCluster) {
     let out = t.line("node(\"10.255.255.1:1\")");
     assert!(out.contains("no node at 10.255.255.1:1"), "{out}");
     let out = t.line("1 + 2 * 3000");
-    assert!(out.contains("\n6001\n"), "the session goes on after an error:\n{out}");
+    assert!(
+        out.contains("\n6001\n"),
+        "the session goes on after an error:\n{out}"
+    );
     t.quit();
 }
 
@@ -256,11 +288,26 @@ fn help_lists_the_primitives(tc: &TestCluster) {
     let dir = state_dir();
     let mut t = Terminal::start(&tc.seed(), dir.path());
     let out = t.line(":help");
-    for name in ["nodes", "countkeysinslot", "getkeysinslot", "move_slots", "setslot", "confirm", ":run", ":dry-run"] {
-        assert!(out.contains(&format!("\n  {name} ")), "{name} missing from :help:\n{out}");
+    for name in [
+        "nodes",
+        "countkeysinslot",
+        "getkeysinslot",
+        "move_slots",
+        "setslot",
+        "confirm",
+        ":run",
+        ":dry-run",
+    ] {
+        assert!(
+            out.contains(&format!("\n  {name} ")),
+            "{name} missing from :help:\n{out}"
+        );
     }
     let out = t.line(":help countkeysinslot");
-    assert!(out.contains("countkeysinslot(node: Node, slot: int) -> int"), "{out}");
+    assert!(
+        out.contains("countkeysinslot(node: Node, slot: int) -> int"),
+        "{out}"
+    );
     t.quit();
 }
 
@@ -274,8 +321,12 @@ fn ctrl_c_stops_an_evaluation(tc: &TestCluster) {
     t.expect(PROMPT);
     // Ctrl+C at the prompt drops the line typed so far.
     t.send("abandoned(\x03");
+    t.expect(&format!("\n{PROMPT}"));
     let out = t.line("5 + 5");
-    assert!(out.contains("\n10\n") && !out.contains("abandoned(5"), "{out}");
+    assert!(
+        out.contains("\n10\n") && !out.contains("abandoned(5"),
+        "{out}"
+    );
     t.quit();
 }
 
@@ -285,7 +336,8 @@ fn history_survives_a_restart(tc: &TestCluster) {
     t.line("let marker = 776 + 1");
     t.quit();
     let file = dir.path().join("state/slotsmith/history");
-    let saved = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let saved =
+        std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     assert!(saved.contains("let marker = 776 + 1"), "{saved}");
 
     let mut t = Terminal::start(&tc.seed(), dir.path());
@@ -312,7 +364,12 @@ fn piped_statements(tc: &TestCluster) {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("slotsmith runs");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().expect("slotsmith ends");
         (
             out.status.code().unwrap_or(-1),
@@ -332,7 +389,13 @@ fn piped_statements(tc: &TestCluster) {
         "nosuchprimitive()\n",
         "getkeysinslot(owner(slot_of(\"key:000001\")), slot_of(\"key:000001\"), 10).contains(\"key:000001\")\n",
     ));
-    assert_eq!(code, 1, "a failed statement makes the exit code 1:\n{stdout}\n{stderr}");
+    assert_eq!(
+        code, 1,
+        "a failed statement makes the exit code 1:\n{stdout}\n{stderr}"
+    );
     assert_eq!(stdout, "3\ntrue\n", "{stderr}");
-    assert!(stderr.contains("Function not found: nosuchprimitive"), "{stderr}");
+    assert!(
+        stderr.contains("Function not found: nosuchprimitive"),
+        "{stderr}"
+    );
 }

@@ -7,26 +7,15 @@ use std::time::{Duration, Instant};
 
 use slotsmith::cluster::topology::parse_cluster_nodes;
 
-use crate::support::{bin, run, run_env, TestCluster};
-
-/// Every node's own view of owners and markers, and its key count.
-fn fingerprint(tc: &TestCluster) -> Vec<String> {
-    tc.ports()
-        .iter()
-        .map(|p| {
-            let nodes = parse_cluster_nodes(&tc.redis_cli(*p, &["CLUSTER", "NODES"])).expect("parses");
-            let view: Vec<String> = nodes
-                .iter()
-                .map(|n| format!("{} {:?} {:?} {:?}", n.id, n.slots, n.migrating, n.importing))
-                .collect();
-            format!("{p}: {view:?} dbsize={}", tc.redis_cli(*p, &["DBSIZE"]).trim())
-        })
-        .collect()
-}
+use crate::support::{bin, fingerprint, run, run_env, TestCluster};
 
 fn slots_of(tc: &TestCluster, port: u16) -> usize {
     let nodes = parse_cluster_nodes(&tc.redis_cli(port, &["CLUSTER", "NODES"])).expect("parses");
-    nodes.iter().find(|n| n.is_myself()).map(|n| n.slot_count()).unwrap_or(0)
+    nodes
+        .iter()
+        .find(|n| n.is_myself())
+        .map(|n| n.slot_count())
+        .unwrap_or(0)
 }
 
 fn spawn(args: &[&str]) -> Child {
@@ -86,10 +75,14 @@ fn bad_input_changes_nothing_and_says_why() {
         s.keys = 500;
     });
     let seed = tc.seed();
-    let before = fingerprint(&tc);
+    let before = fingerprint(&tc, None);
     let dir = tempfile::tempdir().unwrap();
     let throws = dir.path().join("throws.rhai");
-    std::fs::write(&throws, "let n = nodes().len();\nthrow `refusing: ${n} nodes`;\n").unwrap();
+    std::fs::write(
+        &throws,
+        "let n = nodes().len();\nthrow `refusing: ${n} nodes`;\n",
+    )
+    .unwrap();
     let forever = dir.path().join("forever.rhai");
     std::fs::write(&forever, "let i = 0;\nloop { i += 1; }\n").unwrap();
     let (throws, forever) = (throws.to_str().unwrap(), forever.to_str().unwrap());
@@ -97,19 +90,96 @@ fn bad_input_changes_nothing_and_says_why() {
         (vec!["complete", "16384"], 2, "16384"),
         (vec!["complete", "-5"], 2, "-5"),
         (vec!["cancel", "5519", "-y"], 1, "slot 5519 is not open"),
-        (vec!["complete", "5519", "--from", "127.0.0.1:1", "--to", "127.0.0.1:2", "-y"], 1, "no node at 127.0.0.1:1"),
-        (vec!["reshard", "--from", "all", "--to", "0123456789", "--slots", "10", "-y"], 1, "no node with id 0123456789"),
-        (vec!["reshard", "--from", "all", "--to", "abc", "--slots", "10", "-y"], 1, "too short"),
-        (vec!["reshard", "--from", "all", "--to", "127.0.0.1:1", "--slots", "0", "-y"], 2, "--slots"),
-        (vec!["reshard", "--from", "all", "--to", "127.0.0.1:1", "--slots", "-3", "-y"], 2, "-3"),
-        (vec!["rebalance", "--weight", "127.0.0.1=2", "-y"], 1, "127.0.0.1"),
+        (
+            vec![
+                "complete",
+                "5519",
+                "--from",
+                "127.0.0.1:1",
+                "--to",
+                "127.0.0.1:2",
+                "-y",
+            ],
+            1,
+            "no node at 127.0.0.1:1",
+        ),
+        (
+            vec![
+                "reshard",
+                "--from",
+                "all",
+                "--to",
+                "0123456789",
+                "--slots",
+                "10",
+                "-y",
+            ],
+            1,
+            "no node with id 0123456789",
+        ),
+        (
+            vec![
+                "reshard", "--from", "all", "--to", "abc", "--slots", "10", "-y",
+            ],
+            1,
+            "too short",
+        ),
+        (
+            vec![
+                "reshard",
+                "--from",
+                "all",
+                "--to",
+                "127.0.0.1:1",
+                "--slots",
+                "0",
+                "-y",
+            ],
+            2,
+            "--slots",
+        ),
+        (
+            vec![
+                "reshard",
+                "--from",
+                "all",
+                "--to",
+                "127.0.0.1:1",
+                "--slots",
+                "-3",
+                "-y",
+            ],
+            2,
+            "-3",
+        ),
+        (
+            vec!["rebalance", "--weight", "127.0.0.1=2", "-y"],
+            1,
+            "127.0.0.1",
+        ),
         (vec!["rebalance", "--weight", "x", "-y"], 2, "--weight x"),
-        (vec!["rebalance", "--threshold", "-1", "-y"], 2, "--threshold"),
+        (
+            vec!["rebalance", "--threshold", "-1", "-y"],
+            2,
+            "--threshold",
+        ),
         (vec!["fix", "--pipeline", "0", "-y"], 2, "--pipeline"),
-        (vec!["run", "/nonexistent/runbook.rhai"], 2, "does not exist"),
-        (vec!["run", "no-such-runbook"], 2, "no script named \"no-such-runbook\""),
+        (
+            vec!["run", "/nonexistent/runbook.rhai"],
+            2,
+            "does not exist",
+        ),
+        (
+            vec!["run", "no-such-runbook"],
+            2,
+            "no script named \"no-such-runbook\"",
+        ),
         (vec!["run", throws], 1, "refusing: 4 nodes"),
-        (vec!["--max-operations", "10000", "run", forever], 1, "Too many operations"),
+        (
+            vec!["--max-operations", "10000", "run", forever],
+            1,
+            "Too many operations",
+        ),
     ];
     for (args, code, phrase) in &table {
         let mut v = vec!["-c", seed.as_str()];
@@ -117,14 +187,24 @@ fn bad_input_changes_nothing_and_says_why() {
         let out = run(&v);
         assert_eq!(out.code, *code, "{args:?}: {out}");
         let first = out.stderr.lines().next().unwrap_or_default();
-        assert!(first.contains(phrase), "{args:?}: expected \"{phrase}\" in the first line: {out}");
-        assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "{args:?}: {out}");
+        assert!(
+            first.contains(phrase),
+            "{args:?}: expected \"{phrase}\" in the first line: {out}"
+        );
+        assert!(
+            !out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"),
+            "{args:?}: {out}"
+        );
     }
     // The wrong cluster address: exit 2, nothing else happens.
     let out = run(&["-c", "127.0.0.1:notaport", "fix", "-y"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("127.0.0.1:notaport"), "{out}");
-    assert_eq!(fingerprint(&tc), before, "bad input changed the cluster");
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "bad input changed the cluster"
+    );
 
     // A runaway script is stopped by Ctrl+C.
     let mut child = spawn(&["-c", &seed, "run", forever]);
@@ -132,13 +212,21 @@ fn bad_input_changes_nothing_and_says_why() {
     signal(&child, libc::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert_eq!(fingerprint(&tc), before, "bad input changed the cluster");
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "bad input changed the cluster"
+    );
 
     // Without a terminal and without --yes, nothing is written.
     let out = run_env(&["-c", &seed, "rebalance", "--use-empty-masters"], &[]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("--yes"), "{out}");
-    assert_eq!(fingerprint(&tc), before, "a refused run changed the cluster");
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "a refused run changed the cluster"
+    );
 }
 
 #[test]
@@ -152,11 +240,22 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
     let seed = tc.seed();
     let keys = tc.total_keys();
     let empty = *tc.ports().last().unwrap();
-    let rebalance = ["-c", seed.as_str(), "rebalance", "--use-empty-masters", "--pipeline", "3", "-y"];
+    let rebalance = [
+        "-c",
+        seed.as_str(),
+        "rebalance",
+        "--use-empty-masters",
+        "--pipeline",
+        "3",
+        "-y",
+    ];
 
     // SIGINT: the slots in flight finish, none is left open, exit 130.
     let mut child = spawn(&rebalance);
-    assert!(wait_for_progress(&tc, empty, &mut child), "the rebalance never started moving");
+    assert!(
+        wait_for_progress(&tc, empty, &mut child),
+        "the rebalance never started moving"
+    );
     signal(&child, libc::SIGINT);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -167,7 +266,7 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
     assert_healthy(&tc, keys);
 
     // SIGTERM: the same, exit 143.
-    let mut child = spawn(&rebalance);
+    let child = spawn(&rebalance);
     let start = slots_of(&tc, empty);
     let deadline = Instant::now() + Duration::from_secs(20);
     while slots_of(&tc, empty) == start && Instant::now() < deadline {
@@ -175,7 +274,12 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
     }
     signal(&child, libc::SIGTERM);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_healthy(&tc, keys);
 
     // kill -9 at several moments: slots may be left open; fix makes the cluster whole.

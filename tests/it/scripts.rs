@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{run, run_env, TestCluster};
+use crate::support::{port_of, run, run_env, TestCluster};
 
 #[test]
 fn a_user_script_reads_what_redis_cli_reads_and_its_setslot_changes_the_cluster() {
@@ -41,14 +41,7 @@ fn a_user_script_reads_what_redis_cli_reads_and_its_setslot_changes_the_cluster(
     ]);
     assert_eq!(out.code, 0, "{out}");
     let v: Value = serde_json::from_str(&out.stdout).expect("JSON result");
-    let port: u16 = v["owner"]
-        .as_str()
-        .unwrap()
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .parse()
-        .unwrap();
+    let port: u16 = port_of(v["owner"].as_str().unwrap());
     let slot = v["slot"].as_u64().unwrap().to_string();
     assert_eq!(
         tc.redis_cli(port, &["CLUSTER", "KEYSLOT", "key:000042"])

@@ -122,6 +122,12 @@ impl TestCluster {
         self.lab.seed()
     }
 
+    /// The `slotsmith` global options that reach this cluster with its credentials:
+    /// `-c SEED [--user U] [-a PASSWORD] [--tls --cacert CA --cert C --key K]`.
+    pub fn flags(&self) -> Vec<String> {
+        self.lab.flags(self.password.as_deref().unwrap_or_default())
+    }
+
     /// Every node port, masters first, then replicas, then empty masters.
     pub fn ports(&self) -> Vec<u16> {
         self.lab.ports()
@@ -144,8 +150,14 @@ impl TestCluster {
     pub fn redis_cli(&self, port: u16, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(user) = &self.lab.user {
+            cmd.args(["--user", user]);
+        }
         if let Some(pw) = &self.password {
             cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
+        if let Some(tls) = &self.lab.tls {
+            cmd.args(tls.flags());
         }
         let out = cmd.args(args).output().expect("redis-cli runs");
         let mut text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -235,4 +247,50 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).to_string(),
     }
+}
+
+/// The port of a `host:port` address.
+pub fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':')
+        .expect("host:port")
+        .1
+        .parse()
+        .expect("a port")
+}
+
+/// What an operator would compare before and after: every node's own view of owners
+/// and markers, its key count, and (when given) its keys in `slot`.
+pub fn fingerprint(tc: &TestCluster, slot: Option<u16>) -> Vec<String> {
+    tc.ports()
+        .iter()
+        .map(|p| {
+            let text = tc.redis_cli(*p, &["CLUSTER", "NODES"]);
+            let nodes = slotsmith::cluster::topology::parse_cluster_nodes(&text)
+                .expect("CLUSTER NODES parses");
+            let view: Vec<String> = nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {} {:?} {:?} {:?}",
+                        n.id,
+                        n.role(),
+                        n.slots,
+                        n.migrating,
+                        n.importing
+                    )
+                })
+                .collect();
+            let in_slot = slot
+                .map(|s| {
+                    tc.redis_cli(*p, &["CLUSTER", "COUNTKEYSINSLOT", &s.to_string()])
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            format!(
+                "{p}: {view:?} dbsize={} slot={in_slot}",
+                tc.redis_cli(*p, &["DBSIZE"]).trim()
+            )
+        })
+        .collect()
 }
