@@ -126,7 +126,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             run_script(g, &rt, "reshard", &a, *simulate)
         }
         Command::Run { script, args } => run_script(g, &rt, script, args, false),
-        Command::Api => api(g, &rt),
+        Command::Api { definitions } => api(g, &rt, definitions.as_deref()),
         Command::Journal { last } => show_journal(g, *last),
         Command::Repl => crate::repl::run(g, &rt, conn_options(g), run_options(g)),
         Command::Snapshot {
@@ -284,7 +284,11 @@ fn print_json(value: &rhai::Dynamic) -> Result<(), AppError> {
     Ok(())
 }
 
-fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {
+fn api(
+    g: &Global,
+    rt: &tokio::runtime::Handle,
+    definitions: Option<&std::path::Path>,
+) -> Result<i32, AppError> {
     // Registration needs no connection: the cluster is only reached when a function runs.
     let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
     let runner = Runner::new(
@@ -292,6 +296,9 @@ fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {
         run_options(g),
         ScriptPath::new(&g.scripts),
     );
+    if let Some(dir) = definitions {
+        return write_definitions(g, runner.engine(), dir);
+    }
     let docs = crate::script::api::docs(runner.engine());
     if g.json {
         println!(
@@ -302,6 +309,36 @@ fn api(g: &Global, rt: &tokio::runtime::Handle) -> Result<i32, AppError> {
     }
     for d in docs {
         println!("{}\n    {}", d.signature, d.doc.replace('\n', "\n    "));
+    }
+    Ok(0)
+}
+
+/// The file `api --definitions DIR` writes: one file, so an editor needs one setting.
+const DEFINITIONS_FILE: &str = "slotsmith.d.rhai";
+
+/// Write the engine's Rhai definitions (the builtins, every slotsmith primitive with its
+/// doc, and the `args` every script gets) to `DIR/slotsmith.d.rhai`; print the path.
+fn write_definitions(
+    g: &Global,
+    engine: &rhai::Engine,
+    dir: &std::path::Path,
+) -> Result<i32, AppError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| AppError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    let file = dir.join(DEFINITIONS_FILE);
+    let mut scope = rhai::Scope::new();
+    scope.push_constant("args", rhai::Array::new());
+    engine
+        .definitions_with_scope(&scope)
+        .write_to_file(&file)
+        .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", file.display())))?;
+    if g.json {
+        println!("{}", serde_json::json!({ "definitions": file }));
+    } else {
+        println!("{}", file.display());
+    }
+    if !g.quiet {
+        eprintln!("Rhai definitions written: load this file in an editor with Rhai support (the Rhai language server reads *.d.rhai files).");
     }
     Ok(0)
 }

@@ -168,7 +168,12 @@ pub enum Command {
         last: bool,
     },
     /// Every primitive and helper the scripts can call, with its signature and doc.
-    Api,
+    Api {
+        /// Write `slotsmith.d.rhai` into DIR instead: Rhai definitions (every primitive with
+        /// its doc, and `args`) for editors with Rhai support.
+        #[arg(long, value_name = "DIR")]
+        definitions: Option<PathBuf>,
+    },
     /// Run a script: a path, or the name of a bundled or user script.
     Run {
         /// Script path or name.

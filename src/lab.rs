@@ -14,7 +14,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
-use crate::cluster::conn::{args, ConnOptions};
+use crate::cluster::conn::{args, ConnOptions, TlsOptions};
 use crate::cluster::live::LiveCluster;
 use crate::cluster::slot::{key_in_slot, slot_of};
 use crate::cluster::topology::format_ranges;
@@ -144,8 +144,15 @@ pub struct LabSpec {
     pub keys: u64,
     /// Bytes per value.
     pub value_size: usize,
-    /// `requirepass` / `masterauth` of every node.
+    /// `requirepass` / `masterauth` of every node; with [`LabSpec::user`], that user's
+    /// password instead.
     pub password: Option<String>,
+    /// An ACL user (needs [`LabSpec::password`]): every node knows it with every right
+    /// (`on >password ~* &* +@all`), replicas authenticate with it (`masteruser`), and
+    /// the `default` user is switched off, so nothing gets in without this user.
+    pub user: Option<String>,
+    /// Serve TLS only (no plain-text port), on the cluster bus and for replication too.
+    pub tls: Option<LabTls>,
     /// The lab's own directory (one sub-directory per node, and `lab.json`).
     pub dir: PathBuf,
 }
@@ -162,6 +169,8 @@ impl LabSpec {
             keys: 0,
             value_size: 64,
             password: None,
+            user: None,
+            tls: None,
             dir: lab_dir(port),
         }
     }
@@ -202,6 +211,40 @@ impl LabSpec {
     }
 
     fn validate(&self) -> Result<(), LabError> {
+        if let Some(user) = &self.user {
+            if self.password.is_none() {
+                return Err(LabError::Spec(format!(
+                    "the ACL user \"{user}\" of a lab cluster needs a password"
+                )));
+            }
+            let bad = |c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '\'';
+            if user.is_empty() || user == "default" || user.chars().any(bad) {
+                return Err(LabError::Spec(format!(
+                    "\"{user}\" cannot be the ACL user of a lab cluster: give a name other than \"default\", without spaces or quotes"
+                )));
+            }
+        }
+        if let Some(pw) = &self.password {
+            if pw.is_empty() || pw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(LabError::Spec(
+                    "the password of a lab cluster cannot be empty or hold spaces".into(),
+                ));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            for (what, path) in [
+                ("CA certificate", &tls.ca),
+                ("certificate", &tls.cert),
+                ("key", &tls.key),
+            ] {
+                if !path.is_file() {
+                    return Err(LabError::Spec(format!(
+                        "the TLS {what} of the lab, {}, is not a readable file",
+                        path.display()
+                    )));
+                }
+            }
+        }
         if self.masters == 0 {
             return Err(LabError::Spec(
                 "a lab cluster needs at least one master".into(),
@@ -223,6 +266,48 @@ impl LabSpec {
             )));
         }
         Ok(())
+    }
+}
+
+/// The TLS files of a lab. Every node serves with `cert`/`key` (which must be valid for
+/// 127.0.0.1, and usable as a client certificate too: nodes present it to each other on
+/// the cluster bus, for replication and for `MIGRATE`), trusts `ca`, and the lab's own
+/// connections present `cert`/`key` as their client certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabTls {
+    /// The CA that signed `cert` (`--tls-ca-cert-file`; clients give it as `--cacert`).
+    pub ca: PathBuf,
+    /// PEM certificate of every node (`--tls-cert-file`).
+    pub cert: PathBuf,
+    /// PEM private key of `cert` (`--tls-key-file`).
+    pub key: PathBuf,
+    /// Whether clients must present a certificate signed by `ca`
+    /// (`--tls-auth-clients yes`); otherwise it is optional.
+    pub auth_clients: bool,
+}
+
+impl LabTls {
+    /// The TLS options of a client of the lab: trust `ca`, present `cert`/`key`.
+    pub fn options(&self) -> TlsOptions {
+        TlsOptions {
+            cacert: Some(self.ca.clone()),
+            cert: Some(self.cert.clone()),
+            key: Some(self.key.clone()),
+            insecure: false,
+        }
+    }
+
+    /// The same as `slotsmith` global options: `--tls --cacert CA --cert C --key K`.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.ca.to_string_lossy().into_owned(),
+            "--cert".into(),
+            self.cert.to_string_lossy().into_owned(),
+            "--key".into(),
+            self.key.to_string_lossy().into_owned(),
+        ]
     }
 }
 
@@ -295,6 +380,12 @@ pub struct Lab {
     /// Keys loaded by `up`.
     #[serde(default)]
     pub keys: u64,
+    /// The ACL user the nodes require (the `default` user is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The TLS files, when the nodes serve TLS only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<LabTls>,
     /// The lab's directory (not stored; where `lab.json` was found).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -359,13 +450,30 @@ impl Lab {
         self.nodes.iter().find(|n| n.port == port)
     }
 
-    /// How to reach the nodes (the password if one was given).
+    /// How to reach the nodes: the user, the password if one was given, and TLS.
     pub fn conn_options(&self) -> ConnOptions {
         ConnOptions {
+            user: self.user.clone(),
             password: self.secret.clone(),
+            tls: self.tls.as_ref().map(LabTls::options),
             timeout: CMD_TIMEOUT,
-            ..ConnOptions::default()
         }
+    }
+
+    /// The `slotsmith` global options that reach this lab, with `password` standing in
+    /// for the password: `-c SEED [--user U] [-a PASSWORD] [--tls --cacert ...]`.
+    pub fn flags(&self, password: &str) -> Vec<String> {
+        let mut out = vec!["-c".to_string(), self.seed()];
+        if let Some(user) = &self.user {
+            out.extend(["--user".to_string(), user.clone()]);
+        }
+        if self.has_password {
+            out.extend(["-a".to_string(), password.to_string()]);
+        }
+        if let Some(tls) = &self.tls {
+            out.extend(tls.flags());
+        }
+        out
     }
 
     /// A live cluster on the lab's seed node.
@@ -393,11 +501,11 @@ impl Lab {
             ""
         };
         let port = self.port;
-        let seed = self.seed();
+        let client = self.flags("PASSWORD").join(" ");
         format!(
             "Lab cluster up on {HOST}:{first}-{last}: {}, {}, {}, {} (files in {}).\n\
              Try next:\n  \
-             slotsmith -c {seed}{auth} check\n  \
+             slotsmith {client} check\n  \
              slotsmith lab break stuck-slot --port {port}{auth}\n  \
              slotsmith lab status --port {port}{auth}\n  \
              slotsmith lab down --port {port}\n",
@@ -585,12 +693,13 @@ impl Lab {
         cluster.migrate(&src_addr, &dst_addr, &keys, MigrateOpts::default())?;
 
         let seed = self.seed();
+        let client = self.flags("PASSWORD").join(" ");
         Ok(format!(
             "Slot {slot} is now stuck half-way, as an interrupted reshard leaves it: \
              {src_addr} is MIGRATING it to {dst_addr}, which is IMPORTING it; \
              {moved} moved to {dst_addr}, 1 left behind on {src_addr} ({stay}).\n\
-             See it:  slotsmith -c {seed} check   (or redis-cli --cluster check {seed})\n\
-             Fix it:  slotsmith -c {seed} fix   (or complete {slot} / cancel {slot})\n",
+             See it:  slotsmith {client} check   (or redis-cli --cluster check {seed})\n\
+             Fix it:  slotsmith {client} fix   (or complete {slot} / cancel {slot})\n",
             moved = plural(keys.len() as u64, "key"),
         ))
     }
@@ -881,13 +990,15 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
         })?;
     }
     for n in &nodes {
-        start_node(&spec.dir, n.port, spec.password.as_deref())?;
+        start_node(&spec.dir, n.port, spec)?;
     }
     let mut lab = Lab {
         port: spec.port,
         nodes: Vec::new(),
         has_password: spec.password.is_some(),
         keys: 0,
+        user: spec.user.clone(),
+        tls: spec.tls.clone(),
         dir: spec.dir.clone(),
         secret: spec.password.clone(),
     };
@@ -1041,12 +1152,27 @@ fn check_free(port: u16, what: &str) -> Result<(), LabError> {
     }
 }
 
-/// Launch one daemonized `redis-server` in `<dir>/<port>/`.
-fn start_node(dir: &Path, port: u16, password: Option<&str>) -> Result<(), LabError> {
+/// Launch one daemonized `redis-server` in `<dir>/<port>/`, with the password, ACL
+/// user and TLS of `spec`.
+fn start_node(dir: &Path, port: u16, spec: &LabSpec) -> Result<(), LabError> {
     let node_dir = dir.join(port.to_string());
     let path = |name: &str| node_dir.join(name).to_string_lossy().to_string();
     let mut cmd = Command::new("redis-server");
-    cmd.args(["--port", &port.to_string(), "--bind", HOST])
+    match &spec.tls {
+        None => cmd.args(["--port", &port.to_string()]),
+        // TLS only: no plain-text port; the bus (port + 10000) and replication use TLS.
+        Some(tls) => cmd
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &tls.cert.to_string_lossy()])
+            .args(["--tls-key-file", &tls.key.to_string_lossy()])
+            .args(["--tls-ca-cert-file", &tls.ca.to_string_lossy()])
+            .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+            .args([
+                "--tls-auth-clients",
+                if tls.auth_clients { "yes" } else { "optional" },
+            ]),
+    };
+    cmd.args(["--bind", HOST])
         .args([
             "--cluster-enabled",
             "yes",
@@ -1071,9 +1197,15 @@ fn start_node(dir: &Path, port: u16, password: Option<&str>) -> Result<(), LabEr
         ])
         // Replicas sync at once instead of after the default 5 s wait for more of them.
         .args(["--repl-diskless-sync-delay", "0"]);
-    if let Some(pw) = password {
-        cmd.args(["--requirepass", pw, "--masterauth", pw]);
-    }
+    match (&spec.user, &spec.password) {
+        // The `user` directive takes the rest of the line: one argument per ACL rule.
+        (Some(user), Some(pw)) => cmd
+            .args(["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"])
+            .args(["--user", "default", "off"])
+            .args(["--masteruser", user, "--masterauth", pw]),
+        (None, Some(pw)) => cmd.args(["--requirepass", pw, "--masterauth", pw]),
+        _ => &mut cmd,
+    };
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -126,6 +126,9 @@ impl Pool {
                 redis::Client::open(info).map_err(connect_err)
             }
             Some(tls) => {
+                // rustls picks no crypto provider on its own; one per process (a second
+                // install, or one by someone else, is refused and harmless).
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let read = |p: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
                     match p {
                         None => Ok(None),
@@ -235,11 +238,7 @@ impl Pool {
                 ms: timeout.as_millis() as u64,
             }),
             Ok(Err(e)) => Err(self.command_error(addr, args, e)),
-            Ok(Ok(v)) => reply_of(v).map_err(|reason| ClusterError::Command {
-                addr: addr.to_string(),
-                command: describe(args),
-                reason,
-            }),
+            Ok(Ok(v)) => reply_of(v).map_err(|reason| refused(addr, args, reason)),
         }
     }
 
@@ -282,13 +281,7 @@ impl Pool {
         Ok(replies
             .into_iter()
             .zip(cmds)
-            .map(|(v, args)| {
-                reply_of(v).map_err(|reason| ClusterError::Command {
-                    addr: addr.to_string(),
-                    command: describe(args),
-                    reason,
-                })
-            })
+            .map(|(v, args)| reply_of(v).map_err(|reason| refused(addr, args, reason)))
             .collect())
     }
 
@@ -301,11 +294,23 @@ impl Pool {
                 reason: e.to_string(),
             };
         }
-        ClusterError::Command {
+        refused(addr, args, server_text(&e))
+    }
+}
+
+/// A node's error reply to a command. `NOAUTH` means we never authenticated (no
+/// password was given): the node cannot be talked to at all, like a wrong password.
+fn refused(addr: &str, args: &[Vec<u8>], reason: String) -> ClusterError {
+    if reason.starts_with("NOAUTH") {
+        return ClusterError::Connect {
             addr: addr.to_string(),
-            command: describe(args),
-            reason: server_text(&e),
-        }
+            reason: "authentication required: the node asks for a password (see --user, -a, REDISCLI_AUTH)".into(),
+        };
+    }
+    ClusterError::Command {
+        addr: addr.to_string(),
+        command: describe(args),
+        reason,
     }
 }
 

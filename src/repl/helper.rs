@@ -95,6 +95,8 @@ pub struct ReplHelper {
     pub nodes: Vec<String>,
     /// Names on the script path.
     pub scripts: Vec<String>,
+    /// `alias::function` for every module the session imported.
+    pub module_functions: Vec<String>,
     files: FilenameCompleter,
     hinter: HistoryHinter,
 }
@@ -106,6 +108,7 @@ impl ReplHelper {
             variables: Vec::new(),
             nodes: Vec::new(),
             scripts: Vec::new(),
+            module_functions: Vec::new(),
             files: FilenameCompleter::new(),
             hinter: HistoryHinter::new(),
         }
@@ -183,12 +186,16 @@ impl Completer for ReplHelper {
                 pairs(self.nodes.iter().map(String::as_str), &before[start..]),
             ));
         }
-        let start = before
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
-            .last()
-            .map_or(pos, |(i, _)| i);
+        let mut start = word_start(before);
+        // `fix::pro` completes from the functions of the module imported as `fix`.
+        if before[..start].ends_with("::") {
+            start = word_start(&before[..start - 2]);
+            let word = &before[start..];
+            return Ok((
+                start,
+                pairs(self.module_functions.iter().map(String::as_str), word),
+            ));
+        }
         let word = &before[start..];
         let words = self
             .functions
@@ -198,6 +205,15 @@ impl Completer for ReplHelper {
             .chain(KEYWORDS.iter().copied());
         Ok((start, pairs(words, word)))
     }
+}
+
+/// Where the identifier that `text` ends with starts.
+fn word_start(text: &str) -> usize {
+    text.char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+        .last()
+        .map_or(text.len(), |(i, _)| i)
 }
 
 impl Hinter for ReplHelper {
@@ -243,6 +259,7 @@ mod tests {
             "07c37dfeb2352e0b2e5c7d6e3e9aa3b1a1d2c3e4".into(),
         ];
         h.scripts = vec!["fix".into(), "rebalance".into()];
+        h.module_functions = vec!["fix::problems".into(), "fix::plan".into()];
         h
     }
 
@@ -258,6 +275,10 @@ mod tests {
             vec!["counted", "countkeysinslot"]
         );
         assert_eq!(complete(&h, "whi"), (0, vec!["while".into()]));
+        assert_eq!(
+            complete(&h, "let p = fix::pr"),
+            (8, vec!["fix::problems".into()])
+        );
     }
 
     #[test]

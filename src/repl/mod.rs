@@ -121,7 +121,6 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
         .map_err(|e| AppError::Failed(format!("cannot open the terminal: {e}")))?;
     let mut helper = ReplHelper::new();
     helper.functions = session.function_names();
-    helper.scripts = session.script_names();
     editor.set_helper(Some(helper));
     let history = history_path();
     if let Some(h) = &history {
@@ -145,6 +144,8 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
         if let Some(h) = editor.helper_mut() {
             h.variables = session.variable_names();
             h.nodes = session.node_words().to_vec();
+            h.module_functions = session.module_functions();
+            h.scripts = session.script_names();
         }
         let prompt = session.prompt();
         let continuation = format!("{:>w$}", "...> ", w = prompt.len());

@@ -5,7 +5,9 @@
 
 use std::rc::Rc;
 
-use rhai::{Dynamic, EvalAltResult, Expr, Module, ParseError, Scope, Stmt, AST};
+use rhai::{
+    Dynamic, EvalAltResult, Expr, FnAccess, Module, ParseError, Position, Scope, Stmt, AST,
+};
 
 use crate::cluster::memory::{render as render_plan, MemoryCluster};
 use crate::cluster::{merged_nodes, Cluster};
@@ -68,7 +70,7 @@ impl Session {
             opts,
             memory,
             snapshot,
-            scope: Scope::new(),
+            scope: repl_scope(),
             functions: AST::empty(),
             imports: Vec::new(),
             node_words: Vec::new(),
@@ -113,7 +115,38 @@ impl Session {
             .iter_raw()
             .map(|(name, ..)| name.to_string())
             .chain(self.functions.iter_functions().map(|f| f.name.to_string()))
+            .chain(self.imports.iter().filter_map(|s| match s {
+                Stmt::Import(x, _) => Some(x.1.name.to_string()),
+                _ => None,
+            }))
             .collect()
+    }
+
+    /// `alias::function` for the public functions of every kept import, and the aliases.
+    pub fn module_functions(&self) -> Vec<String> {
+        let engine = self.engine();
+        let mut out = Vec::new();
+        for stmt in &self.imports {
+            let Stmt::Import(x, _) = stmt else { continue };
+            let Expr::StringConstant(path, _) = &x.0 else {
+                continue;
+            };
+            // Cached by the resolver since the import ran.
+            let Ok(module) = engine
+                .module_resolver()
+                .resolve(engine, None, path, Position::NONE)
+            else {
+                continue;
+            };
+            let alias = &x.1.name;
+            out.extend(
+                module
+                    .iter_script_fn_info()
+                    .filter(|(_, access, ..)| *access == FnAccess::Public)
+                    .map(|(_, _, name, ..)| format!("{alias}::{name}")),
+            );
+        }
+        out
     }
 
     pub fn script_names(&self) -> Vec<String> {
@@ -369,7 +402,10 @@ impl Session {
                 if let Some(m) = &o.message {
                     eprintln!("{m}");
                 }
-                self.print(&o.value);
+                // A script prints its own report; its value is for JSON, as with `slotsmith run`.
+                if self.json {
+                    self.print(&o.value);
+                }
                 if o.code == 0 {
                     Step::Ok
                 } else {
@@ -431,17 +467,18 @@ impl Session {
         if arg.is_empty() {
             let width = docs.iter().map(|d| d.name.len()).max().unwrap_or(0);
             println!("Primitives and helpers (:help NAME for one in full):");
-            let mut last = "";
-            for d in &docs {
-                if d.name == last {
+            for (i, d) in docs.iter().enumerate() {
+                if i > 0 && docs[i - 1].name == d.name {
                     continue;
                 }
-                last = &d.name;
-                println!(
-                    "  {:width$}  {}",
-                    d.name,
-                    d.doc.lines().next().unwrap_or_default()
-                );
+                // Of several overloads, the fullest doc says what the function is for.
+                let doc = docs[i..]
+                    .iter()
+                    .take_while(|o| o.name == d.name)
+                    .map(|o| o.doc.as_str())
+                    .max_by_key(|doc| doc.len())
+                    .unwrap_or_default();
+                println!("  {:width$}  {}", d.name, summary(doc));
             }
             println!("\nCommands:");
             let width = COMMANDS.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
@@ -480,6 +517,29 @@ impl Session {
         }
         Step::Ok
     }
+}
+
+/// A runbook loaded with `:load` may read `args`, as under `slotsmith run`: none here.
+fn repl_scope() -> Scope<'static> {
+    let mut scope = Scope::new();
+    scope.push("args", rhai::Array::new());
+    scope
+}
+
+/// The first sentence of a doc, on one line and at most about 100 characters.
+fn summary(doc: &str) -> String {
+    const MAX: usize = 100;
+    let flat = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let first = match flat.find(". ") {
+        Some(i) => &flat[..=i],
+        None => flat.as_str(),
+    };
+    if first.chars().count() <= MAX {
+        return first.to_string();
+    }
+    let cut: String = first.chars().take(MAX).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{}...", cut.trim_end_matches([',', ';', ':']))
 }
 
 fn usage(text: &str) -> Step {
@@ -593,6 +653,17 @@ fn runtime_message(source: Option<&str>, text: &str, e: &EvalAltResult) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_summaries_are_one_sentence() {
+        assert_eq!(
+            summary("Pause for ms\nmilliseconds."),
+            "Pause for ms milliseconds."
+        );
+        assert_eq!(summary("One thing. Another thing."), "One thing.");
+        let long = summary(&"word ".repeat(40));
+        assert!(long.ends_with("...") && long.len() <= 103, "{long}");
+    }
 
     #[test]
     fn args_split_like_a_shell() {

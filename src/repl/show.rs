@@ -249,11 +249,15 @@ mod tests {
         m.insert("role".into(), role.into());
         m.insert(
             "master_id".into(),
-            master.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+            master
+                .map(|m| Dynamic::from(m.to_string()))
+                .unwrap_or(Dynamic::UNIT),
         );
         m.insert(
             "flags".into(),
-            Dynamic::from(vec![Dynamic::from(role.to_string())]),
+            Dynamic::from(vec![Dynamic::from(
+                if role == "replica" { "slave" } else { role }.to_string(),
+            )]),
         );
         let s: Array = slots
             .iter()

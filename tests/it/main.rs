@@ -4,6 +4,7 @@
 
 mod check;
 mod dryrun;
+mod examples;
 mod faults;
 mod fix;
 mod lab;

@@ -164,6 +164,7 @@ fn assert_clean(tc: &TestCluster) {
 /// Refused before anything happened: exit 2, one sentence on stderr naming `node`
 /// and holding `phrase`.
 fn assert_refused(out: &Output, node: &str, phrase: &str) {
+    eprintln!("DEBUG {out}");
     assert_eq!(out.code, 2, "{out}");
     assert!(!out.stderr.contains("panicked"), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "one sentence: {out}");
@@ -182,7 +183,8 @@ fn fix_and_rebalance(tc: &TestCluster, secret: Option<&str>) -> Runs {
     let out = runs.run(&flags, &["check"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
-        out.stdout.contains(&format!("[OK] {KEYS} keys in 4 masters.")),
+        out.stdout
+            .contains(&format!("[OK] {KEYS} keys in 4 masters.")),
         "{out}"
     );
 
@@ -238,7 +240,11 @@ fn fix_and_rebalance(tc: &TestCluster, secret: Option<&str>) -> Runs {
     );
     assert_keys(tc, total);
     assert!(
-        tc.redis_cli(empty, &["DBSIZE"]).trim().parse::<u64>().unwrap() > 0,
+        tc.redis_cli(empty, &["DBSIZE"])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            > 0,
         "keys reached the empty master {empty}"
     );
     assert_clean(tc);
@@ -272,6 +278,7 @@ fn password_cluster_fix_and_rebalance_and_a_wrong_password() {
     assert!(!out.stderr.contains("wrong-pw-1"), "{out}");
     let out = runs.run(&["-c".into(), seed.clone()], &["check"]);
     assert_eq!(out.code, 2, "no password: {out}");
+    eprintln!("DEBUG {out}");
     assert!(out.stderr.contains(&seed), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     runs.assert_never_shown(pw);
@@ -420,9 +427,11 @@ fn tls_cluster_fix_and_rebalance_and_an_untrusted_certificate() {
     assert_eq!(out.code, 2, "no client certificate: {out}");
     assert!(out.stderr.contains(&seed), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    eprintln!("DEBUG {out}");
     // Plain text to a TLS port.
     let out = runs.run(&c, &["--timeout", "1000", "check"]);
     assert_eq!(out.code, 2, "plain text to TLS: {out}");
+    eprintln!("DEBUG {out}");
     assert!(out.stderr.contains(&seed), "{out}");
     assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
 }

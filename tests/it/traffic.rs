@@ -11,6 +11,9 @@ use slotsmith::lab::Fault;
 
 use crate::support::{run, TestCluster};
 
+/// Acknowledged writes (key, value), and read-back mismatches.
+type Seen = (Vec<(String, String)>, Vec<String>);
+
 /// Writes `prefix:n` (and keys of `hot_slot`, which is being moved) until told to stop;
 /// returns the acknowledged writes and the read-back mismatches seen meanwhile.
 fn workload(
@@ -18,7 +21,7 @@ fn workload(
     prefix: &'static str,
     hot_slot: u16,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<(Vec<(String, String)>, Vec<String>)> {
+) -> JoinHandle<Seen> {
     std::thread::spawn(move || {
         let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}")])
             .expect("cluster client");
@@ -28,7 +31,7 @@ fn workload(
         let mut wrong = Vec::new();
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) || n < 200 {
-            let key = if n % 3 == 0 {
+            let key = if n.is_multiple_of(3) {
                 format!("{{{tag}}}:{prefix}:{n}")
             } else {
                 format!("{prefix}:{n}")

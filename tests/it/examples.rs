@@ -1,0 +1,554 @@
+//! The runbooks in `examples/`, run as a team runs them (`slotsmith run
+//! examples/NAME.rhai ...`), live and in a dry run, against lab clusters; a user
+//! script importing a bundled module; and `api --definitions`.
+
+use serde_json::Value;
+use slotsmith::lab::{Fault, LabRole};
+
+use crate::support::{run_env, Output, TestCluster};
+
+/// Every runbook in `examples/`; each one is run below.
+const EXAMPLES: &[&str] = &[
+    "drain-node",
+    "key-report",
+    "move-hot-slot",
+    "replica-audit",
+    "wait-for-agreement",
+];
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}.rhai", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `slotsmith` pointed at one lab cluster, with its own user and state directories
+/// (no ejected script of the machine's user shadows a bundled one; journals stay here).
+struct Slotsmith {
+    flags: Vec<String>,
+    home: tempfile::TempDir,
+}
+
+impl Slotsmith {
+    fn new(tc: &TestCluster) -> Slotsmith {
+        Slotsmith {
+            flags: tc.flags(),
+            home: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let home = self.home.path().to_str().expect("utf-8 path");
+        let mut all: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        run_env(&all, &[("XDG_CONFIG_HOME", home), ("XDG_STATE_HOME", home)])
+    }
+
+    /// Run with `--json`, expecting `code`; the JSON document on stdout.
+    fn json(&self, code: i32, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        assert_eq!(out.code, code, "{out}");
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// A dry run with `--json`, expecting `code`: the `{dry_run, result, summary, commands}` document.
+    fn dry(&self, code: i32, args: &[&str]) -> Value {
+        let mut all = vec!["--dry-run"];
+        all.extend_from_slice(args);
+        let doc = self.json(code, &all);
+        assert_eq!(doc["dry_run"], true, "{doc}");
+        doc
+    }
+}
+
+/// What a dry run must leave alone: every node's view of roles, owners and open slots,
+/// and its key count.
+fn fingerprint(tc: &TestCluster) -> Vec<String> {
+    let mut out: Vec<String> = tc
+        .states()
+        .iter()
+        .map(|(addr, s)| {
+            let mut view: Vec<String> = s
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {} {:?} {:?} {:?} {:?}",
+                        n.id,
+                        n.role(),
+                        n.master_id,
+                        n.slots,
+                        n.migrating,
+                        n.importing
+                    )
+                })
+                .collect();
+            view.sort();
+            format!("{addr} keys={} {view:?}", s.keys)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Slots held by each master, by address, from `check --json`.
+fn slots_by_master(sm: &Slotsmith) -> std::collections::BTreeMap<String, u64> {
+    let report = sm.json(0, &["check"]);
+    report["masters"]
+        .as_array()
+        .expect("masters")
+        .iter()
+        .map(|m| {
+            (
+                m["addr"].as_str().expect("addr").to_string(),
+                m["slots"].as_u64().expect("slots"),
+            )
+        })
+        .collect()
+}
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+fn dbsize(tc: &TestCluster, port: u16) -> u64 {
+    tc.redis_cli(port, &["DBSIZE"])
+        .trim()
+        .parse()
+        .expect("DBSIZE is a number")
+}
+
+fn keys_in_slot(tc: &TestCluster, port: u16, slot: u64) -> u64 {
+    tc.redis_cli(port, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
+        .trim()
+        .parse()
+        .expect("COUNTKEYSINSLOT is a number")
+}
+
+#[test]
+fn every_example_is_run_by_the_tests() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples/")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().to_string();
+            Some(name.strip_suffix(".rhai")?.to_string())
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, EXAMPLES, "a runbook in examples/ has no test here");
+}
+
+#[test]
+fn api_definitions_writes_a_file_for_editors() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("editor/defs");
+    let out = run_env(
+        &["api", "--definitions", target.to_str().unwrap()],
+        &[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let file = target.join("slotsmith.d.rhai");
+    assert_eq!(out.stdout.trim(), file.to_str().unwrap(), "{out}");
+    let text = std::fs::read_to_string(&file).expect("the definitions file exists");
+    for want in [
+        "/// How many keys of a slot one node holds (CLUSTER COUNTKEYSINSLOT).",
+        "fn countkeysinslot(node: Node, slot: int) -> int;",
+        "fn move_slots(moves: array, opts: map) -> map;",
+        "fn wait_until(",
+        "fn confirm(",
+        "const args: array;",
+    ] {
+        assert!(text.contains(want), "no {want:?} in {}", file.display());
+    }
+}
+
+/// The read-only runbooks (key report, replica audit, wait for agreement), a user
+/// script importing `fix`, and move-hot-slot, on one lab cluster.
+#[test]
+fn reports_audit_wait_and_move_a_hot_slot() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 1;
+        s.empty = 1;
+        s.keys = 2000;
+    });
+    let sm = Slotsmith::new(&tc);
+    let nodes = tc.lab().nodes.clone();
+    let masters: Vec<u16> = nodes
+        .iter()
+        .filter(|n| n.role != LabRole::Replica)
+        .map(|n| n.port)
+        .collect();
+
+    // A hot slot: 100 keys under one hash tag, on top of ~700 per master.
+    for i in 0..100 {
+        let key = format!("{{hot}}:{i}");
+        let out = tc.redis_cli(masters[0], &["-c", "SET", &key, &format!("v{i}")]);
+        assert!(out.contains("OK"), "{out}");
+    }
+    let hot: u64 = tc
+        .redis_cli(masters[0], &["CLUSTER", "KEYSLOT", "{hot}"])
+        .trim()
+        .parse()
+        .unwrap();
+    let before = fingerprint(&tc);
+
+    // key-report: the totals are the masters' DBSIZE, the hot slot is first.
+    let report = sm.json(0, &["run", &example("key-report"), "--top", "5"]);
+    assert_eq!(report["total_keys"], tc.total_keys(), "{report}");
+    assert_eq!(tc.total_keys(), 2100);
+    for m in report["masters"].as_array().unwrap() {
+        let port = m["addr"].as_str().unwrap().rsplit_once(':').unwrap().1;
+        assert_eq!(m["keys"], dbsize(&tc, port.parse().unwrap()), "{m}");
+    }
+    let slots: u64 = report["masters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["slots"].as_u64().unwrap())
+        .sum();
+    assert_eq!(slots, 16384);
+    let top = report["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5, "{report}");
+    assert_eq!(top[0]["slot"], hot, "{report}");
+    assert_eq!(top[0]["keys"], 100, "{report}");
+    assert!(top
+        .windows(2)
+        .all(|w| w[0]["keys"].as_u64() >= w[1]["keys"].as_u64()));
+    let text = sm.run(&["run", &example("key-report")]);
+    assert_eq!(text.code, 0, "{text}");
+    assert!(text.stdout.contains("Top 10 slot(s) by keys:"), "{text}");
+    assert!(text.stdout.contains("2100"), "{text}");
+    let dry = sm.dry(0, &["run", &example("key-report"), "--top", "5"]);
+    assert_eq!(dry["result"], report, "the dry run counted differently");
+    assert_eq!(dry["commands"].as_array().unwrap().len(), 0, "{dry}");
+    let bad = sm.run(&["run", &example("key-report"), "--top", "none"]);
+    assert_eq!(bad.code, 2, "{bad}");
+
+    // replica-audit: every replica of the lab shares its master's host (127.0.0.1).
+    let audit = sm.json(1, &["run", &example("replica-audit")]);
+    assert_eq!(audit["ok"], false);
+    assert_eq!(audit["problems"].as_array().unwrap().len(), 3, "{audit}");
+    let out = sm.run(&["run", &example("replica-audit")]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("on the same host (127.0.0.1)"), "{out}");
+    let out = sm.run(&["run", &example("replica-audit"), "--allow-same-host"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .contains("[OK] Every master with slots has 1+ healthy replica(s)"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("(no slots: not audited)"), "{out}");
+    let out = sm.run(&[
+        "run",
+        &example("replica-audit"),
+        "--allow-same-host",
+        "--min-replicas",
+        "2",
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout.contains("has 1 replica(s), fewer than 2"),
+        "{out}"
+    );
+    // Announced hostnames say which machine each node is on.
+    for n in &nodes {
+        let out = tc.redis_cli(
+            n.port,
+            &[
+                "CONFIG",
+                "SET",
+                "cluster-announce-hostname",
+                &format!("box-{}", n.port),
+            ],
+        );
+        assert!(out.contains("OK"), "{out}");
+    }
+    let out = sm.run(&["run", &example("replica-audit")]);
+    assert_eq!(out.code, 0, "{out}");
+    let replica = nodes.iter().find(|n| n.role == LabRole::Replica).unwrap();
+    let master = replica.master.unwrap();
+    tc.redis_cli(
+        replica.port,
+        &[
+            "CONFIG",
+            "SET",
+            "cluster-announce-hostname",
+            &format!("box-{master}"),
+        ],
+    );
+    let out = sm.run(&["run", &example("replica-audit")]);
+    assert_eq!(out.code, 1, "{out}");
+    let want = format!(
+        "{} replicates {} on the same host (box-{master})",
+        addr(replica.port),
+        addr(master)
+    );
+    assert!(out.stdout.contains(&want), "{out}");
+    let dry = sm.dry(1, &["run", &example("replica-audit")]);
+    assert_eq!(
+        dry["result"]["problems"].as_array().unwrap().len(),
+        1,
+        "{dry}"
+    );
+    assert_eq!(dry["commands"].as_array().unwrap().len(), 0, "{dry}");
+    for n in &nodes {
+        tc.redis_cli(n.port, &["CONFIG", "SET", "cluster-announce-hostname", ""]);
+    }
+
+    // wait-for-agreement on a settled cluster, live and dry.
+    let out = sm.run(&["run", &example("wait-for-agreement"), "--timeout", "5000"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .contains("[OK] All 7 nodes agree about the configuration"),
+        "{out}"
+    );
+    let dry = sm.dry(0, &["run", &example("wait-for-agreement")]);
+    assert_eq!(dry["result"]["ok"], true, "{dry}");
+    assert_eq!(dry["commands"].as_array().unwrap().len(), 0, "{dry}");
+
+    // A user script can import the bundled fix and call its steps.
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("problems.rhai");
+    std::fs::write(
+        &mine,
+        "import \"fix\" as fix;\nlet found = fix::problems();\n#{count: found.len(), slots: found.map(|p| p.slot)}\n",
+    )
+    .unwrap();
+    let mine = mine.to_str().unwrap();
+    let found = sm.json(0, &["run", mine]);
+    assert_eq!(found["count"], 0, "{found}");
+    assert_eq!(found["slots"], serde_json::json!([]), "{found}");
+    assert_eq!(
+        fingerprint(&tc),
+        before,
+        "a read-only runbook changed the cluster"
+    );
+
+    // An interrupted migration: the nodes still agree on owners, but the cluster is not
+    // healthy until it is fixed; the user's script sees the slot.
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break");
+    let found = sm.json(0, &["run", mine]);
+    assert_eq!(found["slots"], serde_json::json!([5519]), "{found}");
+    let out = sm.run(&["run", &example("wait-for-agreement"), "--timeout", "2000"]);
+    assert_eq!(out.code, 0, "{out}");
+    let out = sm.run(&[
+        "run",
+        &example("wait-for-agreement"),
+        "--healthy",
+        "--timeout",
+        "1000",
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("still does not pass check"), "{out}");
+    assert!(out.stdout.contains("5519"), "{out}");
+    let fixed = sm.run(&["fix", "-y"]);
+    assert_eq!(fixed.code, 0, "{fixed}");
+    let out = sm.run(&["run", &example("wait-for-agreement"), "--healthy"]);
+    assert_eq!(out.code, 0, "{out}");
+
+    // move-hot-slot with the defaults: the hot slot goes to the master with the fewest keys.
+    let src = masters
+        .iter()
+        .copied()
+        .find(|p| keys_in_slot(&tc, *p, hot) == 100)
+        .expect("a master holds the hot slot");
+    let dst = masters
+        .iter()
+        .copied()
+        .filter(|p| *p != src)
+        .min_by_key(|p| (dbsize(&tc, *p), *p))
+        .unwrap();
+    let before = fingerprint(&tc);
+    let no = sm.run(&["run", &example("move-hot-slot")]);
+    assert_eq!(
+        no.code, 1,
+        "without --yes and no terminal it must refuse: {no}"
+    );
+    assert!(no.stderr.contains("pass --yes"), "{no}");
+    let dry = sm.dry(0, &["run", &example("move-hot-slot")]);
+    let planned = &dry["result"];
+    assert_eq!(planned["slot"], hot, "{dry}");
+    assert_eq!(planned["src_addr"], addr(src), "{dry}");
+    assert_eq!(planned["dst_addr"], addr(dst), "{dry}");
+    assert_eq!(planned["keys"], 100, "{dry}");
+    assert_eq!(planned["ok"], true, "{dry}");
+    assert_eq!(dry["summary"]["slots_moved"], 1, "{dry}");
+    assert_eq!(
+        dry["summary"]["keys_moved"][format!("{} -> {}", addr(src), addr(dst))],
+        100,
+        "{dry}"
+    );
+    assert_eq!(fingerprint(&tc), before, "the dry run changed the cluster");
+
+    let live = sm.json(0, &["-y", "run", &example("move-hot-slot")]);
+    for field in [
+        "slot",
+        "src",
+        "dst",
+        "keys",
+        "owner",
+        "keys_on_target",
+        "ok",
+    ] {
+        assert_eq!(
+            live[field], planned[field],
+            "{field}: dry run {planned}, live {live}"
+        );
+    }
+    assert_eq!(keys_in_slot(&tc, dst, hot), 100);
+    assert_eq!(keys_in_slot(&tc, src, hot), 0);
+    for p in tc.ports() {
+        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        let owner = nodes
+            .lines()
+            .find(|l| l.contains(&format!("127.0.0.1:{dst}@")))
+            .unwrap();
+        assert!(
+            owner
+                .split_whitespace()
+                .skip(8)
+                .any(|r| r == hot.to_string()
+                    || r.split_once('-').is_some_and(|(a, b)| {
+                        a.parse::<u64>().unwrap() <= hot && hot <= b.parse::<u64>().unwrap()
+                    })),
+            "node {p} does not see {dst} owning slot {hot}: {nodes}"
+        );
+    }
+    for i in [0, 42, 99] {
+        let v = tc.redis_cli(dst, &["-c", "GET", &format!("{{hot}}:{i}")]);
+        assert_eq!(v.trim(), format!("v{i}"));
+    }
+    assert_eq!(tc.total_keys(), 2100);
+    assert_eq!(sm.run(&["check"]).code, 0);
+
+    // Named slot and target: move it back.
+    let back = sm.json(
+        0,
+        &[
+            "-y",
+            "run",
+            &example("move-hot-slot"),
+            &hot.to_string(),
+            "--to",
+            &addr(src),
+        ],
+    );
+    assert_eq!(back["owner"], addr(src), "{back}");
+    assert_eq!(keys_in_slot(&tc, src, hot), 100);
+    let bad = sm.run(&["run", &example("move-hot-slot"), "--to", "nowhere:1"]);
+    assert_eq!(bad.code, 2, "{bad}");
+    let bad = sm.run(&["run", &example("move-hot-slot"), "16384"]);
+    assert_eq!(bad.code, 2, "{bad}");
+}
+
+/// drain-node: dry run, then live with --replicate-to, on its own lab cluster.
+#[test]
+fn drain_a_master_then_make_it_a_replica() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 1;
+        s.empty = 1;
+        s.keys = 2000;
+    });
+    let sm = Slotsmith::new(&tc);
+    let nodes = tc.lab().nodes.clone();
+    let masters: Vec<u16> = nodes
+        .iter()
+        .filter(|n| n.role != LabRole::Replica)
+        .map(|n| n.port)
+        .collect();
+    let (drain, keep) = (masters[2], masters[0]);
+    let keep_id = nodes.iter().find(|n| n.port == keep).unwrap().id.clone();
+    let slots_before = slots_by_master(&sm);
+    let held = slots_before[&addr(drain)];
+    assert!(held > 5000, "{slots_before:?}");
+    let keys_before = tc.total_keys();
+    let before = fingerprint(&tc);
+
+    let dry = sm.dry(
+        0,
+        &[
+            "run",
+            &example("drain-node"),
+            &addr(drain),
+            "--replicate-to",
+            &addr(keep),
+        ],
+    );
+    assert_eq!(dry["result"]["moved"], held, "{}", dry["result"]);
+    assert_eq!(dry["result"]["ok"], true, "{}", dry["result"]);
+    assert_eq!(dry["summary"]["slots_moved"], held, "{}", dry["summary"]);
+    let replicate = format!("CLUSTER REPLICATE {keep_id}");
+    assert!(
+        dry["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["command"].as_str().unwrap().contains(&replicate)),
+        "the plan does not make it a replica"
+    );
+    assert_eq!(fingerprint(&tc), before, "the dry run changed the cluster");
+
+    let live = sm.json(
+        0,
+        &[
+            "-y",
+            "run",
+            &example("drain-node"),
+            &addr(drain),
+            "--replicate-to",
+            &addr(keep),
+        ],
+    );
+    assert_eq!(live["moved"], held, "{live}");
+    assert_eq!(live["slots_left"], 0, "{live}");
+    assert_eq!(live["role"], "replica", "{live}");
+    assert_eq!(live["master"], addr(keep), "{live}");
+    // Its own view: a replica of `keep`, no slots.
+    let me = tc.redis_cli(drain, &["CLUSTER", "NODES"]);
+    let me = me
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = me.split_whitespace().collect();
+    assert!(fields[2].contains("slave"), "{me}");
+    assert_eq!(fields[3], keep_id, "{me}");
+    assert_eq!(fields.len(), 8, "it still holds slots: {me}");
+    // The others took the slots evenly (within one slot of each other), no key lost.
+    let after = slots_by_master(&sm);
+    assert!(!after.contains_key(&addr(drain)), "{after:?}");
+    let gains: Vec<u64> = after
+        .iter()
+        .map(|(a, n)| n - slots_before.get(a).copied().unwrap_or(0))
+        .collect();
+    assert_eq!(gains.iter().sum::<u64>(), held, "{after:?}");
+    assert!(
+        gains.iter().max().unwrap() - gains.iter().min().unwrap() <= 1,
+        "not even: {gains:?}"
+    );
+    assert_eq!(after.values().sum::<u64>(), 16384);
+    assert_eq!(tc.total_keys(), keys_before);
+    assert_eq!(sm.run(&["check"]).code, 0);
+    // Its old replica follows the master that took its last slot, by gossip.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let audit = loop {
+        let audit = sm.run(&["run", &example("replica-audit"), "--allow-same-host"]);
+        if audit.code == 0 || std::time::Instant::now() > deadline {
+            break audit;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert_eq!(audit.code, 0, "{audit}");
+
+    // Draining it again: it is a replica now, nothing to drain.
+    let again = sm.run(&["run", &example("drain-node"), &addr(drain)]);
+    assert_eq!(again.code, 2, "{again}");
+    assert!(again.stderr.contains("is a replica"), "{again}");
+}
