@@ -224,13 +224,6 @@ impl LabSpec {
                 )));
             }
         }
-        if let Some(pw) = &self.password {
-            if pw.is_empty() || pw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(LabError::Spec(
-                    "the password of a lab cluster cannot be empty or hold spaces".into(),
-                ));
-            }
-        }
         if let Some(tls) = &self.tls {
             for (what, path) in [
                 ("CA certificate", &tls.ca),
@@ -1602,6 +1595,29 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at least one master"));
+        let user = LabSpec {
+            user: Some("operator".into()),
+            ..LabSpec::new(7001)
+        };
+        assert!(user
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("needs a password"));
+        let tls = LabSpec {
+            tls: Some(LabTls {
+                ca: "/nonexistent/ca.crt".into(),
+                cert: "/nonexistent/node.crt".into(),
+                key: "/nonexistent/node.key".into(),
+                auth_clients: true,
+            }),
+            ..LabSpec::new(7001)
+        };
+        assert!(tls
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("/nonexistent/ca.crt"));
         let high = LabSpec::new(60000);
         assert!(high
             .validate()

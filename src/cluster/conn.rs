@@ -129,12 +129,17 @@ impl Pool {
                 // rustls picks no crypto provider on its own; one per process (a second
                 // install, or one by someone else, is refused and harmless).
                 let _ = rustls::crypto::ring::default_provider().install_default();
+                // Bad TLS files stop every connection: connection errors (exit 2).
+                let bad = |reason: String| ClusterError::Connect {
+                    addr: addr.to_string(),
+                    reason,
+                };
                 let read = |p: &Option<PathBuf>, what: &str| -> Result<Option<Vec<u8>>> {
                     match p {
                         None => Ok(None),
-                        Some(p) => std::fs::read(p).map(Some).map_err(|e| {
-                            ClusterError::State(format!("cannot read {what} {}: {e}", p.display()))
-                        }),
+                        Some(p) => std::fs::read(p)
+                            .map(Some)
+                            .map_err(|e| bad(format!("cannot read {what} {} ({e})", p.display()))),
                     }
                 };
                 let root_cert = read(&tls.cacert, "--cacert")?;
@@ -144,11 +149,7 @@ impl Pool {
                         client_key,
                     }),
                     (None, None) => None,
-                    _ => {
-                        return Err(ClusterError::State(
-                            "--cert and --key must be given together".into(),
-                        ))
-                    }
+                    _ => return Err(bad("--cert and --key must be given together".into())),
                 };
                 let info = ConnectionAddr::TcpTls {
                     host,
@@ -180,28 +181,71 @@ impl Pool {
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.opts.timeout))
             .set_response_timeout(None);
-        let conn = match tokio::time::timeout(
+        let connect_err = |reason: String| ClusterError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        // A plain-text node never answers a TLS handshake: say what may be wrong.
+        let tls_hint = match self.opts.tls {
+            Some(_) => "; does the node serve TLS on this port? (if not, drop --tls)",
+            None => "",
+        };
+        let no_answer = || {
+            format!(
+                "no answer within {} ms{tls_hint}",
+                self.opts.timeout.as_millis()
+            )
+        };
+        let mut conn = match tokio::time::timeout(
             self.opts.timeout + Duration::from_millis(100),
             client.get_multiplexed_async_connection_with_config(&cfg),
         )
         .await
         {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                return Err(ClusterError::Connect {
-                    addr: addr.to_string(),
-                    reason: connect_reason(&e),
-                })
+            Ok(Err(e)) if e.is_timeout() => {
+                return Err(connect_err(format!("{}{tls_hint}", connect_reason(&e))))
             }
-            Err(_) => {
-                return Err(ClusterError::Connect {
-                    addr: addr.to_string(),
-                    reason: format!("no answer within {} ms", self.opts.timeout.as_millis()),
-                })
-            }
+            Ok(Err(e)) => return Err(connect_err(connect_reason(&e))),
+            Err(_) => return Err(connect_err(no_answer())),
         };
+        // One PING before the connection is shared: a node that drops us after the
+        // handshake (TLS client certificate refused, plain text to a TLS port) or wants a
+        // password we did not give says so here, as a connection error naming it.
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(
+            self.opts.timeout,
+            ping.query_async::<redis::Value>(&mut conn),
+        )
+        .await
+        {
+            Err(_) => return Err(connect_err(no_answer())),
+            Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() => {
+                return Err(connect_err(self.dropped_reason(&e)))
+            }
+            Ok(Err(e)) if server_text(&e).starts_with("NOAUTH") => {
+                return Err(connect_err(NOAUTH.into()))
+            }
+            Ok(Ok(redis::Value::ServerError(e))) if e.code() == "NOAUTH" => {
+                return Err(connect_err(NOAUTH.into()))
+            }
+            // Any other answer (even LOADING) means we are talking to the node.
+            _ => {}
+        }
         self.lock().insert(addr.to_string(), conn.clone());
         Ok(conn)
+    }
+
+    /// Why a node closed a fresh connection, with what the options suggest.
+    fn dropped_reason(&self, e: &redis::RedisError) -> String {
+        let hint = match &self.opts.tls {
+            Some(t) if t.cert.is_none() => {
+                "; it may require a TLS client certificate (--cert and --key)"
+            }
+            Some(_) => "; it may not accept the client certificate given with --cert",
+            None => "; if it serves TLS only, add --tls and --cacert",
+        };
+        format!("the node closed the connection ({e}){hint}")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MultiplexedConnection>> {
@@ -298,13 +342,16 @@ impl Pool {
     }
 }
 
+const NOAUTH: &str =
+    "authentication required: the node asks for a password (see --user, -a, REDISCLI_AUTH)";
+
 /// A node's error reply to a command. `NOAUTH` means we never authenticated (no
 /// password was given): the node cannot be talked to at all, like a wrong password.
 fn refused(addr: &str, args: &[Vec<u8>], reason: String) -> ClusterError {
     if reason.starts_with("NOAUTH") {
         return ClusterError::Connect {
             addr: addr.to_string(),
-            reason: "authentication required: the node asks for a password (see --user, -a, REDISCLI_AUTH)".into(),
+            reason: NOAUTH.into(),
         };
     }
     ClusterError::Command {
@@ -330,6 +377,15 @@ fn connect_reason(e: &redis::RedisError) -> String {
         || text.contains("NOAUTH")
     {
         "authentication failed: wrong password or user (see --user, -a, REDISCLI_AUTH)".into()
+    } else if text.contains("invalid peer certificate") {
+        let why = e.to_string();
+        if why.contains("NotValidForName") {
+            format!("the node's TLS certificate is not valid for this address ({why}); connect by a name or IP the certificate holds, or skip verification with --insecure")
+        } else {
+            format!("the node's TLS certificate is not trusted ({why}); give the CA that signed it with --cacert, or skip verification with --insecure")
+        }
+    } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
+        format!("TLS handshake failed ({e}); the node may not serve TLS on this port (drop --tls)")
     } else if e.is_connection_refusal() {
         "connection refused".into()
     } else if e.is_timeout() {

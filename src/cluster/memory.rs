@@ -267,7 +267,11 @@ impl MemoryCluster {
     fn apply_setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
         let command = format!("CLUSTER SETSLOT {slot} {}", action.args().join(" "));
         let SlotState {
-            id, owns, master, ..
+            id,
+            owns,
+            master,
+            migrating,
+            ..
         } = self.slot_state(addr, slot)?;
         let fail = |reason: String| err(addr, command.clone(), reason);
         if !master {
@@ -289,7 +293,14 @@ impl MemoryCluster {
             }
             _ => {}
         }
-        let has_keys = self.countkeysinslot(addr, slot)? > 0;
+        // Only a node giving the slot away needs its key count (each count may be a
+        // round trip to the live cluster, so it is not asked for every SETSLOT).
+        let has_keys = match action {
+            SetSlot::Node(x) if *x != id && (owns || migrating.is_some()) => {
+                self.countkeysinslot(addr, slot)? > 0
+            }
+            _ => false,
+        };
         self.with_views(|views| {
             let (nodes, me_id) = Self::own(views, addr)?;
             let me_idx = nodes.iter().position(|n| n.id == me_id).unwrap_or(0);

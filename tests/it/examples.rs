@@ -3,9 +3,10 @@
 //! script importing a bundled module; and `api --definitions`.
 
 use serde_json::Value;
+use slotsmith::cluster::topology::parse_cluster_nodes;
 use slotsmith::lab::{Fault, LabRole};
 
-use crate::support::{run_env, Output, TestCluster};
+use crate::support::{fingerprint, port_of, run_env, Output, TestCluster};
 
 /// Every runbook in `examples/`; each one is run below.
 const EXAMPLES: &[&str] = &[
@@ -61,36 +62,6 @@ impl Slotsmith {
     }
 }
 
-/// What a dry run must leave alone: every node's view of roles, owners and open slots,
-/// and its key count.
-fn fingerprint(tc: &TestCluster) -> Vec<String> {
-    let mut out: Vec<String> = tc
-        .states()
-        .iter()
-        .map(|(addr, s)| {
-            let mut view: Vec<String> = s
-                .nodes
-                .iter()
-                .map(|n| {
-                    format!(
-                        "{} {} {:?} {:?} {:?} {:?}",
-                        n.id,
-                        n.role(),
-                        n.master_id,
-                        n.slots,
-                        n.migrating,
-                        n.importing
-                    )
-                })
-                .collect();
-            view.sort();
-            format!("{addr} keys={} {view:?}", s.keys)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Slots held by each master, by address, from `check --json`.
 fn slots_by_master(sm: &Slotsmith) -> std::collections::BTreeMap<String, u64> {
     let report = sm.json(0, &["check"]);
@@ -118,7 +89,7 @@ fn dbsize(tc: &TestCluster, port: u16) -> u64 {
         .expect("DBSIZE is a number")
 }
 
-fn keys_in_slot(tc: &TestCluster, port: u16, slot: u64) -> u64 {
+fn keys_in_slot(tc: &TestCluster, port: u16, slot: u16) -> u64 {
     tc.redis_cli(port, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()])
         .trim()
         .parse()
@@ -187,20 +158,23 @@ fn reports_audit_wait_and_move_a_hot_slot() {
         let out = tc.redis_cli(masters[0], &["-c", "SET", &key, &format!("v{i}")]);
         assert!(out.contains("OK"), "{out}");
     }
-    let hot: u64 = tc
+    let hot: u16 = tc
         .redis_cli(masters[0], &["CLUSTER", "KEYSLOT", "{hot}"])
         .trim()
         .parse()
         .unwrap();
-    let before = fingerprint(&tc);
+    let before = fingerprint(&tc, Some(hot));
 
     // key-report: the totals are the masters' DBSIZE, the hot slot is first.
     let report = sm.json(0, &["run", &example("key-report"), "--top", "5"]);
     assert_eq!(report["total_keys"], tc.total_keys(), "{report}");
     assert_eq!(tc.total_keys(), 2100);
     for m in report["masters"].as_array().unwrap() {
-        let port = m["addr"].as_str().unwrap().rsplit_once(':').unwrap().1;
-        assert_eq!(m["keys"], dbsize(&tc, port.parse().unwrap()), "{m}");
+        assert_eq!(
+            m["keys"],
+            dbsize(&tc, port_of(m["addr"].as_str().unwrap())),
+            "{m}"
+        );
     }
     let slots: u64 = report["masters"]
         .as_array()
@@ -322,8 +296,20 @@ fn reports_audit_wait_and_move_a_hot_slot() {
     let found = sm.json(0, &["run", mine]);
     assert_eq!(found["count"], 0, "{found}");
     assert_eq!(found["slots"], serde_json::json!([]), "{found}");
+    // The examples are modules too, and run by name from a directory on the path.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let uses = dir.path().join("uses-report.rhai");
+    std::fs::write(&uses, "import \"key-report\" as kr;\nkr::report(1)\n").unwrap();
+    let via = sm.json(0, &["--scripts", examples, "run", uses.to_str().unwrap()]);
+    assert_eq!(via["total_keys"], report["total_keys"], "{via}");
+    assert_eq!(via["top"][0]["slot"], hot, "{via}");
+    let by_name = sm.json(
+        0,
+        &["--scripts", examples, "run", "key-report", "--top", "5"],
+    );
+    assert_eq!(by_name, report);
     assert_eq!(
-        fingerprint(&tc),
+        fingerprint(&tc, Some(hot)),
         before,
         "a read-only runbook changed the cluster"
     );
@@ -364,7 +350,8 @@ fn reports_audit_wait_and_move_a_hot_slot() {
         .filter(|p| *p != src)
         .min_by_key(|p| (dbsize(&tc, *p), *p))
         .unwrap();
-    let before = fingerprint(&tc);
+    let keys = tc.total_keys();
+    let before = fingerprint(&tc, Some(hot));
     let no = sm.run(&["run", &example("move-hot-slot")]);
     assert_eq!(
         no.code, 1,
@@ -384,7 +371,11 @@ fn reports_audit_wait_and_move_a_hot_slot() {
         100,
         "{dry}"
     );
-    assert_eq!(fingerprint(&tc), before, "the dry run changed the cluster");
+    assert_eq!(
+        fingerprint(&tc, Some(hot)),
+        before,
+        "the dry run changed the cluster"
+    );
 
     let live = sm.json(0, &["-y", "run", &example("move-hot-slot")]);
     for field in [
@@ -403,28 +394,22 @@ fn reports_audit_wait_and_move_a_hot_slot() {
     }
     assert_eq!(keys_in_slot(&tc, dst, hot), 100);
     assert_eq!(keys_in_slot(&tc, src, hot), 0);
+    // Every node, replicas included, sees the new owner.
     for p in tc.ports() {
-        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
-        let owner = nodes
-            .lines()
-            .find(|l| l.contains(&format!("127.0.0.1:{dst}@")))
-            .unwrap();
-        assert!(
-            owner
-                .split_whitespace()
-                .skip(8)
-                .any(|r| r == hot.to_string()
-                    || r.split_once('-').is_some_and(|(a, b)| {
-                        a.parse::<u64>().unwrap() <= hot && hot <= b.parse::<u64>().unwrap()
-                    })),
-            "node {p} does not see {dst} owning slot {hot}: {nodes}"
-        );
+        let text = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        let nodes = parse_cluster_nodes(&text).expect("CLUSTER NODES parses");
+        let owners: Vec<u16> = nodes
+            .iter()
+            .filter(|n| n.owns(hot))
+            .map(|n| n.port)
+            .collect();
+        assert_eq!(owners, [dst], "node {p}'s view of slot {hot}: {text}");
     }
     for i in [0, 42, 99] {
         let v = tc.redis_cli(dst, &["-c", "GET", &format!("{{hot}}:{i}")]);
         assert_eq!(v.trim(), format!("v{i}"));
     }
-    assert_eq!(tc.total_keys(), 2100);
+    assert_eq!(tc.total_keys(), keys, "keys were lost");
     assert_eq!(sm.run(&["check"]).code, 0);
 
     // Named slot and target: move it back.
@@ -469,7 +454,7 @@ fn drain_a_master_then_make_it_a_replica() {
     let held = slots_before[&addr(drain)];
     assert!(held > 5000, "{slots_before:?}");
     let keys_before = tc.total_keys();
-    let before = fingerprint(&tc);
+    let before = fingerprint(&tc, None);
 
     let dry = sm.dry(
         0,
@@ -493,7 +478,11 @@ fn drain_a_master_then_make_it_a_replica() {
             .any(|c| c["command"].as_str().unwrap().contains(&replicate)),
         "the plan does not make it a replica"
     );
-    assert_eq!(fingerprint(&tc), before, "the dry run changed the cluster");
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "the dry run changed the cluster"
+    );
 
     let live = sm.json(
         0,
