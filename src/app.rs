@@ -485,6 +485,25 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             spec.empty = *empty as usize;
             spec.keys = *keys;
             spec.password = password.clone();
+            spec.user = g.user.clone();
+            if g.tls || g.cacert.is_some() {
+                // The nodes serve TLS with the same files the clients use.
+                match (&g.cacert, &g.cert, &g.key) {
+                    (Some(ca), Some(cert), Some(key)) => {
+                        spec.tls = Some(lab::LabTls {
+                            ca: ca.clone(),
+                            cert: cert.clone(),
+                            key: key.clone(),
+                            auth_clients: true,
+                        })
+                    }
+                    _ => {
+                        return Err(AppError::Usage(
+                            "a TLS lab needs --cacert, --cert and --key (the nodes use the same certificate)".into(),
+                        ))
+                    }
+                }
+            }
             let lab = lab::up(&spec, rt).map_err(lab_err)?;
             println!("{}", lab.next_steps());
             Ok(0)
