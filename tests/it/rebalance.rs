@@ -4,12 +4,11 @@
 //! the cluster as it was, and every key still there with its value afterwards.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use slotsmith::cluster::topology::parse_cluster_nodes;
 
-use crate::support::{run, Output, TestCluster};
+use crate::support::{assert_check_clean, assert_lab_keys, run, Output, TestCluster};
 
 /// Slots each node holds in its own view (0 for a replica), by port.
 fn slot_counts(tc: &TestCluster) -> BTreeMap<u16, usize> {
@@ -35,42 +34,6 @@ fn id(tc: &TestCluster, port: u16) -> String {
 
 fn addr(port: u16) -> String {
     format!("127.0.0.1:{port}")
-}
-
-/// The lab's value of key number `i` (64 bytes of `value-000042:` repeated).
-fn lab_value(i: u64) -> String {
-    format!("value-{i:06}:").chars().cycle().take(64).collect()
-}
-
-/// Every key is still there: the total over the masters and a sample of values.
-fn assert_keys(tc: &TestCluster, total: u64) {
-    assert_eq!(tc.total_keys(), total, "keys over the masters");
-    for i in (0..total).step_by(997).chain([total - 1]) {
-        let key = format!("key:{i:06}");
-        let got = tc.redis_cli(tc.ports()[1], &["-c", "GET", &key]);
-        assert_eq!(got.trim(), lab_value(i), "value of {key}");
-    }
-}
-
-/// `redis-cli --cluster check` reports no problem (replicas may take a moment to learn
-/// the new owners by gossip).
-fn assert_check_clean(tc: &TestCluster) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = tc.cluster_check();
-        let clean = text.contains("[OK] All nodes agree about slots configuration.")
-            && text.contains("[OK] All 16384 slots covered.")
-            && !text.contains("[WARNING]")
-            && !text.contains("[ERR]");
-        if clean {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-cli --cluster check:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A refusal: the expected exit code and one sentence (then at most where it was raised).
@@ -256,7 +219,7 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
     assert!(summary < moved, "{out}");
     assert!(out.stdout.contains("[OK] The cluster is healthy"), "{out}");
     assert_eq!(counts_of(&tc, &all), vec![4096; 4]);
-    assert_keys(&tc, KEYS);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
     assert_check_clean(&tc);
 
     let out = cl(&["rebalance", "--use-empty-masters", "-y"]);
@@ -304,14 +267,14 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
     assert_eq!(now[2], 2944 + 500, "{out}");
     assert_eq!(now[0] + now[1], 2943 + 2944 - 500, "{out}");
     assert_eq!(now[3], 7553);
-    assert_keys(&tc, KEYS);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
 
     // Weight 0 drains A completely (it may then turn into a replica); the rest share
     // 16384 three ways: 5461.33, the leftover slot to the lowest address.
     let out = cl(&["rebalance", "--weight", &format!("{aa}=0"), "-y"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(counts_of(&tc, &all), vec![0, 5462, 5461, 5461]);
-    assert_keys(&tc, KEYS);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
     assert_check_clean(&tc);
 }
 
@@ -346,6 +309,6 @@ fn draining_a_master_with_a_replica_leaves_a_healthy_cluster() {
     );
     assert!(out.stdout.contains("[OK] The cluster is healthy"), "{out}");
     assert_eq!(counts_of(&tc, &[a, b, c, e]), vec![0, 5462, 5461, 5461]);
-    assert_keys(&tc, KEYS);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
     assert_check_clean(&tc);
 }

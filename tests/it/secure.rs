@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use slotsmith::cluster::topology::parse_cluster_nodes;
 use slotsmith::lab::{Fault, LabSpec, LabTls};
 
-use crate::support::{run_env, Output, TestCluster};
+use crate::support::{assert_check_clean, assert_lab_keys, run_env, Output, TestCluster};
 
 const SLOT: u16 = 5519;
 const KEYS: u64 = 500;
@@ -125,42 +124,6 @@ fn slot_keys(tc: &TestCluster, slot: u16) -> BTreeMap<u16, u64> {
         .collect()
 }
 
-/// The lab's value of key number `i` (64 bytes of `value-000042:` repeated).
-fn lab_value(i: u64) -> String {
-    format!("value-{i:06}:").chars().cycle().take(64).collect()
-}
-
-/// Every lab key is still there (the total over the masters, and a sample of values
-/// read through the real `redis-cli -c`, which follows redirections).
-fn assert_keys(tc: &TestCluster, total: u64) {
-    assert_eq!(tc.total_keys(), total, "keys over the masters");
-    for i in (0..KEYS).step_by(37).chain([KEYS - 1]) {
-        let key = format!("key:{i:06}");
-        let got = tc.redis_cli(tc.ports()[0], &["-c", "GET", &key]);
-        assert_eq!(got.trim(), lab_value(i), "value of {key}");
-    }
-}
-
-/// `redis-cli --cluster check` (with the cluster's credentials) finds nothing wrong.
-fn assert_clean(tc: &TestCluster) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = tc.cluster_check();
-        let clean = text.contains("[OK] All nodes agree about slots configuration.")
-            && text.contains("[OK] All 16384 slots covered.")
-            && !text.contains("[WARNING]")
-            && !text.contains("[ERR]");
-        if clean {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis-cli --cluster check:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// Refused before anything happened: exit 2, one sentence on stderr naming `node`
 /// and holding `phrase`.
 fn assert_refused(out: &Output, node: &str, phrase: &str) {
@@ -224,8 +187,8 @@ fn fix_and_rebalance(tc: &TestCluster, secret: Option<&str>) -> Runs {
         nodes.iter().any(|n| n.is_myself() && n.owns(SLOT)),
         "{owner} owns {SLOT}:\n{owns}"
     );
-    assert_keys(tc, total);
-    assert_clean(tc);
+    assert_lab_keys(tc, total, KEYS, 37);
+    assert_check_clean(tc);
     let out = runs.run(&flags, &["check"]);
     assert_eq!(out.code, 0, "check after fix: {out}");
 
@@ -237,7 +200,7 @@ fn fix_and_rebalance(tc: &TestCluster, secret: Option<&str>) -> Runs {
         vec![4096; 4],
         "slots per master: {counts:?}"
     );
-    assert_keys(tc, total);
+    assert_lab_keys(tc, total, KEYS, 37);
     assert!(
         tc.redis_cli(empty, &["DBSIZE"])
             .trim()
@@ -246,7 +209,7 @@ fn fix_and_rebalance(tc: &TestCluster, secret: Option<&str>) -> Runs {
             > 0,
         "keys reached the empty master {empty}"
     );
-    assert_clean(tc);
+    assert_check_clean(tc);
     let out = runs.run(&flags, &["check"]);
     assert_eq!(out.code, 0, "check after rebalance: {out}");
 

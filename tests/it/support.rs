@@ -294,3 +294,41 @@ pub fn fingerprint(tc: &TestCluster, slot: Option<u16>) -> Vec<String> {
         })
         .collect()
 }
+
+/// The lab's value of key number `i` (64 bytes of `value-000042:` repeated).
+pub fn lab_value(i: u64) -> String {
+    format!("value-{i:06}:").chars().cycle().take(64).collect()
+}
+
+/// Every key is still there: `total` over the masters, and every `step`-th of the
+/// `lab_keys` keys the lab loaded read back with its value through the real
+/// `redis-cli -c` (which follows redirections).
+pub fn assert_lab_keys(tc: &TestCluster, total: u64, lab_keys: u64, step: usize) {
+    assert_eq!(tc.total_keys(), total, "keys over the masters");
+    for i in (0..lab_keys).step_by(step).chain([lab_keys - 1]) {
+        let key = format!("key:{i:06}");
+        let got = tc.redis_cli(tc.ports()[0], &["-c", "GET", &key]);
+        assert_eq!(got.trim(), lab_value(i), "value of {key}");
+    }
+}
+
+/// `redis-cli --cluster check` (with the cluster's credentials) finds nothing wrong;
+/// replicas may take a moment to learn new owners by gossip.
+pub fn assert_check_clean(tc: &TestCluster) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = tc.cluster_check();
+        let clean = text.contains("[OK] All nodes agree about slots configuration.")
+            && text.contains("[OK] All 16384 slots covered.")
+            && !text.contains("[WARNING]")
+            && !text.contains("[ERR]");
+        if clean {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-cli --cluster check:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
