@@ -97,9 +97,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 a.push("--use-empty-masters".into());
             }
             a.extend(["--threshold".to_string(), threshold.to_string()]);
-            if *simulate {
-                a.push("--simulate".into());
-            }
+            // --simulate is --dry-run: the whole script runs against the in-memory copy.
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
             run_script(g, &rt, "rebalance", &a, *simulate)
         }
@@ -119,9 +117,6 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 "--slots".to_string(),
                 slots.to_string(),
             ];
-            if *simulate {
-                a.push("--simulate".into());
-            }
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
             run_script(g, &rt, "reshard", &a, *simulate)
         }

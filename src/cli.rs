@@ -131,7 +131,7 @@ pub enum Command {
         /// MIGRATE timeout in milliseconds.
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         migrate_timeout: Option<u64>,
-        /// Only show the plan (as --dry-run would).
+        /// The same as --dry-run: show the plan, write nothing.
         #[arg(long)]
         simulate: bool,
     },
@@ -152,7 +152,7 @@ pub enum Command {
         /// MIGRATE timeout in milliseconds.
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         migrate_timeout: Option<u64>,
-        /// Only show the plan.
+        /// The same as --dry-run: show the plan, write nothing.
         #[arg(long)]
         simulate: bool,
     },

@@ -67,6 +67,34 @@ fn a_while_loop_runbook_ends_the_same_in_a_dry_run_and_live() {
     });
     let seed = tc.seed();
     let p = tc.ports();
+
+    // A rebalance in a dry run: a JSON plan, nothing changed.
+    let before = fingerprint(&tc, None);
+    let out = run(&[
+        "-c",
+        &seed,
+        "--dry-run",
+        "--json",
+        "rebalance",
+        "--use-empty-masters",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["summary"]["slots_moved"], 4096, "{}", doc["summary"]);
+    let commands = doc["commands"].as_array().expect("commands");
+    assert!(commands
+        .iter()
+        .any(|c| c["command"].as_str().unwrap().contains("IMPORTING")));
+    assert!(commands
+        .iter()
+        .any(|c| c["command"].as_str().unwrap().starts_with("MIGRATE")));
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "a dry run changed the cluster"
+    );
+
     let (src, dst) = (format!("127.0.0.1:{}", p[0]), format!("127.0.0.1:{}", p[3]));
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("drain-slot.rhai");
