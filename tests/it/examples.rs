@@ -11,6 +11,8 @@ use crate::support::{fingerprint, port_of, run_env, Output, TestCluster};
 /// Every runbook in `examples/`; each one is run below.
 const EXAMPLES: &[&str] = &[
     "drain-node",
+    // Run live and in a dry run by owner_override.rs.
+    "fix-owner-override",
     "key-report",
     "move-hot-slot",
     "replica-audit",
