@@ -15,7 +15,7 @@ use crate::cluster::Cluster;
 use crate::journal::{self, Journal};
 use crate::lab;
 use crate::script::host::RunOptions;
-use crate::script::path::{self, Origin, ScriptPath};
+use crate::script::path::{self, ScriptPath};
 use crate::script::{Runner, ScriptError};
 
 /// A failure that ends the program, with its exit code.
@@ -420,39 +420,16 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
             Ok(0)
         }
         ScriptsAction::Eject { name, force } => {
-            let name = name.strip_suffix(".rhai").unwrap_or(name);
-            let Some((_, text)) = path::BUNDLED.iter().find(|(n, _)| *n == name) else {
-                return Err(AppError::Usage(format!(
-                    "there is no bundled script named \"{name}\"; bundled: {}",
-                    path::BUNDLED
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            };
-            let dir: PathBuf = path::user_dir().ok_or_else(|| {
-                AppError::Usage(
-                    "cannot find the user directory: set XDG_CONFIG_HOME or HOME".into(),
-                )
+            let dest = path::eject(name, *force).map_err(|e| {
+                if e.ends_with("already exists") {
+                    AppError::Usage(format!("{e}; pass --force to overwrite it"))
+                } else {
+                    AppError::Usage(e)
+                }
             })?;
-            let dest = dir.join(format!("{name}.rhai"));
-            if dest.exists() && !force {
-                return Err(AppError::Usage(format!(
-                    "{} already exists; pass --force to overwrite it",
-                    dest.display()
-                )));
-            }
-            if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    AppError::Failed(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
-            std::fs::write(&dest, text)
-                .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", dest.display())))?;
+            let name = name.strip_suffix(".rhai").unwrap_or(name);
             println!("{}", dest.display());
             eprintln!("`slotsmith {name}` and `import \"{name}\"` now use this copy.");
-            let _ = Origin::Bundled;
             Ok(0)
         }
     }

@@ -11,7 +11,10 @@ use rustyline::{Context, Helper, Validator};
 
 /// The REPL's own commands, with their one-line help.
 pub const COMMANDS: &[(&str, &str)] = &[
-    (":help", "every primitive with its doc; :help NAME for one"),
+    (
+        ":help",
+        "every primitive with its doc; :help NAME for one; :help fix:: for a module's functions, :help fix::plan for one",
+    ),
     (":nodes", "every node as a table"),
     (
         ":check",
@@ -22,6 +25,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
         ":run NAME [ARGS]: run a script from the script path",
     ),
     (":load", ":load FILE: evaluate a file into this session"),
+    (
+        ":show",
+        ":show NAME: print a script with line numbers (or a function of this session)",
+    ),
+    (
+        ":edit",
+        ":edit NAME: open a script in $VISUAL/$EDITOR (a bundled one is copied to your scripts first), then reload it",
+    ),
+    (
+        ":save",
+        ":save NAME: write the functions defined in this session to NAME.rhai in your scripts",
+    ),
     (":reload", "re-read the topology and the scripts"),
     (
         ":dry-run",
@@ -97,6 +112,8 @@ pub struct ReplHelper {
     pub scripts: Vec<String>,
     /// `alias::function` for every module the session imported.
     pub module_functions: Vec<String>,
+    /// What `:help` knows: primitives, `script::function`, the session's functions.
+    pub help_words: Vec<String>,
     files: FilenameCompleter,
     hinter: HistoryHinter,
 }
@@ -109,6 +126,7 @@ impl ReplHelper {
             nodes: Vec::new(),
             scripts: Vec::new(),
             module_functions: Vec::new(),
+            help_words: Vec::new(),
             files: FilenameCompleter::new(),
             hinter: HistoryHinter::new(),
         }
@@ -172,8 +190,16 @@ impl Completer for ReplHelper {
             let arg = arg.trim_start();
             let start = pos - arg.len();
             let candidates = match cmd {
-                "run" if !arg.contains(' ') => pairs(self.scripts.iter().map(String::as_str), arg),
-                "help" => pairs(self.functions.iter().map(String::as_str), arg),
+                "run" | "edit" | "show" if !arg.contains(' ') => {
+                    pairs(self.scripts.iter().map(String::as_str), arg)
+                }
+                "help" => pairs(
+                    self.functions
+                        .iter()
+                        .chain(&self.help_words)
+                        .map(String::as_str),
+                    arg,
+                ),
                 "dry-run" | "json" => pairs(["on", "off"], arg),
                 "load" => return self.files.complete(line, pos, ctx),
                 _ => Vec::new(),
@@ -260,6 +286,7 @@ mod tests {
         ];
         h.scripts = vec!["fix".into(), "rebalance".into()];
         h.module_functions = vec!["fix::problems".into(), "fix::plan".into()];
+        h.help_words = vec!["fix::".into(), "fix::plan".into(), "fix::problems".into()];
         h
     }
 
@@ -301,5 +328,8 @@ mod tests {
         assert_eq!(complete(&h, ":re").1, vec![":reload"]);
         assert_eq!(complete(&h, ":run re"), (5, vec!["rebalance".into()]));
         assert_eq!(complete(&h, ":dry-run o").1, vec!["off", "on"]);
+        assert_eq!(complete(&h, ":edit fi"), (6, vec!["fix".into()]));
+        assert_eq!(complete(&h, ":show re").1, vec!["rebalance"]);
+        assert_eq!(complete(&h, ":help fix::pl"), (6, vec!["fix::plan".into()]));
     }
 }

@@ -26,6 +26,13 @@ pub fn completeness(engine: &Engine, scope: &Scope, text: &str) -> Input {
     let pos = e.position();
     let incomplete = match e.err_type() {
         ParseErrorType::UnexpectedEOF => true,
+        // A doc comment waits for the function it documents.
+        ParseErrorType::WrongDocComment => text
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .is_some_and(|l| l.starts_with("///") || (l.starts_with("/**") && !l.ends_with("*/"))),
         // A back-tick string spans lines; a quoted one continues after a final `\`.
         ParseErrorType::BadInput(LexError::UnterminatedString) => {
             char_at(text, pos) == Some('`') || text.trim_end_matches(['\n', '\r']).ends_with('\\')
@@ -77,6 +84,8 @@ mod tests {
             "let s = `two\nlines",
             "let s = \"ab\\",
             "fn f(x) {\n  let y = x * 2;\n",
+            "/// Three times x.",
+            "/// Three times x.\n/// Really.",
         ] {
             assert_eq!(check(text), Input::Incomplete, "{text:?}");
         }
@@ -91,6 +100,7 @@ mod tests {
             "}",
             "\"abc",
             "let x = 1; )",
+            "/// A doc.\nlet x = 1;",
             "",
         ] {
             assert_eq!(check(text), Input::Complete, "{text:?}");

@@ -5,6 +5,7 @@
 
 mod helper;
 mod input;
+mod scripts;
 mod session;
 mod show;
 
@@ -146,6 +147,10 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
             h.nodes = session.node_words().to_vec();
             h.module_functions = session.module_functions();
             h.scripts = session.script_names();
+        }
+        let help_words = session.help_words();
+        if let Some(h) = editor.helper_mut() {
+            h.help_words = help_words;
         }
         let prompt = session.prompt();
         let continuation = format!("{:>w$}", "...> ", w = prompt.len());

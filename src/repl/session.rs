@@ -12,10 +12,11 @@ use rhai::{
 use crate::cluster::memory::{render as render_plan, MemoryCluster};
 use crate::cluster::{merged_nodes, Cluster};
 use crate::script::host::RunOptions;
-use crate::script::path::ScriptPath;
+use crate::script::path::{self, Origin, Script, ScriptPath};
 use crate::script::Runner;
 
 use super::helper::COMMANDS;
+use super::scripts::{self as text, FnDoc, FnSource};
 use super::show;
 
 /// How one input ended.
@@ -40,6 +41,8 @@ pub struct Session {
     scope: Scope<'static>,
     /// Every function defined so far (a Scope keeps variables, not functions).
     functions: AST,
+    /// The source text of each of those functions, for `:save` and `:show`.
+    sources: Vec<FnSource>,
     /// `import ... as name` statements that ran, replayed before each input because
     /// imports last only as long as one evaluation. The resolver caches the modules.
     imports: Vec<Stmt>,
@@ -47,6 +50,9 @@ pub struct Session {
     pub json: bool,
     /// Node ids and addresses, for completion; refreshed by `:reload`.
     node_words: Vec<String>,
+    /// `script::function` of every script on the path, for completing `:help`;
+    /// worked out when first asked for, again after `:edit`, `:save` and `:reload`.
+    help_words: Option<Vec<String>>,
 }
 
 impl Session {
@@ -72,8 +78,10 @@ impl Session {
             snapshot,
             scope: repl_scope(),
             functions: AST::empty(),
+            sources: Vec::new(),
             imports: Vec::new(),
             node_words: Vec::new(),
+            help_words: None,
         }
     }
 
@@ -85,6 +93,13 @@ impl Session {
             None => self.base.clone(),
         };
         self.runner = Runner::new(cluster, self.opts.clone(), self.path.clone());
+    }
+
+    /// After a script changed: compile modules afresh at their next import (the kept
+    /// imports are replayed before every input, so they pick up the new text).
+    fn reload_scripts(&mut self) {
+        self.rebuild_runner();
+        self.help_words = None;
     }
 
     pub fn dry_run(&self) -> bool {
@@ -153,6 +168,34 @@ impl Session {
         self.path.list().into_iter().map(|l| l.name).collect()
     }
 
+    /// What `:help` can show: the primitives, `script::function` for the public
+    /// functions of every script on the path, and the session's own functions.
+    pub fn help_words(&mut self) -> Vec<String> {
+        if self.help_words.is_none() {
+            let mut words = Vec::new();
+            for name in self.script_names() {
+                let Ok(script) = self.path.load(&name) else {
+                    continue;
+                };
+                let Ok(docs) = text::script_docs(self.engine(), &script.text) else {
+                    continue;
+                };
+                words.push(format!("{name}::"));
+                words.extend(
+                    docs.iter()
+                        .filter(|d| !d.private)
+                        .map(|d| format!("{name}::{}", d.name)),
+                );
+            }
+            self.help_words = Some(words);
+        }
+        let mut out = self.function_names();
+        out.extend(self.help_words.iter().flatten().cloned());
+        out.extend(self.module_functions());
+        out.extend(self.sources.iter().map(|f| f.name.clone()));
+        out
+    }
+
     pub fn node_words(&self) -> &[String] {
         &self.node_words
     }
@@ -198,6 +241,7 @@ impl Session {
                 return Step::Failed;
             }
         };
+        let sources = text::fn_sources(&ast, text);
         let mut whole = AST::new(self.imports.clone(), Module::new())
             .merge(&self.functions)
             .merge(&ast);
@@ -213,6 +257,7 @@ impl Session {
         let mut defined = ast.clone();
         defined.clear_statements();
         self.functions.combine(defined);
+        self.keep_sources(sources);
         let step = match result {
             Ok(value) => {
                 self.keep_imports(&ast);
@@ -233,6 +278,35 @@ impl Session {
         self.show_plan(before);
         crate::interrupt::clear();
         step
+    }
+
+    /// Keep the text of each function defined, replacing an earlier one of the same
+    /// name and number of parameters (as the definition itself does).
+    fn keep_sources(&mut self, sources: Vec<FnSource>) {
+        for f in sources {
+            match self
+                .sources
+                .iter_mut()
+                .find(|o| o.name == f.name && o.arity == f.arity)
+            {
+                Some(old) => *old = f,
+                None => self.sources.push(f),
+            }
+        }
+    }
+
+    /// The kept imports as (path, alias).
+    fn import_list(&self) -> Vec<(String, String)> {
+        self.imports
+            .iter()
+            .filter_map(|s| match s {
+                Stmt::Import(x, _) => match &x.0 {
+                    Expr::StringConstant(p, _) => Some((p.to_string(), x.1.name.to_string())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
     }
 
     /// Keep the input's top-level `import "x" as y`, replacing an earlier one of `y`.
@@ -341,7 +415,8 @@ impl Session {
                 },
             },
             ":reload" => {
-                self.rebuild_runner();
+                self.release_pins();
+                self.reload_scripts();
                 match self.refresh_topology() {
                     Ok(summary) => {
                         println!(
@@ -355,6 +430,9 @@ impl Session {
                     }
                 }
             }
+            ":edit" => self.edit(arg),
+            ":show" => self.show_script(arg),
+            ":save" => self.save(arg),
             ":dry-run" => self.set_dry_run(arg),
             ":json" => {
                 self.json = match arg {
@@ -423,6 +501,303 @@ impl Session {
         step
     }
 
+    /// `:edit NAME`: the script NAME resolves to (a bundled one copied into the user
+    /// directory first, a new one created there), in the operator's editor; then the
+    /// session uses the new text, or, when it does not compile, the text it had.
+    fn edit(&mut self, arg: &str) -> Step {
+        if arg.is_empty() {
+            return usage(
+                ":edit NAME (a script on the path; a bundled one is copied to your scripts first)",
+            );
+        }
+        let name = arg.strip_suffix(".rhai").unwrap_or(arg);
+        // What the file is, and what was in use before the editor ran.
+        let (file, old, fresh) = match self.path.load(arg) {
+            Ok(Script {
+                origin: Origin::File(p),
+                text,
+                ..
+            }) => (p, Some(text), Fresh::No),
+            Ok(Script {
+                origin: Origin::Bundled,
+                text,
+                ..
+            }) => match path::eject(name, false) {
+                Ok(p) => {
+                    println!(
+                        "copied the bundled {name}.rhai to {} (as `slotsmith scripts eject {name}` does)",
+                        p.display()
+                    );
+                    (p, Some(text), Fresh::Ejected)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot copy the bundled {name}.rhai to edit it: {e}");
+                    return Step::Failed;
+                }
+            },
+            Err(_) => match new_script(arg) {
+                Ok((p, template)) => {
+                    println!("new script {}", p.display());
+                    (p, None, Fresh::Created(template))
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Step::Failed;
+                }
+            },
+        };
+        if let Err(e) = text::run_editor(&file) {
+            eprintln!("warning: {e}");
+        }
+        let new = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return Step::Failed;
+            }
+        };
+        // A copy made for this edit and left as it was goes away again, so the name
+        // resolves as before (a bundled script keeps its upgrades).
+        match &fresh {
+            Fresh::Ejected if old.as_deref() == Some(new.as_str()) => {
+                let _ = std::fs::remove_file(&file);
+                println!("{name}.rhai is unchanged: removed the copy; {name} is the bundled script again");
+                return Step::Ok;
+            }
+            Fresh::Created(template) if *template == new => {
+                let _ = std::fs::remove_file(&file);
+                println!("nothing written: {} was not created", file.display());
+                return Step::Ok;
+            }
+            _ => {}
+        }
+        let label = file.display().to_string();
+        match self.engine().compile(&new) {
+            Ok(_) => {
+                self.path.unpin(&file);
+                self.reload_scripts();
+                println!("reloaded {label}: the next :run {name} or import \"{name}\" uses it");
+                Step::Ok
+            }
+            Err(e) => {
+                eprintln!("{}", syntax_message(Some(&label), &new, &e));
+                match old.filter(|o| self.engine().compile(o).is_ok()) {
+                    Some(o) => {
+                        self.path.pin(&file, o);
+                        self.reload_scripts();
+                        eprintln!(
+                            "{name} is not reloaded: this session keeps using the version from before this edit until the file compiles (:edit {name} to fix it)"
+                        );
+                    }
+                    None => eprintln!(
+                        "no earlier version of {name} compiles either: :run {name} and import \"{name}\" fail until the file is fixed (:edit {name})"
+                    ),
+                }
+                Step::Failed
+            }
+        }
+    }
+
+    /// Files kept at an earlier text by `:edit` that compile again are used again.
+    fn release_pins(&mut self) {
+        for file in self.path.pinned_files() {
+            let Ok(now) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            if self.engine().compile(&now).is_ok() {
+                self.path.unpin(&file);
+                println!("{} compiles now: using it", file.display());
+            } else {
+                eprintln!(
+                    "{} still does not compile: the version from before the last :edit stays in use",
+                    file.display()
+                );
+            }
+        }
+    }
+
+    /// `:show NAME`: a script with line numbers (or a function of this session).
+    fn show_script(&self, arg: &str) -> Step {
+        if arg.is_empty() {
+            return usage(":show NAME (a script on the path, a function of one as fix::owner, or a function defined in this session)");
+        }
+        if let Some((module, function)) = arg.rsplit_once("::") {
+            return self.show_function(module, function);
+        }
+        match self.path.load(arg) {
+            Ok(script) => {
+                let mut text = script.text;
+                let mut note = None;
+                if let Origin::File(p) = &script.origin {
+                    if self.path.is_pinned(p) {
+                        text = std::fs::read_to_string(p).unwrap_or(text);
+                        note = Some(format!(
+                            "this file does not compile: the session runs the version from before the last :edit until it does (:edit {arg})"
+                        ));
+                    }
+                }
+                eprintln!("{}: {}", script.name, script.origin);
+                print!("{}", text::numbered(&text));
+                if let Some(n) = note {
+                    eprintln!("note: {n}");
+                }
+                Step::Ok
+            }
+            Err(e) => {
+                let mine: Vec<&FnSource> = self.sources.iter().filter(|f| f.name == arg).collect();
+                if mine.is_empty() {
+                    eprintln!("error: {e}");
+                    return Step::Failed;
+                }
+                for f in mine {
+                    println!("{}", f.text);
+                }
+                Step::Ok
+            }
+        }
+    }
+
+    /// `:show MODULE::FN`: the source of a script's function, with its line numbers.
+    fn show_function(&self, module: &str, function: &str) -> Step {
+        let script = match self.module_script(module) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Step::Failed;
+            }
+        };
+        let ast = match self.engine().compile(&script.text) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "error: {} ({}) does not compile: {e}",
+                    script.name, script.origin
+                );
+                return Step::Failed;
+            }
+        };
+        let all = text::fn_sources(&ast, &script.text);
+        let found: Vec<&FnSource> = all.iter().filter(|f| f.name == function).collect();
+        if found.is_empty() {
+            let mut names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
+            names.dedup();
+            eprintln!(
+                "error: {} has no function {function}; it has {}",
+                script.name,
+                names.join(", ")
+            );
+            return Step::Failed;
+        }
+        eprintln!("{}: {}", script.name, script.origin);
+        let last = script.text.lines().count();
+        for (i, f) in found.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print!("{}", text::numbered_from(&f.text, f.line, last));
+        }
+        Step::Ok
+    }
+
+    /// The script `NAME::` means in `:help` and `:show`: an alias this session
+    /// imported, else a name on the script path.
+    fn module_script(&self, module: &str) -> Result<Script, String> {
+        let target = self
+            .import_list()
+            .into_iter()
+            .find(|(_, alias)| alias == module)
+            .map_or_else(|| module.to_string(), |(p, _)| p);
+        self.path.load(&target).map_err(|_| {
+            format!(
+                "no module named {module}: neither an import of this session nor a script on the path ({})",
+                self.path.describe()
+            )
+        })
+    }
+
+    /// `:save NAME`: the functions defined in this session (with the imports they
+    /// use) as the user script NAME.rhai.
+    fn save(&mut self, arg: &str) -> Step {
+        if arg.is_empty() {
+            return usage(":save NAME (writes this session's functions to NAME.rhai in your scripts directory)");
+        }
+        let name = arg.strip_suffix(".rhai").unwrap_or(arg);
+        if !text::valid_name(name) {
+            eprintln!("error: \"{name}\" cannot be a script name: use letters, digits, _ and -, with / between folders");
+            return Step::Failed;
+        }
+        if path::bundled(name).is_some() {
+            eprintln!("error: {name} is a bundled script and a saved {name}.rhai would hide it; choose another name (:edit {name} changes the bundled one)");
+            return Step::Failed;
+        }
+        if self.sources.is_empty() {
+            eprintln!(
+                "error: no function is defined in this session yet (fn name(args) {{ ... }})"
+            );
+            return Step::Failed;
+        }
+        let file = match path::user_file(name) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Step::Failed;
+            }
+        };
+        if let Ok(existing) = std::fs::read_to_string(&file) {
+            if !existing.starts_with(text::SAVED_MARK) {
+                eprintln!(
+                    "error: {} exists and was not written by :save; choose another name, or :edit {name}",
+                    file.display()
+                );
+                return Step::Failed;
+            }
+        }
+        let saved = text::saved_script(name, &self.import_list(), &self.sources);
+        if let Err(e) = self.engine().compile(&saved) {
+            eprintln!("error: the session's functions do not compile as one script ({e}); nothing was written");
+            return Step::Failed;
+        }
+        let written = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&file, &saved));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            return Step::Failed;
+        }
+        self.path.unpin(&file);
+        self.reload_scripts();
+        let names: Vec<String> = self
+            .sources
+            .iter()
+            .map(|f| format!("{}/{}", f.name, f.arity))
+            .collect();
+        let alias = name
+            .rsplit('/')
+            .next()
+            .unwrap_or(name)
+            .replace(['-', '.'], "_");
+        println!(
+            "saved {} function{} ({}) to {}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            file.display()
+        );
+        println!(
+            "use them with `import \"{name}\" as {alias};` ({alias}::f()), `:load {name}` in a later session, or `slotsmith run` a script that imports it"
+        );
+        if let Some(s) = self.path.find(name) {
+            if s.origin != Origin::File(file.clone()) {
+                eprintln!(
+                    "warning: the name {name} resolves to {} first, which hides the saved file",
+                    s.origin
+                );
+            }
+        }
+        Step::Ok
+    }
+
     fn set_dry_run(&mut self, arg: &str) -> Step {
         match (arg, &self.memory) {
             ("on", Some(_)) => println!("dry run is already on"),
@@ -462,6 +837,64 @@ impl Session {
         Step::Ok
     }
 
+    /// `:help MODULE::` (every public function of a script, with the first sentence of
+    /// its doc) and `:help MODULE::FN` (its signatures and whole doc). MODULE is an
+    /// alias the session imported or a script name; nothing is run, only compiled.
+    fn help_module(&self, module: &str, function: &str) -> Step {
+        let script = match self.module_script(module) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Step::Failed;
+            }
+        };
+        let target = script.name.trim_end_matches(".rhai").to_string();
+        let docs = match text::script_docs(self.engine(), &script.text) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!(
+                    "error: {} ({}) does not compile: {e}",
+                    script.name, script.origin
+                );
+                return Step::Failed;
+            }
+        };
+        let public: Vec<FnDoc> = docs.into_iter().filter(|d| !d.private).collect();
+        if function.is_empty() {
+            let alias = target.rsplit('/').next().unwrap_or(&target);
+            println!(
+                "{} ({}), as a module: import \"{target}\" as {alias};",
+                script.name, script.origin
+            );
+            let sigs: Vec<String> = public.iter().map(|d| d.signature(module)).collect();
+            let width = sigs.iter().map(String::len).max().unwrap_or(0);
+            for (d, sig) in public.iter().zip(&sigs) {
+                println!("  {sig:width$}  {}", summary(&d.doc));
+            }
+            if public.is_empty() {
+                println!("  (no public functions)");
+            }
+            return Step::Ok;
+        }
+        let matching: Vec<FnDoc> = public
+            .iter()
+            .filter(|d| d.name == function)
+            .cloned()
+            .collect();
+        if matching.is_empty() {
+            let mut names: Vec<&str> = public.iter().map(|d| d.name.as_str()).collect();
+            names.dedup();
+            eprintln!(
+                "error: {} has no function {function}; it has {}",
+                script.name,
+                names.join(", ")
+            );
+            return Step::Failed;
+        }
+        print_docs(&matching, module, &format!("in {}", script.name));
+        Step::Ok
+    }
+
     fn help(&self, arg: &str) -> Step {
         let docs = crate::script::api::docs(self.engine());
         if arg.is_empty() {
@@ -485,7 +918,24 @@ impl Session {
             for (c, text) in COMMANDS {
                 println!("  {c:width$}  {text}");
             }
-            println!("\nTab completes names, node ids inside strings and scripts after :run.");
+            let modules: Vec<&str> = path::BUNDLED
+                .iter()
+                .map(|(n, _)| *n)
+                .filter(|n| !n.starts_with("lib/"))
+                .collect();
+            println!(
+                "\nModules (import \"NAME\" as NAME; :help NAME:: lists its functions, :help NAME::FN shows one):\n  {}",
+                modules.join(", ")
+            );
+            if !self.sources.is_empty() {
+                let mut mine: Vec<&str> = self.sources.iter().map(|f| f.name.as_str()).collect();
+                mine.dedup();
+                println!(
+                    "\nDefined in this session (:save NAME keeps them):\n  {}",
+                    mine.join(", ")
+                );
+            }
+            println!("\nTab completes names, node ids inside strings, scripts after :run, :edit and :show,\nand module functions after :help.");
             println!("A statement left open continues on the next line; a blank line ends it.");
             return Step::Ok;
         }
@@ -495,8 +945,22 @@ impl Session {
             println!("{c}  {text}");
             return Step::Ok;
         }
+        if let Some((module, function)) = name.rsplit_once("::") {
+            return self.help_module(module, function);
+        }
         let matching: Vec<_> = docs.iter().filter(|d| d.name == name).collect();
         if matching.is_empty() {
+            let mine: Vec<FnDoc> = text::fn_docs(&self.functions)
+                .into_iter()
+                .filter(|d| d.name == name)
+                .collect();
+            if !mine.is_empty() {
+                print_docs(&mine, "", "defined in this session");
+                return Step::Ok;
+            }
+            if self.path.find(name).is_some() {
+                return self.help_module(name, "");
+            }
             let close: Vec<&str> = docs
                 .iter()
                 .map(|d| d.name.as_str())
@@ -509,13 +973,65 @@ impl Session {
             } else {
                 format!("did you mean {}?", close.join(", "))
             };
-            eprintln!("error: no primitive or command named {name}; {hint}");
+            eprintln!("error: no primitive, command, function or script named {name}; {hint} (:help NAME:: for a script's functions)");
             return Step::Failed;
         }
         for d in matching {
             println!("{}\n    {}", d.signature, d.doc.replace('\n', "\n    "));
         }
         Step::Ok
+    }
+}
+
+/// How `:edit` came by the file it opens.
+enum Fresh {
+    /// It was there already.
+    No,
+    /// A copy of the bundled script, made for this edit.
+    Ejected,
+    /// A new script, holding this template.
+    Created(String),
+}
+
+/// The file and first text of a script `:edit` creates: `NAME.rhai` in the user
+/// directory, or the path given.
+fn new_script(arg: &str) -> Result<(std::path::PathBuf, String), String> {
+    let is_path = arg.starts_with('.') || arg.starts_with('/') || arg.ends_with(".rhai");
+    let file = if is_path {
+        std::path::PathBuf::from(arg)
+    } else if text::valid_name(arg) {
+        path::user_file(arg)?
+    } else {
+        return Err(format!(
+            "\"{arg}\" cannot be a script name: use letters, digits, _ and -, with / between folders"
+        ));
+    };
+    let name = arg.strip_suffix(".rhai").unwrap_or(arg);
+    let template = format!(
+        "// {name}: `slotsmith run {name}` runs this script; `import \"{name}\" as m;` gives its functions.\n"
+    );
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(&file, &template)
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    Ok((file, template))
+}
+
+/// Each function's signature, then its doc indented (or where it comes from).
+fn print_docs(docs: &[FnDoc], prefix: &str, undocumented: &str) {
+    for d in docs {
+        let doc = if d.doc.is_empty() {
+            format!("({undocumented}; no doc comment)")
+        } else {
+            d.doc.clone()
+        };
+        println!(
+            "{}\n    {}",
+            d.signature(prefix),
+            doc.replace('\n', "\n    ")
+        );
     }
 }
 

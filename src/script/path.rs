@@ -3,7 +3,7 @@
 //! compiled into the binary. Also the module resolver that makes `import` use it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -62,6 +62,10 @@ pub struct Listing {
 #[derive(Debug, Clone, Default)]
 pub struct ScriptPath {
     pub dirs: Vec<PathBuf>,
+    /// Texts served instead of what some files hold now, by file: the REPL's `:edit`
+    /// keeps the last version of a script that compiled in use until the file compiles
+    /// again. Empty everywhere else.
+    pinned: BTreeMap<PathBuf, String>,
 }
 
 /// `$XDG_CONFIG_HOME/slotsmith/scripts`, else `~/.config/slotsmith/scripts`.
@@ -77,6 +81,52 @@ fn normalize(name: &str) -> &str {
     name.strip_suffix(".rhai").unwrap_or(name)
 }
 
+/// The bundled script of that name (with or without `.rhai`).
+pub fn bundled(name: &str) -> Option<&'static str> {
+    let name = normalize(name);
+    BUNDLED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Where `scripts eject NAME` and the REPL's `:edit` / `:save` put the user's copy of
+/// a script: `NAME.rhai` in the [`user_dir`].
+pub fn user_file(name: &str) -> Result<PathBuf, String> {
+    let dir = user_dir()
+        .ok_or_else(|| "cannot find the user directory: set XDG_CONFIG_HOME or HOME".to_string())?;
+    Ok(dir.join(format!("{}.rhai", normalize(name))))
+}
+
+/// Copy a bundled script into the user directory (creating it), so that it can be
+/// edited and is found before the bundled one. An existing copy is overwritten only
+/// with `overwrite`.
+pub fn eject(name: &str, overwrite: bool) -> Result<PathBuf, String> {
+    let name = normalize(name);
+    let text = bundled(name).ok_or_else(|| {
+        format!(
+            "there is no bundled script named \"{name}\"; bundled: {}",
+            BUNDLED
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let dest = user_file(name)?;
+    if dest.exists() && !overwrite {
+        return Err(format!("{} already exists", dest.display()));
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&dest, text).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
+    Ok(dest)
+}
+
+/// The key a file is pinned under: the same file however the path to it is spelt.
+fn pin_key(file: &Path) -> PathBuf {
+    file.canonicalize().unwrap_or_else(|_| file.to_path_buf())
+}
+
 impl ScriptPath {
     /// `--scripts` directories, then `SLOTSMITH_PATH`, then the user directory.
     pub fn new(cli_dirs: &[PathBuf]) -> Self {
@@ -85,7 +135,40 @@ impl ScriptPath {
             dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
         }
         dirs.extend(user_dir());
-        ScriptPath { dirs }
+        ScriptPath {
+            dirs,
+            pinned: BTreeMap::new(),
+        }
+    }
+
+    /// Serve `text` for `file` from now on, instead of what the file holds.
+    pub fn pin(&mut self, file: &Path, text: String) {
+        self.pinned.insert(pin_key(file), text);
+    }
+
+    /// Read `file` itself again; whether it was pinned.
+    pub fn unpin(&mut self, file: &Path) -> bool {
+        self.pinned.remove(&pin_key(file)).is_some()
+    }
+
+    /// Whether `file` is served from a pinned text.
+    pub fn is_pinned(&self, file: &Path) -> bool {
+        !self.pinned.is_empty() && self.pinned.contains_key(&pin_key(file))
+    }
+
+    /// Every pinned file.
+    pub fn pinned_files(&self) -> Vec<PathBuf> {
+        self.pinned.keys().cloned().collect()
+    }
+
+    /// A file's text, or its pinned text.
+    fn read(&self, file: &Path) -> std::io::Result<String> {
+        if !self.pinned.is_empty() {
+            if let Some(text) = self.pinned.get(&pin_key(file)) {
+                return Ok(text.clone());
+            }
+        }
+        std::fs::read_to_string(file)
     }
 
     /// Every place `name` exists, in path order.
@@ -95,7 +178,7 @@ impl ScriptPath {
         let mut out = Vec::new();
         for d in &self.dirs {
             let p = d.join(&file);
-            if let Ok(text) = std::fs::read_to_string(&p) {
+            if let Ok(text) = self.read(&p) {
                 out.push(Script {
                     name: file.clone(),
                     origin: Origin::File(p),
@@ -122,7 +205,8 @@ impl ScriptPath {
     pub fn load(&self, what: &str) -> Result<Script, String> {
         let p = Path::new(what);
         if p.is_file() {
-            return std::fs::read_to_string(p)
+            return self
+                .read(p)
                 .map(|text| Script {
                     name: what.to_string(),
                     origin: Origin::File(p.to_path_buf()),

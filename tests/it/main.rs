@@ -9,6 +9,7 @@ mod faults;
 mod fix;
 mod lab;
 mod offline;
+mod owner_override;
 mod rebalance;
 mod repair;
 mod repl;

@@ -29,6 +29,11 @@ struct Terminal {
 
 impl Terminal {
     fn start(seed: &str, state: &Path) -> Terminal {
+        Terminal::start_with(seed, state, &[])
+    }
+
+    /// A session with extra environment variables (`EDITOR`, say).
+    fn start_with(seed: &str, state: &Path, env: &[(&str, &str)]) -> Terminal {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows: 50,
@@ -45,6 +50,11 @@ impl Terminal {
         cmd.env_remove("SLOTSMITH_CLUSTER");
         cmd.env_remove("SLOTSMITH_PATH");
         cmd.env_remove("REDISCLI_AUTH");
+        cmd.env_remove("VISUAL");
+        cmd.env_remove("EDITOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pair.slave.spawn_command(cmd).expect("start slotsmith repl");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
@@ -398,4 +408,305 @@ fn piped_statements(tc: &TestCluster) {
         stderr.contains("Function not found: nosuchprimitive"),
         "{stderr}"
     );
+}
+
+/// The bundled scripts as modules from the REPL: their documented steps, a changed
+/// plan applied, `:edit` (with an editor that appends what the test says) reloading a
+/// script or keeping the old one when the edit breaks it, `:show`, and `:save`d
+/// functions in a later session and in `slotsmith run`.
+#[test]
+fn stdlib_modules_edited_and_extended_from_the_repl() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = 200;
+    });
+    help_shows_module_functions(&tc);
+    half_a_rebalance_plan_applied(&tc);
+    edit_reloads_or_keeps_the_old_version(&tc);
+    saved_functions_in_a_later_session(&tc);
+}
+
+fn help_shows_module_functions(tc: &TestCluster) {
+    let dir = state_dir();
+    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let out = t.line(":help fix::plan");
+    assert!(
+        out.contains("fix::plan(p, nodes, opts)\n    The steps that settle one problem slot")
+            && out.contains("opts.owner replaces the owner rule")
+            && out.contains("fix::plan(p)\n    The plan for one problem with the default options"),
+        "the doc comments of fix.rhai's plan:\n{out}"
+    );
+    let out = t.line(":help fix::");
+    for f in [
+        "fix::problems()",
+        "fix::owner(p, nodes)",
+        "fix::apply(plan, opts)",
+    ] {
+        assert!(out.contains(f), "{f} missing from :help fix:::\n{out}");
+    }
+    assert!(out.contains("Every problem slot, as"), "{out}");
+    // The step itself, to read before replacing it, numbered as in fix.rhai.
+    let fix = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib/fix.rhai"))
+        .expect("stdlib/fix.rhai");
+    let line = fix
+        .lines()
+        .position(|l| l == "fn owner(p, nodes) {")
+        .expect("fn owner in fix.rhai")
+        + 1;
+    let out = t.line(":show fix::owner");
+    assert!(
+        out.contains(&format!(
+            "{}  /// The master that should own a problem slot, and why",
+            line - 1
+        )) && out.contains(&format!("{line}  fn owner(p, nodes) {{")),
+        "{out}"
+    );
+    // An alias the session imported works too, and Tab completes after `:help`.
+    t.line("import \"rebalance\" as rb;");
+    let out = t.line(":help rb::apply");
+    assert!(
+        out.contains("rb::apply(p, opts)\n    Move the plan's slots."),
+        "{out}"
+    );
+    t.send(":help cancel::pl\t");
+    t.expect("cancel::plan");
+    let out = t.line("");
+    assert!(
+        out.contains("cancel::plan(s, opts)\n    What cancelling would do."),
+        "{out}"
+    );
+    let out = t.line(":help nosuch::plan");
+    assert!(out.contains("no module named nosuch"), "{out}");
+    t.quit();
+}
+
+/// Every slot's owner as `port` sees it.
+fn owners_seen_by(tc: &TestCluster, port: u16) -> Vec<String> {
+    let text = tc.redis_cli(port, &["CLUSTER", "NODES"]);
+    let nodes = slotsmith::cluster::topology::parse_cluster_nodes(&text).expect("CLUSTER NODES");
+    let mut owners = vec![String::new(); 16384];
+    for n in &nodes {
+        for (start, end) in &n.slots {
+            for s in *start..=*end {
+                owners[s as usize] = n.addr();
+            }
+        }
+    }
+    owners
+}
+
+fn half_a_rebalance_plan_applied(tc: &TestCluster) {
+    let ports = tc.ports();
+    let empty = format!("127.0.0.1:{}", ports[3]);
+    let before = owners_seen_by(tc, ports[0]);
+    let keys = tc.total_keys();
+    assert!(
+        !before.contains(&empty),
+        "the empty master holds no slot yet"
+    );
+
+    let dir = state_dir();
+    let mut t = Terminal::start(&tc.seed(), dir.path());
+    t.line("import \"rebalance\" as rb;");
+    t.line("let p = rb::plan(#{use_empty_masters: true});");
+    let out = t.line("p.summary");
+    assert!(
+        out.contains("SRC_ADDR") && out.matches(&empty).count() == 3,
+        "the plan moves slots from each of the three masters to the empty one:\n{out}"
+    );
+    let out = t.line("p.moves.len()");
+    assert!(out.contains("\n4096\n"), "{out}");
+    // Keep the first half of the moves, drop the rest.
+    t.line("p.moves = p.moves.extract(0, p.moves.len() / 2);");
+    let out = t.line("let kept = \"\"; for m in p.moves { kept += `${m.slot} `; } kept");
+    let kept: std::collections::BTreeSet<usize> = out
+        .lines()
+        .find(|l| l.ends_with(' ') && l.split_whitespace().all(|w| w.parse::<usize>().is_ok()))
+        .unwrap_or_else(|| panic!("the kept slots:\n{out}"))
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(kept.len(), 2048);
+    // (The mover's progress bar shares the line, so the count is labelled.)
+    let out = t.line("let r = rb::apply(p); `moved: ${r.slots} slots`");
+    assert!(
+        out.contains("moved: 2048 slots\n"),
+        "exactly the kept moves ran:\n{out}"
+    );
+    t.quit();
+
+    // Every node agrees: the kept slots moved to the empty master, every other slot
+    // stayed where it was.
+    for port in &ports {
+        let after = owners_seen_by(tc, *port);
+        for (slot, owner) in after.iter().enumerate() {
+            let want = if kept.contains(&slot) {
+                &empty
+            } else {
+                &before[slot]
+            };
+            assert_eq!(owner, want, "slot {slot} as 127.0.0.1:{port} sees it");
+        }
+    }
+    assert_eq!(tc.total_keys(), keys, "no key was lost");
+    crate::support::assert_check_clean(tc);
+}
+
+/// An `EDITOR` that appends the file `append` (in `dir`) to the file it is given.
+fn appending_editor(dir: &Path) -> (String, std::path::PathBuf) {
+    let editor = dir.join("editor.sh");
+    let append = dir.join("append");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\ncat '{}' >> \"$1\"\n", append.display()),
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&editor).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&editor, perm).unwrap();
+    (editor.display().to_string(), append)
+}
+
+fn edit_reloads_or_keeps_the_old_version(tc: &TestCluster) {
+    let dir = state_dir();
+    let (editor, append) = appending_editor(dir.path());
+    let scripts = dir.path().join("config/slotsmith/scripts");
+    let mut t = Terminal::start_with(&tc.seed(), dir.path(), &[("EDITOR", &editor)]);
+    t.line("import \"rebalance\" as rb;");
+
+    // A bundled script: copied into the user directory, edited, reloaded.
+    std::fs::write(
+        &append,
+        "\n/// Added by the editor.\nfn added_by_editor() { 4242 }\n",
+    )
+    .unwrap();
+    let out = t.line(":edit rebalance");
+    let copy = scripts.join("rebalance.rhai");
+    assert!(
+        out.contains(&format!(
+            "copied the bundled rebalance.rhai to {}",
+            copy.display()
+        )) && out.contains("reloaded"),
+        "{out}"
+    );
+    assert!(std::fs::read_to_string(&copy)
+        .unwrap()
+        .ends_with("fn added_by_editor() { 4242 }\n"));
+    let out = t.line("rb::added_by_editor() + 1");
+    assert!(
+        out.contains("\n4243\n"),
+        "the new function, without a restart:\n{out}"
+    );
+    let out = t.line(":help rb::added_by_editor");
+    assert!(out.contains("Added by the editor."), "{out}");
+
+    // A new script of one's own, run with :run.
+    std::fs::write(&append, "print(\"hello v1\");\n").unwrap();
+    let out = t.line(":edit hello");
+    assert!(
+        out.contains("new script") && out.contains("reloaded"),
+        "{out}"
+    );
+    let out = t.line(":run hello");
+    assert!(out.contains("\nhello v1\n"), "{out}");
+
+    // Broken edits: the error names the file and line; the old versions still run.
+    std::fs::write(&append, "fn broken( {\n").unwrap();
+    let out = t.line(":edit rebalance");
+    let lines = std::fs::read_to_string(&copy).unwrap().lines().count();
+    assert!(
+        out.contains(&format!("{}:{lines}:", copy.display()))
+            && out.contains("syntax error")
+            && out.contains(&format!(" {lines} | fn broken( {{"))
+            && out.contains("keeps using the version from before this edit"),
+        "{out}"
+    );
+    let out = t.line("rb::added_by_editor()");
+    assert!(out.contains("\n4242\n"), "{out}");
+    let out = t.line("rb::plan(#{use_empty_masters: true}).needed");
+    assert!(
+        out.contains("\ntrue\n") || out.contains("\nfalse\n"),
+        "{out}"
+    );
+    std::fs::write(&append, "let = ;\n").unwrap();
+    let out = t.line(":edit hello");
+    assert!(
+        out.contains("hello.rhai:3:") && out.contains("syntax error"),
+        "{out}"
+    );
+    let out = t.line(":run hello");
+    assert!(
+        out.contains("\nhello v1\n"),
+        "the old version still runs:\n{out}"
+    );
+    let out = t.line(":show hello");
+    assert!(
+        out.contains("\n2  print(\"hello v1\");\n3  let = ;\n") && out.contains("does not compile"),
+        ":show shows the file with line numbers:\n{out}"
+    );
+
+    // Fixed outside the REPL: :reload uses the file again.
+    std::fs::write(scripts.join("hello.rhai"), "print(\"hello v2\");\n").unwrap();
+    let out = t.line(":reload");
+    assert!(out.contains("hello.rhai compiles now"), "{out}");
+    let out = t.line(":run hello");
+    assert!(out.contains("\nhello v2\n"), "{out}");
+    t.quit();
+}
+
+fn saved_functions_in_a_later_session(tc: &TestCluster) {
+    let dir = state_dir();
+    let mut t = Terminal::start(&tc.seed(), dir.path());
+    t.line("import \"rebalance\" as rb;");
+    t.send("/// Three times x.\r");
+    t.expect("...> ");
+    t.line("fn triple(x) { x * 3 }");
+    t.line("fn hexa(x) { triple(x) * 2 }");
+    t.line("fn share_of(addr) { rb::plan(#{use_empty_masters: true}).expected[node(addr).id] }");
+    let out = t.line("hexa(7)");
+    assert!(out.contains("\n42\n"), "{out}");
+    let out = t.line(":save mylib");
+    let file = dir.path().join("config/slotsmith/scripts/mylib.rhai");
+    assert!(
+        out.contains(&format!(
+            "saved 3 functions (triple/1, hexa/1, share_of/1) to {}",
+            file.display()
+        )),
+        "{out}"
+    );
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains("import \"rebalance\" as rb;")
+            && saved.contains("/// Three times x.\nfn triple(x) { x * 3 }"),
+        "{saved}"
+    );
+    // A bundled name is refused.
+    let out = t.line(":save fix");
+    assert!(out.contains("fix is a bundled script"), "{out}");
+    t.quit();
+
+    // A later session: the functions are there, loaded or imported.
+    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let out = t.line(":load mylib");
+    assert!(!out.contains("error"), "{out}");
+    let out = t.line("hexa(7) + 1");
+    assert!(out.contains("\n43\n"), "{out}");
+    let out = t.line(":help triple");
+    assert!(out.contains("triple(x)\n    Three times x."), "{out}");
+    t.line("import \"mylib\" as ml;");
+    let out = t.line(&format!("ml::share_of(\"{}\")", tc.seed()));
+    assert!(out.contains("\n4096\n"), "{out}");
+    t.quit();
+
+    // And `slotsmith run` of a script that imports them.
+    let runbook = dir.path().join("use-mylib.rhai");
+    std::fs::write(&runbook, "import \"mylib\" as m;\nprint(m::hexa(5));\n").unwrap();
+    let config = dir.path().join("config");
+    let out = crate::support::run_env(
+        &["-c", &tc.seed(), "run", runbook.to_str().unwrap()],
+        &[("XDG_CONFIG_HOME", config.to_str().unwrap())],
+    );
+    assert_eq!((out.code, out.stdout.as_str()), (0, "30\n"), "{out}");
 }
