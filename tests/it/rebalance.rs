@@ -269,11 +269,35 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
     assert_eq!(now[3], 7553);
     assert_lab_keys(&tc, KEYS, KEYS, 997);
 
+    // reshard --slots 11 moves exactly 11 (redis-cli's rounding may plan fewer).
+    let out = cl(&[
+        "reshard", "--from", "all", "--to", &ea, "--slots", "11", "-y",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let after = counts_of(&tc, &all);
+    assert_eq!(after[3], 7553 + 11, "{out}");
+    assert_eq!(
+        after[0] + after[1] + after[2],
+        now[0] + now[1] + now[2] - 11,
+        "{out}"
+    );
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
+
     // Weight 0 drains A completely (it may then turn into a replica); the rest share
     // 16384 three ways: 5461.33, the leftover slot to the lowest address.
     let out = cl(&["rebalance", "--weight", &format!("{aa}=0"), "-y"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(counts_of(&tc, &all), vec![0, 5462, 5461, 5461]);
+    // ... and of keys: a drained master that is still a master holds none (one that
+    // turned replica holds its new master's copy, counted there).
+    let me = parse_cluster_nodes(&tc.redis_cli(a, &["CLUSTER", "NODES"])).expect("parses");
+    if me.iter().any(|n| n.is_myself() && n.is_master()) {
+        assert_eq!(
+            tc.redis_cli(a, &["DBSIZE"]).trim(),
+            "0",
+            "keys left on the drained master"
+        );
+    }
     assert_lab_keys(&tc, KEYS, KEYS, 997);
     assert_check_clean(&tc);
 }
