@@ -4,7 +4,7 @@
 use serde_json::Value;
 use slotsmith::lab::Fault;
 
-use crate::support::{fingerprint, run, TestCluster};
+use crate::support::{fingerprint, run, run_env, TestCluster};
 
 #[test]
 fn dry_run_fix_prints_the_plan_and_changes_nothing() {
@@ -51,10 +51,34 @@ fn dry_run_fix_prints_the_plan_and_changes_nothing() {
         "a dry run changed the cluster"
     );
 
-    // The same cluster, for real: the plan was right.
-    let out = run(&["-c", &seed, "fix", "-y"]);
+    // A dry run keeps no journal; the real run records every write it sends.
+    let state = tempfile::tempdir().unwrap();
+    let env = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let out = run_env(&["-c", &seed, "--dry-run", "fix"], &env);
     assert_eq!(out.code, 0, "{out}");
+    let out = run_env(&["journal"], &env);
+    assert!(out.stdout.contains("No run has written"), "{out}");
+
+    // The same cluster, for real: the plan was right.
+    let out = run_env(&["-c", &seed, "fix", "-y"], &env);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("journal: "), "{out}");
     assert_eq!(run(&["-c", &seed, "check"]).code, 0);
+    let out = run_env(&["journal"], &env);
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
+    assert!(out.stdout.contains("fix.rhai"), "{out}");
+    let out = run_env(&["journal", "--last"], &env);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("MIGRATE 127.0.0.1"), "{out}");
+    assert!(
+        out.stdout.contains("user:loadtest_user_33:reservations"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("CLUSTER SETSLOT 5519 NODE"), "{out}");
+    assert!(
+        out.stdout.lines().skip(1).all(|l| l.ends_with("-> ok")),
+        "{out}"
+    );
 }
 
 #[test]
