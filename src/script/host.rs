@@ -231,3 +231,43 @@ pub fn slot_arg(slot: i64) -> Result<u16, ClusterError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::topology::parse_cluster_nodes;
+
+    fn nodes() -> Vec<NodeInfo> {
+        parse_cluster_nodes(
+            "abcdef0123456789abcdef0123456789abcdef01 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-8191\n\
+             abcdef0199999999abcdef0123456789abcdef02 127.0.0.1:7002@17002 master - 0 0 2 connected 8192-16383\n\
+             1234567890123456789012345678901234567890 127.0.0.1:7003@17003 slave abcdef0123456789abcdef0123456789abcdef01 0 0 1 connected\n",
+        )
+        .expect("parses")
+    }
+
+    #[test]
+    fn nodes_resolve_by_id_prefix_and_address_with_clear_errors() {
+        let n = nodes();
+        assert_eq!(resolve_word(&n, "127.0.0.1:7002").unwrap().port, 7002);
+        assert_eq!(resolve_word(&n, "12345678").unwrap().port, 7003);
+        assert_eq!(
+            resolve_word(&n, "abcdef0123456789abcdef0123456789abcdef01")
+                .unwrap()
+                .port,
+            7001
+        );
+        let e = resolve_word(&n, "abcdef01").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "node id prefix \"abcdef01\" is ambiguous: it matches 127.0.0.1:7001, 127.0.0.1:7002"
+        );
+        let e = resolve_word(&n, "abc").unwrap_err().to_string();
+        assert!(e.contains("too short"), "{e}");
+        let e = resolve_word(&n, "ffffffff").unwrap_err().to_string();
+        assert_eq!(e, "no node with id ffffffff in this cluster");
+        let e = resolve_word(&n, "127.0.0.1:9").unwrap_err().to_string();
+        assert_eq!(e, "no node at 127.0.0.1:9 in this cluster");
+        assert!(slot_arg(16384).is_err() && slot_arg(-1).is_err() && slot_arg(0).is_ok());
+    }
+}
