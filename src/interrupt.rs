@@ -2,10 +2,41 @@
 //! finish what is in flight (a slot move is never abandoned half-way); the process
 //! then exits 130 (SIGINT) or 143 (SIGTERM). A second one ends the process at once.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// 0 when nothing was asked, else the signal number.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Steps that must not be cut in half (a script's repair of one slot) hold this.
+static HELD: AtomicU32 = AtomicU32::new(0);
+
+/// While a `Hold` lives, an interruption does not end the running script; it takes
+/// effect at the script's next step after the hold is dropped.
+pub struct Hold(());
+
+impl Hold {
+    pub fn new() -> Hold {
+        HELD.fetch_add(1, Ordering::SeqCst);
+        Hold(())
+    }
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold::new()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        HELD.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether some step is holding interruptions off.
+pub fn held() -> bool {
+    HELD.load(Ordering::SeqCst) > 0
+}
 
 /// Whether an interruption was asked for.
 pub fn requested() -> bool {

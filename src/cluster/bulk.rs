@@ -330,7 +330,15 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         Ok(n)
     };
     let mut pairs: Vec<Pair> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for m in moves {
+        if !seen.insert(m.slot) {
+            return Err(ClusterError::State(format!(
+                "slot {} is listed twice in the moves",
+                m.slot
+            )));
+        }
+        mover::check_move(&nodes, m.slot, &find(&m.src)?, &find(&m.dst)?)?;
         if m.src == m.dst {
             return Err(ClusterError::State(format!(
                 "slot {}: source and target are the same node",

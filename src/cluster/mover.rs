@@ -314,6 +314,33 @@ pub fn set_owner_everywhere(
     Ok(())
 }
 
+/// Refuse a move that would make a third master lose the slot: once the target takes
+/// the slot (SETSLOT NODE bumps its epoch), any other master that owned it learns so
+/// by gossip and deletes its keys in it. A move is safe when the source owns the slot
+/// (or is already migrating it to the target, or the target already owns it, when an
+/// earlier run stopped half-way) and no other master claims it.
+pub fn check_move(nodes: &[NodeInfo], slot: u16, src: &NodeInfo, dst: &NodeInfo) -> Result<()> {
+    if let Some(other) = nodes
+        .iter()
+        .find(|n| n.is_master() && n.owns(slot) && n.id != src.id && n.id != dst.id)
+    {
+        return Err(ClusterError::State(format!(
+            "slot {slot} belongs to {}, not to {}: moving it from {} would make {} drop its keys; name the owner as the source, or run fix if the nodes disagree",
+            other.addr(),
+            src.addr(),
+            src.addr(),
+            other.addr()
+        )));
+    }
+    let resumable = src.owns(slot) || dst.owns(slot) || src.migrating.get(&slot) == Some(&dst.id);
+    if !resumable {
+        return Err(ClusterError::State(format!(
+            "slot {slot} has no owner among the masters: run fix to cover it before moving it"
+        )));
+    }
+    Ok(())
+}
+
 /// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
 /// an earlier attempt stopped: `IMPORTING` on the target unless it already owns the
 /// slot, `MIGRATING` on the source while it owns it, every key in batches, then
@@ -342,6 +369,7 @@ pub fn move_slot(
             )));
         }
     }
+    check_move(&nodes, slot, &src, &dst)?;
     if !dst.owns(slot) && dst.importing.get(&slot) != Some(&src.id) {
         c.setslot(&dst.addr(), slot, &SetSlot::Importing(src.id.clone()))?;
     }

@@ -69,6 +69,9 @@ impl Runner {
         // An interruption (Ctrl+C, SIGTERM) ends the script at its next step; the
         // primitive it was in finishes first, so no slot is left half-moved.
         engine.on_progress(|_| {
+            if crate::interrupt::held() {
+                return None;
+            }
             crate::interrupt::exit_code()
                 .map(|code| api::runbook::exit_token(code as i64, Dynamic::UNIT))
         });

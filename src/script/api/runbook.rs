@@ -135,6 +135,16 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             }
         },
     );
+    def(
+        engine,
+        "uninterruptible",
+        &["step: Fn", "Dynamic"],
+        "Call step() and return its result; Ctrl+C or SIGTERM during it takes effect only\nonce it has finished (wrap each step that must not be cut in half, e.g. one slot's repair).",
+        |ctx: NativeCallContext, step: FnPtr| -> RhaiResult<Dynamic> {
+            let _hold = crate::interrupt::Hold::new();
+            step.call_within_context(&ctx, ())
+        },
+    );
     let h = host.clone();
     def(
         engine,
