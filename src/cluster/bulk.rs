@@ -35,7 +35,6 @@ struct PairDone {
     keys: u64,
     /// Slots to finish with the careful mover.
     careful: Vec<u16>,
-    error: Option<ClusterError>,
 }
 
 /// Slots and keys moved so far, shown as a bar when stderr is a terminal.
@@ -289,7 +288,7 @@ async fn move_pair(
     progress: &Progress,
 ) -> PairDone {
     let mut out = PairDone::default();
-    for batch in pair.slots.chunks(BATCH) {
+    for (i, batch) in pair.slots.chunks(BATCH).enumerate() {
         if crate::interrupt::requested() {
             break;
         }
@@ -300,10 +299,11 @@ async fn move_pair(
                 progress.done(done.len() as u64, keys);
                 out.careful.extend(careful);
             }
-            Err(e) => {
-                // The careful mover resumes every slot of this batch from its state.
-                out.careful.extend(batch.iter().copied());
-                out.error = Some(e);
+            Err(_) => {
+                // The careful mover resumes every slot of this batch from its state, and
+                // moves the pair's remaining slots one at a time; it reports what fails.
+                let start = i * BATCH;
+                out.careful.extend(pair.slots[start..].iter().copied());
                 break;
             }
         }
@@ -392,9 +392,6 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
                     first_error.get_or_insert(e);
                 }
             }
-        }
-        if let Some(e) = done.error {
-            first_error.get_or_insert(e);
         }
     }
     total.interrupted = crate::interrupt::requested() && total.slots < moves.len() as u64;

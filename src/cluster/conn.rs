@@ -71,6 +71,14 @@ pub fn describe(args: &[Vec<u8>]) -> String {
             hide = 1;
         } else if i > 0 && upper == "AUTH2" {
             hide = 2;
+        } else if i > 0 && (upper == "REQUIREPASS" || upper == "MASTERAUTH") {
+            hide = 1;
+        }
+        // ACL SETUSER rules: >password, <password, #hash, !hash.
+        let acl = args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"ACL"));
+        if acl && i > 2 && word.starts_with(['>', '<', '#', '!']) {
+            out.push(format!("{}***", &word[..1]));
+            continue;
         }
         if out.len() >= 8 {
             out.push(format!("... ({} args)", args.len()));
@@ -470,4 +478,21 @@ pub fn is_read(args: &[Vec<u8>]) -> bool {
         || (first == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()))
         || (first == "CONFIG" && word(1) == "GET")
         || (first == "CLIENT" && ["LIST", "INFO", "GETNAME", "ID"].contains(&word(1).as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_commands_never_show_secrets() {
+        let d = describe(&args([
+            "MIGRATE", "h", "1", "", "0", "5000", "AUTH2", "u", "pw", "KEYS", "k",
+        ]));
+        assert_eq!(d, "MIGRATE h 1 \"\" 0 5000 AUTH2 *** *** ... (11 args)");
+        assert!(!describe(&args(["CONFIG", "SET", "requirepass", "s3cret"])).contains("s3cret"));
+        assert!(!describe(&args(["CONFIG", "SET", "masterauth", "s3cret"])).contains("s3cret"));
+        let d = describe(&args(["ACL", "SETUSER", "ops", "on", ">s3cret", "~*"]));
+        assert!(!d.contains("s3cret") && d.contains(">***"), "{d}");
+    }
 }

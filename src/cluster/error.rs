@@ -29,7 +29,7 @@ pub enum ClusterError {
         reason: String,
     },
     /// The same keys exist on both sides of a move with different values.
-    #[error("slot {slot}: {} exist on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
+    #[error("slot {slot}: {} on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
     Conflict {
         slot: u16,
         src: String,
@@ -63,8 +63,8 @@ impl ClusterError {
 
 fn plural(n: usize) -> String {
     if n == 1 {
-        "1 key".into()
+        "1 key exists".into()
     } else {
-        format!("{n} keys")
+        format!("{n} keys exist")
     }
 }
