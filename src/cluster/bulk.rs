@@ -15,18 +15,14 @@ use super::conn::Pool;
 use super::live::{migrate_args, LiveCluster};
 use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
 use super::topology::{format_ranges, ranges_of};
-use super::{merged_nodes, Cluster, ClusterError, NodeInfo, Reply, Result};
+use super::{merged_nodes, Cluster, Reply, Result};
 use crate::journal::Journal;
 
 /// Slots handled together in one pipelined step.
 const BATCH: usize = 128;
 
 /// One source/target pair and the slots it moves.
-struct Pair {
-    src: NodeInfo,
-    dst: NodeInfo,
-    slots: Vec<u16>,
-}
+type Pair = mover::PairMoves;
 
 /// What a pair did.
 #[derive(Default)]
@@ -315,48 +311,7 @@ async fn move_pair(
 pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
     let started = Instant::now();
     let nodes = merged_nodes(&live.views()?);
-    let find = |id: &str| -> Result<NodeInfo> {
-        let n = nodes
-            .iter()
-            .find(|n| n.id == id)
-            .cloned()
-            .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))?;
-        if !n.is_master() {
-            return Err(ClusterError::State(format!(
-                "{} is a replica; slots move between masters",
-                n.addr()
-            )));
-        }
-        Ok(n)
-    };
-    let mut pairs: Vec<Pair> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for m in moves {
-        if !seen.insert(m.slot) {
-            return Err(ClusterError::State(format!(
-                "slot {} is listed twice in the moves",
-                m.slot
-            )));
-        }
-        mover::check_move(&nodes, m.slot, &find(&m.src)?, &find(&m.dst)?)?;
-        if m.src == m.dst {
-            return Err(ClusterError::State(format!(
-                "slot {}: source and target are the same node",
-                m.slot
-            )));
-        }
-        match pairs
-            .iter_mut()
-            .find(|p| p.src.id == m.src && p.dst.id == m.dst)
-        {
-            Some(p) => p.slots.push(m.slot),
-            None => pairs.push(Pair {
-                src: find(&m.src)?,
-                dst: find(&m.dst)?,
-                slots: vec![m.slot],
-            }),
-        }
-    }
+    let pairs: Vec<Pair> = mover::pairs_of(&nodes, moves)?;
     let others: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_master() && !n.failing() && !n.noaddr())

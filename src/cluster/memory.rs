@@ -658,29 +658,11 @@ impl Cluster for MemoryCluster {
 /// the target, the source and the other masters), so a dry run shows the same plan.
 fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
     let started = std::time::Instant::now();
-    let mut pairs: Vec<(String, String, Vec<u16>)> = Vec::new();
     let nodes = super::merged_nodes(&c.views()?);
-    let find = |id: &str| {
-        nodes
-            .iter()
-            .find(|n| n.id == id)
-            .cloned()
-            .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))
-    };
-    let mut seen = std::collections::HashSet::new();
-    for m in moves {
-        if !seen.insert(m.slot) {
-            return Err(ClusterError::State(format!(
-                "slot {} is listed twice in the moves",
-                m.slot
-            )));
-        }
-        mover::check_move(&nodes, m.slot, &find(&m.src)?, &find(&m.dst)?)?;
-        match pairs.iter_mut().find(|p| p.0 == m.src && p.1 == m.dst) {
-            Some(p) => p.2.push(m.slot),
-            None => pairs.push((m.src.clone(), m.dst.clone(), vec![m.slot])),
-        }
-    }
+    let pairs: Vec<(String, String, Vec<u16>)> = mover::pairs_of(&nodes, moves)?
+        .into_iter()
+        .map(|p| (p.src.id, p.dst.id, p.slots))
+        .collect();
     let mut total = SlotMoved::default();
     for (src_id, dst_id, slots) in pairs {
         let src = c.address_of(&src_id)?;

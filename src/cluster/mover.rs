@@ -341,6 +341,63 @@ pub fn check_move(nodes: &[NodeInfo], slot: u16, src: &NodeInfo, dst: &NodeInfo)
     Ok(())
 }
 
+/// One source/target pair of a batch of moves, and its slots in the order given.
+pub struct PairMoves {
+    pub src: NodeInfo,
+    pub dst: NodeInfo,
+    pub slots: Vec<u16>,
+}
+
+/// Check every move against the cluster (known masters, distinct ends, no slot twice,
+/// [`check_move`]) and group them by source/target pair, pairs in order of first
+/// appearance. Every mover of many slots starts here, so they refuse the same moves.
+pub fn pairs_of(nodes: &[NodeInfo], moves: &[SlotMove]) -> Result<Vec<PairMoves>> {
+    let find = |id: &str| -> Result<NodeInfo> {
+        let n = nodes
+            .iter()
+            .find(|n| n.id == id)
+            .cloned()
+            .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))?;
+        if !n.is_master() {
+            return Err(ClusterError::State(format!(
+                "{} is a replica; slots move between masters",
+                n.addr()
+            )));
+        }
+        Ok(n)
+    };
+    let mut pairs: Vec<PairMoves> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for m in moves {
+        if m.src == m.dst {
+            return Err(ClusterError::State(format!(
+                "slot {}: source and target are the same node",
+                m.slot
+            )));
+        }
+        if !seen.insert(m.slot) {
+            return Err(ClusterError::State(format!(
+                "slot {} is listed twice in the moves",
+                m.slot
+            )));
+        }
+        let (src, dst) = (find(&m.src)?, find(&m.dst)?);
+        check_move(nodes, m.slot, &src, &dst)?;
+        match pairs
+            .iter_mut()
+            .find(|p| p.src.id == m.src && p.dst.id == m.dst)
+        {
+            Some(p) => p.slots.push(m.slot),
+            None => pairs.push(PairMoves {
+                src,
+                dst,
+                slots: vec![m.slot],
+            }),
+        }
+    }
+    Ok(pairs)
+}
+
 /// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
 /// an earlier attempt stopped: `IMPORTING` on the target unless it already owns the
 /// slot, `MIGRATING` on the source while it owns it, every key in batches, then
