@@ -659,12 +659,8 @@ impl Session {
 
     /// `:show MODULE::FN`: the source of a script's function, with its line numbers.
     fn show_function(&self, module: &str, function: &str) -> Step {
-        let script = match self.module_script(module) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Step::Failed;
-            }
+        let Some(script) = self.module_or_report(module) else {
+            return Step::Failed;
         };
         let ast = match self.engine().compile(&script.text) {
             Ok(a) => a,
@@ -701,6 +697,13 @@ impl Session {
 
     /// The script `NAME::` means in `:help` and `:show`: an alias this session
     /// imported, else a name on the script path.
+    /// [`Self::module_script`], or the reason printed.
+    fn module_or_report(&self, module: &str) -> Option<Script> {
+        self.module_script(module)
+            .map_err(|e| eprintln!("error: {e}"))
+            .ok()
+    }
+
     fn module_script(&self, module: &str) -> Result<Script, String> {
         let target = self
             .import_list()
@@ -841,12 +844,8 @@ impl Session {
     /// its doc) and `:help MODULE::FN` (its signatures and whole doc). MODULE is an
     /// alias the session imported or a script name; nothing is run, only compiled.
     fn help_module(&self, module: &str, function: &str) -> Step {
-        let script = match self.module_script(module) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Step::Failed;
-            }
+        let Some(script) = self.module_or_report(module) else {
+            return Step::Failed;
         };
         let target = script.name.trim_end_matches(".rhai").to_string();
         let docs = match text::script_docs(self.engine(), &script.text) {
