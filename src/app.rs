@@ -194,7 +194,8 @@ fn run_script(
     let live: Rc<dyn Cluster> = match &g.snapshot {
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
         None => {
-            let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+            let live =
+                LiveCluster::new(&g.cluster, conn_options(g), rt.clone()).with_lease(&script.name);
             // A dry run writes nothing, so it keeps no journal.
             match (g.dry_run || dry_run, Journal::new(&script.name)) {
                 (false, Some(j)) => {

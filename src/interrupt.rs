@@ -1,14 +1,28 @@
 //! Ctrl+C and SIGTERM: the first one asks long operations to stop taking new work and
-//! finish what is in flight (a slot move is never abandoned half-way); the process
-//! then exits 130 (SIGINT) or 143 (SIGTERM). A second one ends the process at once.
+//! finish what is in flight; the process then exits 130 (SIGINT) or 143 (SIGTERM). A
+//! second one ends the process at once. Also the slots this process has opened and
+//! not yet settled, so that every way out can say which slots it leaves open.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// 0 when nothing was asked, else the signal number.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
+/// When the interruption was asked for.
+static ASKED_AT: Mutex<Option<Instant>> = Mutex::new(None);
+
 /// Steps that must not be cut in half (a script's repair of one slot) hold this.
 static HELD: AtomicU32 = AtomicU32::new(0);
+
+/// Slots this process has set a migrating or importing marker on and not yet settled.
+static OPEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// How long work in flight may take after an interruption before its waits are
+/// abandoned: a node that stopped answering must not hold the operator's Ctrl+C.
+pub const GRACE: Duration = Duration::from_secs(3);
 
 /// While a `Hold` lives, an interruption does not end the running script; it takes
 /// effect at the script's next step after the hold is dropped.
@@ -43,6 +57,26 @@ pub fn requested() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0
 }
 
+/// Whether an interruption was asked for more than [`GRACE`] ago: waits still going
+/// on should give up.
+pub fn overdue() -> bool {
+    requested()
+        && ASKED_AT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() >= GRACE)
+}
+
+/// Resolves once [`overdue`] holds; never while nobody asked for an interruption.
+pub async fn abandoned() {
+    loop {
+        if overdue() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The exit code for the interruption asked for (130 SIGINT, 143 SIGTERM), if any.
 pub fn exit_code() -> Option<i32> {
     match SIGNAL.load(Ordering::SeqCst) {
@@ -54,12 +88,70 @@ pub fn exit_code() -> Option<i32> {
 /// Forget an interruption (the REPL goes back to its prompt).
 pub fn clear() {
     SIGNAL.store(0, Ordering::SeqCst);
+    *ASKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-/// Record an interruption; a second one exits at once.
+/// Record an interruption; a second one exits at once, naming the slots left open.
 pub fn raise(signal: i32) {
     if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
+        let open = open_slots();
+        if !open.is_empty() {
+            eprintln!(
+                "\nstopped at once: {} left open ({}); run `slotsmith fix` to settle them",
+                slot_count(open.len()),
+                crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
+                    &open
+                ))
+            );
+        }
         std::process::exit(128 + signal);
+    }
+    *ASKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+}
+
+/// `1 slot`, `12 slots`.
+pub fn slot_count(n: usize) -> String {
+    if n == 1 {
+        "1 slot".into()
+    } else {
+        format!("{n} slots")
+    }
+}
+
+/// Note that markers were (or are about to be) set on these slots.
+pub fn opened(slots: &[u16]) {
+    OPEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(slots.iter().copied());
+}
+
+/// Note that these slots are settled (owned by one master, no marker left).
+pub fn settled(slots: &[u16]) {
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    for s in slots {
+        open.remove(s);
+    }
+}
+
+/// The slots this process has opened and not settled, ascending.
+pub fn open_slots() -> Vec<u16> {
+    OPEN.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// What the first Ctrl+C or SIGTERM says: what happens next, and how to stop at once.
+fn first_message(what: &str) -> String {
+    let open = open_slots().len();
+    if open == 0 {
+        format!("\n{what}: stopping (again to stop at once)")
+    } else {
+        format!(
+            "\n{what}: finishing the {} in flight (again to stop at once, leaving them open)",
+            slot_count(open)
+        )
     }
 }
 
@@ -67,17 +159,24 @@ pub fn raise(signal: i32) {
 pub fn install(rt: &tokio::runtime::Handle) {
     rt.spawn(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         loop {
             tokio::select! {
                 _ = int.recv() => {
-                    eprintln!("\ninterrupted: finishing the slots in flight (Ctrl+C again to stop at once)");
+                    if !requested() {
+                        eprintln!("{}", first_message("interrupted"));
+                    }
                     raise(2);
                 }
                 _ = term.recv() => {
-                    eprintln!("\nterminated: finishing the slots in flight");
+                    if !requested() {
+                        eprintln!("{}", first_message("terminated"));
+                    }
                     raise(15);
                 }
             }

@@ -140,6 +140,8 @@ pub struct LabSpec {
     pub replicas: usize,
     /// Extra masters with no slots (targets for rebalance and faults).
     pub empty: usize,
+    /// Nodes started in cluster mode but not joined to the cluster (to add later).
+    pub spare: usize,
     /// Keys to load (`key:000000`, `key:000001`, ...).
     pub keys: u64,
     /// Bytes per value.
@@ -166,6 +168,7 @@ impl LabSpec {
             masters: 3,
             replicas: 1,
             empty: 1,
+            spare: 0,
             keys: 0,
             value_size: 64,
             password: None,
@@ -177,7 +180,7 @@ impl LabSpec {
 
     /// Number of `redis-server` processes.
     pub fn node_count(&self) -> usize {
-        self.masters * (1 + self.replicas) + self.empty
+        self.masters * (1 + self.replicas) + self.empty + self.spare
     }
 
     /// Every node port, in layout order.
@@ -206,6 +209,9 @@ impl LabSpec {
         }
         for _ in 0..self.empty {
             out.push(LabNode::planned(next(), LabRole::EmptyMaster, None));
+        }
+        for _ in 0..self.spare {
+            out.push(LabNode::planned(next(), LabRole::Spare, None));
         }
         out
     }
@@ -315,6 +321,8 @@ pub enum LabRole {
     Replica,
     /// A master that got no slots.
     EmptyMaster,
+    /// Started in cluster mode, not joined to the cluster.
+    Spare,
 }
 
 impl fmt::Display for LabRole {
@@ -323,6 +331,7 @@ impl fmt::Display for LabRole {
             LabRole::Master => "master",
             LabRole::Replica => "replica",
             LabRole::EmptyMaster => "empty master",
+            LabRole::Spare => "spare (not in the cluster)",
         })
     }
 }
@@ -1036,6 +1045,13 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
         nodes[i].slots = format_ranges(&[(start as u16, end as u16)]);
         start = end + 1;
     }
+    // Spare nodes are started, not joined.
+    let spares: Vec<LabNode> = nodes
+        .iter()
+        .filter(|n| n.role == LabRole::Spare)
+        .cloned()
+        .collect();
+    nodes.retain(|n| n.role != LabRole::Spare);
     for (epoch, n) in nodes.iter().enumerate() {
         // Distinct config epochs, as redis-cli --cluster create does.
         cluster.call(
@@ -1112,6 +1128,7 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
 
     lab.nodes = nodes;
     load_keys(&lab, &cluster, &owner, spec, rt)?;
+    lab.nodes.extend(spares);
     lab.keys = spec.keys;
     lab.write_state()?;
     Ok(lab)

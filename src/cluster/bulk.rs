@@ -4,18 +4,26 @@
 //! then SETSLOT NODE on the target, the source and every other master, in that order.
 //! Several source/target pairs run at once. A slot that hits anything unusual
 //! (BUSYKEY, a transient error) is finished afterwards by the careful one-slot mover.
+//!
+//! Right before each batch's first write, every master's view is read back: a slot
+//! whose state changed since it was planned is left alone and named; a marker this
+//! run did not set (another tool moving slots), a failover of the pair's nodes or a
+//! cluster that stopped serving stops the run. Whatever way it ends, it says which
+//! slots it leaves open.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 
 use super::conn::Pool;
 use super::live::{migrate_args, LiveCluster};
-use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
+use super::mover::{self, LeftAlone, MoveOpts, SlotMove, SlotMoved};
 use super::topology::{format_ranges, ranges_of};
-use super::{merged_nodes, Cluster, Reply, Result};
+use super::{merged_nodes, Cluster, ClusterError, NodeInfo, Reply, Result};
 use crate::journal::Journal;
 
 /// Slots handled together in one pipelined step.
@@ -28,9 +36,37 @@ type Pair = mover::PairMoves;
 #[derive(Default)]
 struct PairDone {
     slots: u64,
-    keys: u64,
     /// Slots to finish with the careful mover.
     careful: Vec<u16>,
+}
+
+/// What every pair of one call shares: why the call stops, what it counted.
+struct Run {
+    /// Slots open before the call started (the moves may resume them); any other
+    /// marker that appears, on a slot this call does not move, was set by someone else.
+    open_before: BTreeSet<u16>,
+    /// Every slot this call moves.
+    asked: BTreeSet<u16>,
+    /// The first reason to stop taking new batches, for every pair.
+    stop: Mutex<Option<ClusterError>>,
+    keys: AtomicU64,
+    left_alone: Mutex<Vec<LeftAlone>>,
+}
+
+impl Run {
+    fn stopped(&self) -> bool {
+        self.stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn stop(&self, e: ClusterError) {
+        self.stop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(e);
+    }
 }
 
 /// Slots and keys moved so far, shown as a bar when stderr is a terminal.
@@ -84,6 +120,7 @@ fn setslot_cmd(slot: u16, words: &[&str]) -> Vec<Vec<u8>> {
 
 /// Where the bulk mover's writes go, and the journal that records them.
 struct Ctx<'a> {
+    live: &'a LiveCluster,
     pool: &'a Pool,
     journal: Option<&'a Journal>,
 }
@@ -141,14 +178,140 @@ async fn setslot_all(
     Ok(failed)
 }
 
-/// Move one batch of a pair's slots; slots that need care are returned.
+/// Read back every master's view right before a batch's first write. Returns the
+/// batch's slots that are still as they were planned (the others are left alone and
+/// named), or why the whole call must stop: a marker this run did not set, a failover
+/// of the pair's nodes, a cluster that no longer serves.
+async fn recheck(ctx: &Ctx<'_>, pair: &Pair, batch: &[u16], run: &Run) -> Result<Vec<u16>> {
+    let views = ctx.live.views_async().await?;
+    if let Some(v) = views
+        .iter()
+        .find(|v| v.state.as_ref().is_ok_and(|s| s.says_fail()))
+    {
+        return Err(ClusterError::Refused(format!(
+            "{} says cluster_state:fail: the cluster stopped serving while slots moved (a master down?)",
+            v.addr
+        )));
+    }
+    let nodes = merged_nodes(&views);
+    // Ours: the slots of this call (its other pairs open and settle theirs while the
+    // views are read) and any other slot this process has open.
+    let ours: BTreeSet<u16> = crate::interrupt::open_slots().into_iter().collect();
+    for n in &nodes {
+        let marks = n
+            .migrating
+            .iter()
+            .map(|(s, to)| (s, "MIGRATING", "to", to))
+            .chain(
+                n.importing
+                    .iter()
+                    .map(|(s, from)| (s, "IMPORTING", "from", from)),
+            );
+        for (slot, what, dir, other) in marks {
+            if !ours.contains(slot) && !run.asked.contains(slot) && !run.open_before.contains(slot)
+            {
+                let other = nodes
+                    .iter()
+                    .find(|o| &o.id == other)
+                    .map_or(other.clone(), NodeInfo::addr);
+                return Err(ClusterError::Refused(format!(
+                    "another run is changing slots on this cluster: slot {slot} is {what} on {} ({dir} {other}), which this run did not set",
+                    n.addr()
+                )));
+            }
+        }
+    }
+    for (end, planned) in [("source", &pair.src), ("target", &pair.dst)] {
+        let now = nodes.iter().find(|n| n.id == planned.id);
+        if !now.is_some_and(NodeInfo::is_master) {
+            let what = match now.and_then(|n| mover::serving_master(&nodes, &n.id)) {
+                Some(m) => format!("is now a replica of {} (a failover happened)", m.addr()),
+                None => "is no longer a master of the cluster".to_string(),
+            };
+            return Err(ClusterError::Refused(format!(
+                "the {end} {} {what}",
+                planned.addr()
+            )));
+        }
+    }
+    let (Some(src), Some(dst)) = (
+        nodes.iter().find(|n| n.id == pair.src.id),
+        nodes.iter().find(|n| n.id == pair.dst.id),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let mut keep = Vec::with_capacity(batch.len());
+    for &slot in batch {
+        let state = |src: &NodeInfo, dst: &NodeInfo| {
+            (
+                src.owns(slot),
+                src.migrating.get(&slot).cloned(),
+                dst.owns(slot),
+                dst.importing.get(&slot).cloned(),
+            )
+        };
+        let why = if state(src, dst) != state(&pair.src, &pair.dst) {
+            Some(describe_slot(&nodes, slot))
+        } else {
+            mover::check_move(&nodes, slot, src, dst)
+                .err()
+                .map(|e| e.to_string())
+        };
+        match why {
+            None => keep.push(slot),
+            Some(why) => run
+                .left_alone
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(LeftAlone {
+                    slot,
+                    why: format!("changed since it was planned: {why}"),
+                }),
+        }
+    }
+    Ok(keep)
+}
+
+/// Who owns a slot now and which markers it has, for the operator.
+fn describe_slot(nodes: &[NodeInfo], slot: u16) -> String {
+    let addr = |id: &String| {
+        nodes
+            .iter()
+            .find(|n| &n.id == id)
+            .map_or(id.clone(), NodeInfo::addr)
+    };
+    let owners: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.is_master() && n.owns(slot))
+        .map(NodeInfo::addr)
+        .collect();
+    let mut parts = vec![if owners.is_empty() {
+        "no owner".to_string()
+    } else {
+        format!("owned by {}", owners.join(" and "))
+    }];
+    for n in nodes {
+        if let Some(to) = n.migrating.get(&slot) {
+            parts.push(format!("MIGRATING on {} to {}", n.addr(), addr(to)));
+        }
+        if let Some(from) = n.importing.get(&slot) {
+            parts.push(format!("IMPORTING on {} from {}", n.addr(), addr(from)));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Move one batch of a pair's slots: the slots settled, and those that need care.
+/// Keys are counted into `run` as each MIGRATE succeeds.
 async fn move_batch(
     ctx: &Ctx<'_>,
     pair: &Pair,
     batch: &[u16],
     others: &[String],
     opts: &MoveOpts,
-) -> Result<(Vec<u16>, Vec<u16>, u64)> {
+    run: &Run,
+    progress: &Progress,
+) -> Result<(Vec<u16>, Vec<u16>)> {
     let pool = ctx.pool;
     let (src, dst) = (pair.src.addr(), pair.dst.addr());
     let mut careful: Vec<u16> = Vec::new();
@@ -166,7 +329,6 @@ async fn move_batch(
         .collect();
     careful.extend(setslot_all(ctx, &src, &to_migrate, &["MIGRATING", &pair.dst.id], "").await?);
 
-    let mut keys = 0u64;
     let mut active: Vec<u16> = batch
         .iter()
         .copied()
@@ -214,6 +376,7 @@ async fn move_batch(
             .collect::<Result<_>>()?;
         let replies = pool.pipeline(&src, &cmds, migrate_timeout).await?;
         active.clear();
+        let mut keys = 0u64;
         for (((s, k), r), words) in with_keys.into_iter().zip(replies).zip(&cmds) {
             let error: Vec<String> = r
                 .as_ref()
@@ -234,6 +397,8 @@ async fn move_batch(
                 Err(_) => careful.push(s),
             }
         }
+        run.keys.fetch_add(keys, Ordering::Relaxed);
+        progress.done(0, keys);
     }
 
     let done: Vec<u16> = batch
@@ -273,33 +438,44 @@ async fn move_batch(
             }
         }
     }
-    Ok((done, careful, keys))
+    Ok((done, careful))
 }
 
+/// Move a pair's slots batch after batch, until they are all moved, the call stops
+/// or an interruption is asked for.
 async fn move_pair(
     ctx: &Ctx<'_>,
     pair: &Pair,
     others: &[String],
     opts: &MoveOpts,
     progress: &Progress,
+    run: &Run,
 ) -> PairDone {
     let mut out = PairDone::default();
-    for (i, batch) in pair.slots.chunks(BATCH).enumerate() {
-        if crate::interrupt::requested() {
+    for batch in pair.slots.chunks(BATCH) {
+        if crate::interrupt::requested() || run.stopped() {
             break;
         }
-        match move_batch(ctx, pair, batch, others, opts).await {
-            Ok((done, careful, keys)) => {
+        let batch = match recheck(ctx, pair, batch, run).await {
+            Ok(b) => b,
+            Err(e) => {
+                run.stop(e);
+                break;
+            }
+        };
+        crate::interrupt::opened(&batch);
+        match move_batch(ctx, pair, &batch, others, opts, run, progress).await {
+            Ok((done, careful)) => {
+                crate::interrupt::settled(&done);
                 out.slots += done.len() as u64;
-                out.keys += keys;
-                progress.done(done.len() as u64, keys);
+                progress.done(done.len() as u64, 0);
                 out.careful.extend(careful);
             }
-            Err(_) => {
-                // The careful mover resumes every slot of this batch from its state, and
-                // moves the pair's remaining slots one at a time; it reports what fails.
-                let start = i * BATCH;
-                out.careful.extend(pair.slots[start..].iter().copied());
+            Err(e) => {
+                // The careful mover resumes every slot of this batch from its state;
+                // the pair takes no new batch.
+                out.careful.extend(batch);
+                run.stop(e);
                 break;
             }
         }
@@ -307,27 +483,57 @@ async fn move_pair(
     out
 }
 
+/// A short name for an error, to tell the same failure on slot after slot.
+fn error_kind(e: &ClusterError) -> String {
+    match e {
+        ClusterError::Command { addr, reason, .. } => {
+            format!("{addr} {}", reason.split(' ').next().unwrap_or_default())
+        }
+        ClusterError::Connect { addr, .. }
+        | ClusterError::Timeout { addr, .. }
+        | ClusterError::Io { addr, .. }
+        | ClusterError::Abandoned { addr, .. } => format!("{addr} unreachable"),
+        other => other.to_string(),
+    }
+}
+
+/// The same error on this many slots in a row stops the careful mover.
+const SAME_ERROR_STREAK: usize = 3;
+
 /// Move many slots fast; see the module docs.
 pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
     let started = Instant::now();
-    let nodes = merged_nodes(&live.views()?);
+    let ids = mover::ends_of(moves);
+    let views = mover::ready(live, &ids, mover::GOSSIP_WAIT)?;
+    let nodes = merged_nodes(&views);
     let pairs: Vec<Pair> = mover::pairs_of(&nodes, moves)?;
     let others: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_master() && !n.failing() && !n.noaddr())
         .map(|n| n.addr())
         .collect();
+    let run = Run {
+        open_before: nodes
+            .iter()
+            .flat_map(|n| n.migrating.keys().chain(n.importing.keys()).copied())
+            .collect(),
+        asked: moves.iter().map(|m| m.slot).collect(),
+        stop: Mutex::new(None),
+        keys: AtomicU64::new(0),
+        left_alone: Mutex::new(Vec::new()),
+    };
     let progress = Progress::new(moves.len() as u64);
     let pool = live.pool().clone();
     let ctx = Ctx {
+        live,
         pool: &pool,
         journal: live.journal(),
     };
     let results: Vec<(usize, PairDone)> = live.handle().block_on(
         stream::iter(pairs.iter().enumerate())
             .map(|(i, p)| {
-                let (ctx, others, progress) = (&ctx, &others, &progress);
-                async move { (i, move_pair(ctx, p, others, opts, progress).await) }
+                let (ctx, others, progress, run) = (&ctx, &others, &progress, &run);
+                async move { (i, move_pair(ctx, p, others, opts, progress, run).await) }
             })
             .buffer_unordered(opts.parallel.max(1))
             .collect(),
@@ -335,24 +541,88 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     progress.finish();
 
     let mut total = SlotMoved::default();
-    let mut first_error = None;
+    let mut careful_error: Option<ClusterError> = None;
+    let mut streak: (String, usize) = (String::new(), 0);
+    let mut notes: Vec<String> = Vec::new();
     for (i, done) in results {
         total.slots += done.slots;
-        total.keys += done.keys;
         let pair = &pairs[i];
         for slot in done.careful {
-            match mover::move_slot(live, slot, &pair.src.id, &pair.dst.id, opts) {
-                Ok(r) => total.add(r),
+            if crate::interrupt::requested() || streak.1 >= SAME_ERROR_STREAK {
+                break;
+            }
+            // A failover during the batch: finish the slot with the shard's new master.
+            let now = live.views().map(|v| merged_nodes(&v)).unwrap_or_default();
+            let current = |planned: &NodeInfo, notes: &mut Vec<String>| match mover::serving_master(
+                &now,
+                &planned.id,
+            ) {
+                Some(m) if m.id != planned.id => {
+                    let note = format!(
+                            "{} is now a replica of {} (a failover happened): finishing its slots in flight with {}",
+                            planned.addr(),
+                            m.addr(),
+                            m.addr()
+                        );
+                    if !notes.contains(&note) {
+                        eprintln!("[WARNING] {note}");
+                        notes.push(note);
+                    }
+                    m.id.clone()
+                }
+                _ => planned.id.clone(),
+            };
+            let (src, dst) = (
+                current(&pair.src, &mut notes),
+                current(&pair.dst, &mut notes),
+            );
+            match mover::move_slot(live, slot, &src, &dst, opts) {
+                Ok(r) => {
+                    run.keys.fetch_add(r.keys, Ordering::Relaxed);
+                    total.slots += r.slots;
+                    total.overwritten.extend(r.overwritten);
+                    total.identical.extend(r.identical);
+                    streak = (String::new(), 0);
+                }
                 Err(e) => {
-                    first_error.get_or_insert(e);
+                    let kind = error_kind(&e);
+                    streak = if streak.0 == kind {
+                        (kind, streak.1 + 1)
+                    } else {
+                        (kind, 1)
+                    };
+                    careful_error.get_or_insert(e);
                 }
             }
         }
     }
+    total.keys = run.keys.load(Ordering::Relaxed);
+    total.left_alone = run
+        .left_alone
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    total.open = crate::interrupt::open_slots()
+        .into_iter()
+        .filter(|s| run.asked.contains(s))
+        .collect();
     total.interrupted = crate::interrupt::requested() && total.slots < moves.len() as u64;
     total.seconds = started.elapsed().as_secs_f64();
-    match first_error {
-        Some(e) => Err(e),
+    let stop = run.stop.into_inner().unwrap_or_else(|e| e.into_inner());
+    // A refusal (another run, a failover, a cluster down) explains the careful
+    // mover's failures that follow it; otherwise the careful mover's first error.
+    // A stop that the careful mover made good (every slot moved or left alone) is no
+    // failure; an interruption is reported by the caller, not as an error.
+    let all_done = total.slots as usize + total.left_alone.len() == moves.len();
+    let cause = match (stop, careful_error) {
+        (Some(s), _) if s.is_refusal() => Some(s),
+        (_, Some(c)) => Some(c),
+        (s, None) => s.filter(|_| !total.interrupted && !all_done),
+    };
+    match cause {
+        Some(cause) => Err(ClusterError::Stopped {
+            cause: Box::new(cause),
+            progress: total.progress(moves.len()),
+        }),
         None => Ok(total),
     }
 }

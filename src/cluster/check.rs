@@ -34,8 +34,13 @@ pub struct CheckReport {
     /// redis-cli's open slot messages (`Node ... has slots in migrating state 5519.`)
     /// and node oddities (handshake, replicas not asked, unknown masters).
     pub warnings: Vec<String>,
-    /// Unreachable and failing nodes, disagreements, uncovered slots.
+    /// Unreachable and failing nodes, disagreements, uncovered slots, nodes that do
+    /// not serve.
     pub errors: Vec<String>,
+    /// Nodes that say `cluster_state:fail`: they refuse every query, MIGRATE included,
+    /// so no slot can move while any does.
+    #[serde(default)]
+    pub not_serving: Vec<String>,
 }
 
 /// Slots on which the reachable nodes' views differ, and what each of them says.
@@ -192,12 +197,18 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
         total_keys,
         warnings,
         errors,
+        not_serving: reachable
+            .iter()
+            .filter(|(_, s)| s.says_fail())
+            .map(|(a, _)| a.to_string())
+            .collect(),
     };
     // The sentences about slots, made from the report so that `render` can place them.
     let more_warnings = open_slot_warnings(&report);
     report.warnings.extend(more_warnings);
     let mut more_errors = disagreement_errors(&report);
     more_errors.extend(coverage_errors(&report));
+    more_errors.extend(serving_errors(&report));
     report.errors.extend(more_errors);
     report.ok = report.agree
         && report.open_slots.is_empty()
@@ -627,6 +638,43 @@ fn coverage_errors(report: &CheckReport) -> Vec<String> {
     )]
 }
 
+/// Nodes that say `cluster_state:fail`, and why as far as the views tell: failing
+/// masters that hold slots, uncovered slots.
+fn serving_errors(report: &CheckReport) -> Vec<String> {
+    if report.not_serving.is_empty() {
+        return Vec::new();
+    }
+    let mut why: Vec<String> = report
+        .masters
+        .iter()
+        .filter(|m| m.failing && m.slots > 0)
+        .map(|m| {
+            format!(
+                "master {} holding slots {} is failing",
+                m.addr,
+                format_ranges(&m.ranges)
+            )
+        })
+        .collect();
+    if !report.uncovered.is_empty() {
+        why.push(format!(
+            "slots {} have no owner",
+            format_ranges(&report.uncovered)
+        ));
+    }
+    let who: Vec<&str> = report.not_serving.iter().map(String::as_str).collect();
+    let verb = if who.len() == 1 { "says" } else { "say" };
+    vec![format!(
+        "{} {verb} cluster_state:fail, so the cluster refuses queries and MIGRATE there{}.",
+        and_list(&who),
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", why.join("; "))
+        }
+    )]
+}
+
 /// `Node 127.0.0.1:7003 (<id>) is failing: marked fail by A and B; fail? by C.`
 fn failing_message(n: &NodeInfo, marks: &[(&str, &str)]) -> String {
     let mut parts = Vec::new();
@@ -824,6 +872,7 @@ mod tests {
             state: Ok(NodeState {
                 nodes: parse_cluster_nodes(text).expect("test text parses"),
                 keys,
+                cluster_state: None,
             }),
         }
     }

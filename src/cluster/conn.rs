@@ -261,6 +261,11 @@ impl Pool {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The addresses with an open connection.
+    pub fn connected(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// Forget a connection (after it broke), so the next command reconnects.
     pub fn drop_conn(&self, addr: &str) {
         self.lock().remove(addr);
@@ -283,7 +288,13 @@ impl Pool {
         for a in args {
             cmd.arg(a.as_slice());
         }
-        match tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)).await {
+        let reply = abandonable(
+            addr,
+            || describe(args),
+            tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)),
+        )
+        .await?;
+        match reply {
             Err(_) => Err(ClusterError::Timeout {
                 addr: addr.to_string(),
                 command: describe(args),
@@ -313,13 +324,17 @@ impl Pool {
             }
         }
         let first = describe(&cmds[0]);
-        let replies: Vec<redis::Value> = match tokio::time::timeout(
-            timeout,
-            pipe.ignore_errors()
-                .query_async::<Vec<redis::Value>>(&mut conn),
+        let reply = abandonable(
+            addr,
+            || format!("pipeline of {} ({first} ...)", cmds.len()),
+            tokio::time::timeout(
+                timeout,
+                pipe.ignore_errors()
+                    .query_async::<Vec<redis::Value>>(&mut conn),
+            ),
         )
-        .await
-        {
+        .await?;
+        let replies: Vec<redis::Value> = match reply {
             Err(_) => {
                 return Err(ClusterError::Timeout {
                     addr: addr.to_string(),
@@ -347,6 +362,23 @@ impl Pool {
             };
         }
         refused(addr, args, server_text(&e))
+    }
+}
+
+/// Wait for `fut`, unless an interruption's grace period runs out first: then the
+/// command is abandoned (a late reply is discarded by the multiplexed connection).
+async fn abandonable<T>(
+    addr: &str,
+    command: impl FnOnce() -> String,
+    fut: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::select! {
+        r = fut => Ok(r),
+        _ = crate::interrupt::abandoned() => Err(ClusterError::Abandoned {
+            addr: addr.to_string(),
+            command: command(),
+            secs: crate::interrupt::GRACE.as_secs(),
+        }),
     }
 }
 
@@ -464,6 +496,34 @@ const CLUSTER_READS: &[&str] = &[
     "COUNT-FAILURE-REPORTS",
     "MYSHARDID",
 ];
+
+/// Whether a raw command changes which node serves a slot (so a run sending it
+/// takes the lease first, see `lease`).
+pub fn changes_slots(args: &[Vec<u8>]) -> bool {
+    let word = |i: usize| {
+        args.get(i)
+            .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    match word(0).as_str() {
+        "MIGRATE" => true,
+        "CLUSTER" => [
+            "SETSLOT",
+            "ADDSLOTS",
+            "ADDSLOTSRANGE",
+            "DELSLOTS",
+            "DELSLOTSRANGE",
+            "BUMPEPOCH",
+            "MIGRATESLOTS",
+            "FAILOVER",
+            "FORGET",
+            "RESET",
+            "MEET",
+        ]
+        .contains(&word(1).as_str()),
+        _ => false,
+    }
+}
 
 /// Whether a raw command only reads (so a dry run may pass it to the live cluster and
 /// the journal need not record it).

@@ -28,6 +28,26 @@ pub enum ClusterError {
         command: String,
         reason: String,
     },
+    /// The command was still waiting for its reply when an interruption's grace
+    /// period ran out.
+    #[error("{command} on {addr}: abandoned, no reply {secs} s after the interruption")]
+    Abandoned {
+        addr: String,
+        command: String,
+        secs: u64,
+    },
+    /// The operation will not run in the cluster's present state (it is down, another
+    /// run is moving slots, a node does not know another yet). Nothing was written for
+    /// it; the sentence says what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// A move of many slots stopped part-way: why, and what it did and left.
+    #[error("{cause}; {progress}")]
+    Stopped {
+        cause: Box<ClusterError>,
+        /// `moved 100 of 4096 slots; 128 slots left open (0-127): run ...`
+        progress: String,
+    },
     /// The same keys exist on both sides of a move with different values.
     #[error("slot {slot}: {} on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
     Conflict {
@@ -50,6 +70,12 @@ impl ClusterError {
             self,
             ClusterError::Connect { .. } | ClusterError::Timeout { .. } | ClusterError::Io { .. }
         )
+    }
+
+    /// A refusal to act in the cluster's present state (nothing written for it), as
+    /// opposed to a failure part-way.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, ClusterError::Refused(_))
     }
 
     /// The error text Redis sent, for a command error (e.g. `BUSYKEY ...`).

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::conn::{args, ConnOptions, Pool};
+use super::lease::{self, Lease, OtherRun};
 use super::topology::parse_cluster_nodes;
 use super::{Cluster, ClusterError, Key, MigrateOpts, NodeState, NodeView, Reply, Result, SetSlot};
 
@@ -17,6 +18,8 @@ pub struct LiveCluster {
     pool: Pool,
     rt: tokio::runtime::Handle,
     journal: Option<std::sync::Arc<crate::journal::Journal>>,
+    /// Held from the first write that changes slots (see [`super::lease`]).
+    lease: Option<std::sync::Arc<Lease>>,
 }
 
 impl LiveCluster {
@@ -26,7 +29,94 @@ impl LiveCluster {
             pool: Pool::new(opts),
             rt,
             journal: None,
+            lease: None,
         }
+    }
+
+    /// Before the first write that changes slots, announce this run on every master
+    /// and stop if another run is changing slots (see [`super::lease`]).
+    pub fn with_lease(mut self, script: &str) -> Self {
+        self.lease = Some(std::sync::Arc::new(Lease::new(script)));
+        self
+    }
+
+    /// Name this run on every reachable master (when `announce`), then read their
+    /// client lists: the other runs changing slots now.
+    async fn look(&self, announce: Option<&str>) -> Result<Vec<OtherRun>> {
+        let views = self.views_async().await?;
+        let masters: Vec<String> = super::merged_nodes(&views)
+            .iter()
+            .filter(|n| n.is_master() && !n.failing() && !n.noaddr())
+            .map(|n| n.addr())
+            .collect();
+        let asks = masters.iter().map(|addr| async move {
+            let mut cmds = Vec::new();
+            if let Some(name) = announce {
+                cmds.push(args(["CLIENT", "SETNAME", name]));
+            }
+            cmds.push(args(["CLIENT", "ID"]));
+            cmds.push(args(["CLIENT", "LIST", "TYPE", "normal"]));
+            let replies = self
+                .pool
+                .pipeline(addr, &cmds, self.pool.options().timeout)
+                .await?;
+            let mut it = replies.into_iter().skip(usize::from(announce.is_some()));
+            let own = match it.next() {
+                Some(Ok(Reply::Int(id))) => Some(id as u64),
+                _ => None,
+            };
+            let list = match it.next() {
+                Some(Ok(Reply::Bulk(b))) => String::from_utf8_lossy(&b).to_string(),
+                Some(Ok(Reply::Status(s))) => s,
+                _ => String::new(),
+            };
+            Ok::<_, ClusterError>(lease::others_on(
+                addr,
+                &lease::parse_client_list(&list),
+                own,
+            ))
+        });
+        // A master that cannot be asked (down, or an ACL without CLIENT) is not looked
+        // at: the moves themselves refuse what they cannot do.
+        Ok(join_all(asks)
+            .await
+            .into_iter()
+            .filter_map(std::result::Result::ok)
+            .flatten()
+            .collect())
+    }
+
+    /// Take the lease before the first write that changes slots; refuse when another
+    /// run is changing slots.
+    fn ensure_lease(&self) -> Result<()> {
+        let Some(lease) = &self.lease else {
+            return Ok(());
+        };
+        if lease.held() {
+            return Ok(());
+        }
+        let others = self.block_on(self.look(Some(lease.name())))?;
+        lease.set_held(true);
+        if !others.is_empty() {
+            self.release();
+            return Err(ClusterError::Refused(lease::refusal(&others)));
+        }
+        Ok(())
+    }
+
+    /// Give the lease back (the REPL, after each line that wrote): other runs may
+    /// change slots again.
+    pub fn release(&self) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
+        if !lease.held() {
+            return;
+        }
+        lease.set_held(false);
+        let addrs = self.pool.connected();
+        let unname = args(["CLIENT", "SETNAME", ""]);
+        let _ = self.block_on(join_all(addrs.iter().map(|a| self.pool.cmd(a, &unname))));
     }
 
     /// Record every write in `journal`.
@@ -63,13 +153,17 @@ impl LiveCluster {
         self.rt.block_on(f)
     }
 
-    /// One node's own `CLUSTER NODES` and `DBSIZE`, in one round trip.
+    /// One node's own `CLUSTER NODES`, `DBSIZE` and `cluster_state`, in one round trip.
     pub async fn node_state(&self, addr: &str) -> Result<NodeState> {
         let replies = self
             .pool
             .pipeline(
                 addr,
-                &[args(["CLUSTER", "NODES"]), args(["DBSIZE"])],
+                &[
+                    args(["CLUSTER", "NODES"]),
+                    args(["DBSIZE"]),
+                    args(["CLUSTER", "INFO"]),
+                ],
                 self.pool.options().timeout,
             )
             .await?;
@@ -85,6 +179,11 @@ impl LiveCluster {
             Some(Err(e)) => return Err(e),
             _ => return Err(protocol(addr, "DBSIZE", "unexpected reply")),
         };
+        let cluster_state = match it.next() {
+            Some(Ok(Reply::Bulk(b))) => info_field(&String::from_utf8_lossy(&b), "cluster_state"),
+            Some(Ok(Reply::Status(s))) => info_field(&s, "cluster_state"),
+            _ => None,
+        };
         let mut nodes = parse_cluster_nodes(&text)
             .map_err(|e| protocol(addr, "CLUSTER NODES", &e.to_string()))?;
         // A node that has not met anyone yet does not know its own IP.
@@ -99,7 +198,11 @@ impl LiveCluster {
                 }
             }
         }
-        Ok(NodeState { nodes, keys })
+        Ok(NodeState {
+            nodes,
+            keys,
+            cluster_state,
+        })
     }
 
     /// Every node's own view: the seed first, then each node the views name,
@@ -132,7 +235,36 @@ impl LiveCluster {
             if todo.is_empty() {
                 break;
             }
-            let states = join_all(todo.iter().map(|a| self.node_state(a))).await;
+            // A node the others flag as failed gets a short wait: the cluster has
+            // already decided it is down, and a stopped node never answers.
+            let flagged = |addr: &str| {
+                views.iter().any(|v| {
+                    v.state.as_ref().is_ok_and(|s| {
+                        s.nodes
+                            .iter()
+                            .any(|n| n.addr() == addr && n.has_flag("fail"))
+                    })
+                })
+            };
+            let states = join_all(todo.iter().map(|a| {
+                let wait = if flagged(a) {
+                    FAILED_NODE_WAIT
+                } else {
+                    // node_state's own timeouts apply.
+                    Duration::from_secs(3600)
+                };
+                async move {
+                    match tokio::time::timeout(wait, self.node_state(a)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ClusterError::Timeout {
+                            addr: a.clone(),
+                            command: "CLUSTER NODES (a node flagged fail)".into(),
+                            ms: wait.as_millis() as u64,
+                        }),
+                    }
+                }
+            }))
+            .await;
             for (addr, st) in todo.into_iter().zip(states) {
                 views.push(NodeView {
                     addr,
@@ -162,6 +294,17 @@ impl LiveCluster {
     async fn ok(&self, addr: &str, words: Vec<Vec<u8>>) -> Result<()> {
         self.pool.cmd(addr, &words).await.map(|_| ())
     }
+}
+
+/// How long reading the topology waits for a node the others flag as failed.
+const FAILED_NODE_WAIT: Duration = Duration::from_millis(500);
+
+/// One `name:value` field of an `INFO`-style reply.
+pub fn info_field(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.trim_end().split_once(':')?;
+        (k == name).then(|| v.to_string())
+    })
 }
 
 fn protocol(addr: &str, command: &str, reason: &str) -> ClusterError {
@@ -263,6 +406,7 @@ impl Cluster for LiveCluster {
         if keys.is_empty() {
             return Ok(());
         }
+        self.ensure_lease()?;
         let words = migrate_args(dst, keys, opts, self.pool.options())?;
         let timeout = self.pool.options().timeout + Duration::from_millis(opts.timeout_ms);
         let r = self.block_on(self.pool.cmd_timeout(src, &words, timeout));
@@ -279,6 +423,7 @@ impl Cluster for LiveCluster {
     }
 
     fn setslot(&self, addr: &str, slot: u16, action: &SetSlot) -> Result<()> {
+        self.ensure_lease()?;
         let mut words = vec![b"CLUSTER".to_vec(), b"SETSLOT".to_vec(), slot_words(slot)];
         words.extend(action.args().into_iter().map(String::into_bytes));
         let command = super::conn::describe(&words);
@@ -287,6 +432,7 @@ impl Cluster for LiveCluster {
     }
 
     fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        self.ensure_lease()?;
         let mut words = vec![b"CLUSTER".to_vec(), b"ADDSLOTS".to_vec()];
         words.extend(slots.iter().map(|s| slot_words(*s)));
         let command = format!(
@@ -298,6 +444,7 @@ impl Cluster for LiveCluster {
     }
 
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
+        self.ensure_lease()?;
         let mut words = vec![b"CLUSTER".to_vec(), b"DELSLOTS".to_vec()];
         words.extend(slots.iter().map(|s| slot_words(*s)));
         let command = format!(
@@ -309,10 +456,13 @@ impl Cluster for LiveCluster {
     }
 
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
-        let r = self.block_on(self.pool.cmd(addr, args));
         if super::conn::is_read(args) {
-            return r;
+            return self.block_on(self.pool.cmd(addr, args));
         }
+        if super::conn::changes_slots(args) {
+            self.ensure_lease()?;
+        }
+        let r = self.block_on(self.pool.cmd(addr, args));
         self.logged(addr, &super::conn::describe(args), r)
     }
 
@@ -366,6 +516,7 @@ impl Cluster for LiveCluster {
     }
 
     fn claim_slot(&self, addr: &str, slot: u16) -> Result<()> {
+        self.ensure_lease()?;
         let state = self.block_on(self.node_state(addr))?;
         let assigned = state.nodes.iter().any(|n| n.owns(slot));
         let mut cmds = vec![args(["MULTI"])];
@@ -414,6 +565,15 @@ impl Cluster for LiveCluster {
         moves: &[super::mover::SlotMove],
         opts: &super::mover::MoveOpts,
     ) -> Result<super::mover::SlotMoved> {
+        self.ensure_lease()?;
         super::bulk::move_slots(self, moves, opts)
+    }
+
+    fn other_runs(&self) -> Result<Vec<OtherRun>> {
+        self.block_on(self.look(None))
+    }
+
+    fn release_lease(&self) {
+        self.release();
     }
 }

@@ -651,6 +651,10 @@ impl Cluster for MemoryCluster {
     fn dry_run(&self) -> bool {
         true
     }
+
+    fn other_runs(&self) -> Result<Vec<super::lease::OtherRun>> {
+        self.base.other_runs()
+    }
 }
 
 /// Move slots in the order the live bulk mover sends its commands (per pair, 128
@@ -658,7 +662,8 @@ impl Cluster for MemoryCluster {
 /// the target, the source and the other masters), so a dry run shows the same plan.
 fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
     let started = std::time::Instant::now();
-    let nodes = super::merged_nodes(&c.views()?);
+    let ids = mover::ends_of(moves);
+    let nodes = super::merged_nodes(&mover::ready(c, &ids, mover::GOSSIP_WAIT)?);
     let pairs: Vec<(String, String, Vec<u16>)> = mover::pairs_of(&nodes, moves)?
         .into_iter()
         .map(|p| (p.src.id, p.dst.id, p.slots))

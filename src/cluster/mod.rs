@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod check;
 pub mod conn;
 pub mod error;
+pub mod lease;
 pub mod live;
 pub mod memory;
 pub mod mover;
@@ -36,11 +37,19 @@ pub struct NodeState {
     pub nodes: Vec<NodeInfo>,
     /// `DBSIZE`.
     pub keys: u64,
+    /// Its `cluster_state` from `CLUSTER INFO` (`ok` or `fail`); `None` where unknown
+    /// (a snapshot).
+    pub cluster_state: Option<String>,
 }
 
 impl NodeState {
     pub fn myself(&self) -> Option<&NodeInfo> {
         self.nodes.iter().find(|n| n.is_myself())
+    }
+
+    /// Whether the node says it does not serve queries (`cluster_state:fail`).
+    pub fn says_fail(&self) -> bool {
+        self.cluster_state.as_deref() == Some("fail")
     }
 }
 
@@ -133,6 +142,12 @@ pub trait Cluster {
     /// Whether writes only change an in-memory copy.
     fn dry_run(&self) -> bool {
         false
+    }
+    /// Give back the lease this run took for changing slots (see [`lease`]).
+    fn release_lease(&self) {}
+    /// Other runs changing slots on this cluster right now (see [`lease`]).
+    fn other_runs(&self) -> Result<Vec<lease::OtherRun>> {
+        Ok(Vec::new())
     }
 }
 

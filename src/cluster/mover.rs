@@ -3,9 +3,12 @@
 //! any half-done state, with BUSYKEY settled by comparing `DUMP` payloads.
 //! Which slot goes where is the scripts' business, not this module's.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, Result, SetSlot};
+use super::{
+    merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, NodeView, Result, SetSlot,
+};
 
 /// How to move keys.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +57,43 @@ pub struct SlotMoved {
     pub overwritten: Vec<String>,
     pub identical: Vec<String>,
     pub seconds: f64,
-    /// True when an interruption stopped it before every slot was moved (every
-    /// slot it started was finished).
+    /// True when an interruption stopped it before every slot was moved.
     pub interrupted: bool,
+    /// Slots it left open (a marker set, keys possibly on both sides): `fix` settles them.
+    pub open: Vec<u16>,
+    /// Slots it did not touch because their state changed since they were planned.
+    pub left_alone: Vec<LeftAlone>,
+}
+
+impl SlotMoved {
+    /// What a move of `asked` slots that stopped part-way did and left, with what to
+    /// run next.
+    pub fn progress(&self, asked: usize) -> String {
+        let mut out = format!("moved {} of {asked} slots ({} keys)", self.slots, self.keys);
+        if !self.left_alone.is_empty() {
+            out.push_str(&format!(
+                "; left alone {} that changed since they were planned",
+                crate::interrupt::slot_count(self.left_alone.len())
+            ));
+        }
+        if self.open.is_empty() {
+            out.push_str("; no slot is left open");
+        } else {
+            out.push_str(&format!(
+                "; {} left open ({}): run `slotsmith fix` to settle them",
+                crate::interrupt::slot_count(self.open.len()),
+                super::topology::format_ranges(&super::topology::ranges_of(&self.open))
+            ));
+        }
+        out
+    }
+}
+
+/// A slot a move did not touch, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeftAlone {
+    pub slot: u16,
+    pub why: String,
 }
 
 impl SlotMoved {
@@ -67,27 +104,9 @@ impl SlotMoved {
         self.overwritten.extend(other.overwritten);
         self.identical.extend(other.identical);
         self.interrupted |= other.interrupted;
+        self.open.extend(other.open);
+        self.left_alone.extend(other.left_alone);
     }
-}
-
-/// Move many slots one at a time with [`move_slot`]: the reference behaviour that
-/// faster movers must match.
-pub fn move_slots_one_by_one(
-    c: &dyn Cluster,
-    moves: &[SlotMove],
-    opts: &MoveOpts,
-) -> Result<SlotMoved> {
-    let started = Instant::now();
-    let mut total = SlotMoved::default();
-    for m in moves {
-        if crate::interrupt::requested() {
-            total.interrupted = true;
-            break;
-        }
-        total.add(move_slot(c, m.slot, &m.src, &m.dst, opts)?);
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    Ok(total)
 }
 
 fn key_text(k: &Key) -> String {
@@ -111,6 +130,30 @@ fn busykey(e: &ClusterError) -> bool {
     e.server_reply().is_some_and(|r| r.contains("BUSYKEY"))
 }
 
+/// Milliseconds this process has spent waiting to retry, over every slot.
+static RETRY_WAITED_MS: AtomicU64 = AtomicU64::new(0);
+
+/// The most a whole run waits for retries: a cluster that keeps answering
+/// `CLUSTERDOWN` must not turn a move into hours of backoff.
+const RETRY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Wait `delay` before a retry, unless the run's retry budget is spent or an
+/// interruption was asked for (then false: give up).
+fn backoff(delay: Duration) -> bool {
+    let waited = RETRY_WAITED_MS.fetch_add(delay.as_millis() as u64, Ordering::SeqCst);
+    if Duration::from_millis(waited) + delay > RETRY_BUDGET {
+        return false;
+    }
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if crate::interrupt::requested() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
+    }
+    !crate::interrupt::requested()
+}
+
 /// `MIGRATE` with retries on transient errors and smaller batches on `IOERR`.
 fn migrate_retrying(
     c: &dyn Cluster,
@@ -129,9 +172,8 @@ fn migrate_retrying(
                 migrate_retrying(c, src, dst, a, opts)?;
                 return migrate_retrying(c, src, dst, b, opts);
             }
-            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 => {
+            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 && backoff(delay) => {
                 attempt += 1;
-                std::thread::sleep(delay);
                 delay *= 2;
             }
             Err(e) => return Err(e),
@@ -268,6 +310,116 @@ pub fn common_keys(
     Ok(out)
 }
 
+/// How long a move waits for every master to know the nodes it involves.
+pub const GOSSIP_WAIT: Duration = Duration::from_secs(10);
+
+/// Before the first write of a move: no node says `cluster_state:fail` (every MIGRATE
+/// would be refused), and every reachable master knows every node in `ids` (a node
+/// that has just joined is learnt by gossip a moment later, and until then SETSLOT
+/// naming it fails with "I don't know about node": wait for it, up to `wait`).
+/// Returns the views it read.
+pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeView>> {
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        let views = c.views()?;
+        let nodes = merged_nodes(&views);
+        let mut waiting_for: Vec<String> = Vec::new();
+        if views
+            .iter()
+            .any(|v| v.state.as_ref().is_ok_and(|s| s.says_fail()))
+        {
+            let report = super::check::check(&c.seed(), &views);
+            let down = report.masters.iter().any(|m| m.failing && m.slots > 0);
+            if down || !report.uncovered.is_empty() || Instant::now() >= deadline {
+                let why = report
+                    .errors
+                    .iter()
+                    .find(|e| e.contains("cluster_state:fail"))
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(ClusterError::Refused(format!(
+                    "cannot move slots: {why} Bring the failing node back or let a replica take over, then run this again; nothing was written"
+                )));
+            }
+            // Every slot is served: a node that has just joined reports fail until it
+            // has learnt every owner. Wait for it.
+            waiting_for.extend(
+                report
+                    .not_serving
+                    .iter()
+                    .map(|a| format!("{a} says cluster_state:fail")),
+            );
+        }
+        let addr = |id: &str| {
+            nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map_or(id.to_string(), NodeInfo::addr)
+        };
+        let mut unknown: Vec<String> = Vec::new();
+        for v in &views {
+            let Ok(state) = &v.state else { continue };
+            let Some(me) = state.myself() else { continue };
+            if !me.is_master() {
+                continue;
+            }
+            for id in ids {
+                let known = state
+                    .nodes
+                    .iter()
+                    .any(|n| n.id == *id && !n.handshake() && !n.noaddr());
+                if !known {
+                    unknown.push(format!("{} does not know {}", v.addr, addr(id)));
+                }
+            }
+        }
+        unknown.extend(waiting_for);
+        if unknown.is_empty() {
+            return Ok(views);
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::Refused(format!(
+                "cannot move slots yet: {} (gossip has not reached it within {} s); nothing was written: run this again in a moment, or CLUSTER MEET the nodes",
+                unknown.join(", "),
+                wait.as_secs()
+            )));
+        }
+        if !told && !c.dry_run() {
+            eprintln!(
+                "waiting for the cluster to agree on the nodes of the move ({})...",
+                unknown.join(", ")
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The ids of every source and target of some moves, each once.
+pub fn ends_of(moves: &[SlotMove]) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::new();
+    for m in moves {
+        for id in [m.src.as_str(), m.dst.as_str()] {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// The master serving the shard of node `id` now: itself while it is a master, its
+/// master once it has turned replica (a failover happened).
+pub fn serving_master<'a>(nodes: &'a [NodeInfo], id: &str) -> Option<&'a NodeInfo> {
+    let n = nodes.iter().find(|n| n.id == id)?;
+    if n.is_master() {
+        return Some(n);
+    }
+    let m = n.master_id.as_deref()?;
+    nodes.iter().find(|o| o.id == m && o.is_master())
+}
+
 /// Every node's own description of itself (markers included), by id.
 fn own_view<'a>(nodes: &'a [NodeInfo], id: &str) -> Result<&'a NodeInfo> {
     nodes
@@ -312,6 +464,42 @@ pub fn set_owner_everywhere(
         }
     }
     Ok(())
+}
+
+/// Make the node at `addr` the owner of `slot` and make its claim win
+/// ([`Cluster::claim_slot`]), unless another master serves the slot with keys: once
+/// the claim wins (BUMPEPOCH), that master learns so by gossip and drops them.
+pub fn claim(c: &dyn Cluster, addr: &str, slot: u16) -> Result<()> {
+    let views = c.views()?;
+    let nodes = merged_nodes(&views);
+    let claimant = views
+        .iter()
+        .find(|v| v.addr == addr)
+        .and_then(|v| v.state.as_ref().ok())
+        .and_then(|s| s.myself())
+        .map(|me| me.id.clone())
+        .or_else(|| {
+            nodes
+                .iter()
+                .find(|n| n.addr() == addr)
+                .map(|n| n.id.clone())
+        });
+    for v in &views {
+        let Some(me) = v.state.as_ref().ok().and_then(|s| s.myself()) else {
+            continue;
+        };
+        if !me.is_master() || Some(&me.id) == claimant.as_ref() || !me.owns(slot) {
+            continue;
+        }
+        let keys = c.countkeysinslot(&v.addr, slot)?;
+        if keys > 0 {
+            return Err(ClusterError::Refused(format!(
+                "slot {slot}: {} serves it and holds {keys} of its keys: claiming it for {addr} would make {} drop them; move its keys to {addr} first",
+                v.addr, v.addr
+            )));
+        }
+    }
+    c.claim_slot(addr, slot)
 }
 
 /// Refuse a move that would make a third master lose the slot: once the target takes
@@ -415,7 +603,7 @@ pub fn move_slot(
             "move_slot {slot}: source and target are the same node ({src_id})"
         )));
     }
-    let nodes = merged_nodes(&c.views()?);
+    let nodes = merged_nodes(&ready(c, &[src_id, dst_id], GOSSIP_WAIT)?);
     let src = own_view(&nodes, src_id)?.clone();
     let dst = own_view(&nodes, dst_id)?.clone();
     for n in [&src, &dst] {
@@ -427,6 +615,10 @@ pub fn move_slot(
         }
     }
     check_move(&nodes, slot, &src, &dst)?;
+    let live = !c.dry_run();
+    if live {
+        crate::interrupt::opened(&[slot]);
+    }
     if !dst.owns(slot) && dst.importing.get(&slot) != Some(&src.id) {
         c.setslot(&dst.addr(), slot, &SetSlot::Importing(src.id.clone()))?;
     }
@@ -435,12 +627,15 @@ pub fn move_slot(
     }
     let moved = move_keys(c, slot, &src.addr(), &dst.addr(), opts)?;
     set_owner_everywhere(c, &nodes, slot, &dst)?;
+    if live {
+        crate::interrupt::settled(&[slot]);
+    }
     Ok(SlotMoved {
         slots: 1,
         keys: moved.keys,
         overwritten: moved.overwritten,
         identical: moved.identical,
         seconds: started.elapsed().as_secs_f64(),
-        interrupted: false,
+        ..SlotMoved::default()
     })
 }

@@ -131,6 +131,7 @@ impl Cluster for Snapshot {
                         .map(|nodes| NodeState {
                             nodes,
                             keys: n.keys,
+                            cluster_state: None,
                         })
                         .map_err(|e| e.to_string()),
                     (None, e) => Err(e.clone().unwrap_or_else(|| "not asked".into())),

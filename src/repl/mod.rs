@@ -43,7 +43,7 @@ pub fn run(
         None => {
             crate::cluster::conn::split_addr(&g.cluster)
                 .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
-            Rc::new(LiveCluster::new(&g.cluster, conn, rt.clone()))
+            Rc::new(LiveCluster::new(&g.cluster, conn, rt.clone()).with_lease("repl"))
         }
     };
     let mut session = Session::new(

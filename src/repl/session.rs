@@ -276,6 +276,8 @@ impl Session {
             }
         };
         self.show_plan(before);
+        // Between lines nothing moves: other runs may change slots again.
+        self.base.release_lease();
         crate::interrupt::clear();
         step
     }
@@ -497,6 +499,8 @@ impl Session {
             }
         };
         self.show_plan(before);
+        // Between lines nothing moves: other runs may change slots again.
+        self.base.release_lease();
         crate::interrupt::clear();
         step
     }

@@ -61,9 +61,24 @@ impl Host {
     }
 
     /// Find a node from a node map, an id, a unique id prefix (8+ chars) or `host:port`.
+    /// A node that is still in handshake (it was just met) is waited for, up to 5 s:
+    /// until the handshake ends it has no id the others know.
     pub fn resolve(&self, node: &Dynamic) -> RhaiResult<NodeInfo> {
-        let nodes = self.topology()?;
-        resolve_in(&nodes, node).map_err(|e| self.fail(e))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let nodes = self.topology()?;
+            match resolve_in(&nodes, node) {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    let word = node_word(node).unwrap_or_default();
+                    let joining = nodes.iter().any(|n| n.handshake() && n.addr() == word);
+                    if !joining || std::time::Instant::now() >= deadline {
+                        return Err(self.fail(e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
     }
 }
 
@@ -106,6 +121,9 @@ pub fn resolve_in(nodes: &[NodeInfo], node: &Dynamic) -> Result<NodeInfo, Cluste
 
 /// Resolve `id`, unique id prefix (8+ characters) or `host:port`.
 pub fn resolve_word(nodes: &[NodeInfo], word: &str) -> Result<NodeInfo, ClusterError> {
+    // A node in handshake has a temporary id that nobody else will know.
+    let nodes: Vec<NodeInfo> = nodes.iter().filter(|n| !n.handshake()).cloned().collect();
+    let nodes = nodes.as_slice();
     if word.contains(':') {
         return nodes
             .iter()

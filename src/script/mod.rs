@@ -54,6 +54,9 @@ impl Runner {
         let mut engine = Engine::new();
         // Runbooks nest loops inside functions; the debug-build defaults are too tight.
         engine.set_max_expr_depths(256, 256);
+        // The bundled steps call each other (fix::main -> apply_all -> apply -> ...):
+        // the same depth in debug and release builds.
+        engine.set_max_call_levels(64);
         engine.set_max_operations(opts.max_operations);
         engine.set_module_resolver(PathResolver::new(path, sources.clone()));
         let json = opts.json;
@@ -131,9 +134,16 @@ impl Runner {
         }
         let cause = self.host.last_error.borrow_mut().take();
         let (src, pos, msg) = innermost(&e, name);
-        // The sentence first; where it happened second, for the script's author.
+        // Only the error that ended the script unhandled counts as its cause.
+        let cause = cause.filter(|c| msg.contains(&c.to_string()));
+        // The sentence first; where it happened second, for the script's author. A
+        // refusal is about the cluster, not the script: the sentence alone.
+        let refused = matches!(
+            cause,
+            Some(ClusterError::Refused(_) | ClusterError::Stopped { .. })
+        );
         let at = location(Some(&src), pos);
-        let message = if at.is_empty() {
+        let message = if at.is_empty() || refused {
             msg.clone()
         } else {
             let code = self
@@ -148,8 +158,6 @@ impl Runner {
                 .unwrap_or_default();
             format!("{msg}\n  at {}{code}", at.trim_end())
         };
-        // Only a connection failure that ended the script unhandled counts as one.
-        let cause = cause.filter(|c| msg.contains(&c.to_string()));
         Err(ScriptError::Runtime { message, cause })
     }
 

@@ -10,6 +10,7 @@ mod fix;
 mod lab;
 mod offline;
 mod owner_override;
+mod races;
 mod rebalance;
 mod repair;
 mod repl;

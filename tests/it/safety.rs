@@ -2,69 +2,12 @@
 //! sentence; Ctrl+C and SIGTERM finish the slots in flight and leave none open;
 //! `kill -9` at any moment of a rebalance leaves a cluster that `fix` makes whole.
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use slotsmith::cluster::topology::parse_cluster_nodes;
-
-use crate::support::{bin, fingerprint, run, run_env, TestCluster};
-
-fn slots_of(tc: &TestCluster, port: u16) -> usize {
-    let nodes = parse_cluster_nodes(&tc.redis_cli(port, &["CLUSTER", "NODES"])).expect("parses");
-    nodes
-        .iter()
-        .find(|n| n.is_myself())
-        .map(|n| n.slot_count())
-        .unwrap_or(0)
-}
-
-fn spawn(args: &[&str]) -> Child {
-    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
-    bin()
-        .args(args)
-        .env("XDG_STATE_HOME", state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("slotsmith starts")
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: sending a signal to a child process we started and still own.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-/// Wait until the target master holds some slots (the move has begun), at most 20 s.
-fn wait_for_progress(tc: &TestCluster, port: u16, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if slots_of(tc, port) > 0 {
-            return true;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
-}
-
-fn assert_healthy(tc: &TestCluster, keys: u64) {
-    // Replicas and other masters learn the last owners by gossip.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = run(&["-c", &tc.seed(), "check"]);
-        if out.code == 0 || Instant::now() > deadline {
-            assert_eq!(out.code, 0, "{out}");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(tc.total_keys(), keys, "keys lost or duplicated");
-}
+use crate::support::{
+    assert_healthy, fingerprint, run, run_env, signal, slots_of, spawn, wait_for_progress,
+    TestCluster,
+};
 
 #[test]
 fn bad_input_changes_nothing_and_says_why() {
@@ -280,6 +223,32 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_healthy(&tc, keys);
+
+    // A second Ctrl+C stops at once and says which slots it leaves open, and how to
+    // settle them.
+    let mut child = spawn(&rebalance);
+    assert!(
+        wait_for_progress(&tc, empty, &mut child),
+        "the rebalance never started moving"
+    );
+    signal(&child, libc::SIGINT);
+    // Two signals at once would be one.
+    std::thread::sleep(Duration::from_millis(10));
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    // Unless the slots in flight were all finished before the second one came.
+    assert!(
+        (stderr.contains("stopped at once:")
+            && stderr.contains("left open")
+            && stderr.contains("run `slotsmith fix` to settle them"))
+            || stderr.contains("no slot is left open"),
+        "{stderr}"
+    );
+    let out = run(&["-c", &seed, "fix", "-y"]);
+    assert_eq!(out.code, 0, "fix after a second Ctrl+C: {out}");
     assert_healthy(&tc, keys);
 
     // kill -9 at several moments: slots may be left open; fix makes the cluster whole.

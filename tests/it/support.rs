@@ -5,10 +5,15 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::process::Command;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use slotsmith::cluster::live::LiveCluster;
+use slotsmith::cluster::slot::key_in_slot;
+use slotsmith::cluster::topology::parse_cluster_nodes;
 use slotsmith::cluster::{Cluster, NodeState};
 use slotsmith::lab::{self, Lab, LabError, LabSpec};
 
@@ -330,5 +335,125 @@ pub fn assert_check_clean(tc: &TestCluster) {
             "redis-cli --cluster check:\n{text}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// How many slots the node on `port` holds in its own view.
+pub fn slots_of(tc: &TestCluster, port: u16) -> usize {
+    let nodes = parse_cluster_nodes(&tc.redis_cli(port, &["CLUSTER", "NODES"])).expect("parses");
+    nodes
+        .iter()
+        .find(|n| n.is_myself())
+        .map(|n| n.slot_count())
+        .unwrap_or(0)
+}
+
+/// Start `slotsmith` with no terminal on stdin and its output captured.
+pub fn spawn(args: &[&str]) -> Child {
+    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
+    bin()
+        .args(args)
+        .env("XDG_STATE_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("slotsmith starts")
+}
+
+/// Send a signal to a process this test started.
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to a child process we started and still own.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Wait until the master on `port` holds another number of slots than when called
+/// (the move has begun), at most 20 s; false if it did not, or the run ended first.
+pub fn wait_for_progress(tc: &TestCluster, port: u16, child: &mut Child) -> bool {
+    let start = slots_of(tc, port);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if slots_of(tc, port) != start {
+            return true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// `slotsmith check` exits 0 (within 10 s: gossip) and the masters hold `keys` keys.
+pub fn assert_healthy(tc: &TestCluster, keys: u64) {
+    // Replicas and other masters learn the last owners by gossip.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = run(&["-c", &tc.seed(), "check"]);
+        if out.code == 0 || Instant::now() > deadline {
+            assert_eq!(out.code, 0, "{out}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(tc.total_keys(), keys, "keys lost or duplicated");
+}
+
+/// Acknowledged writes (key, value), and read-back mismatches.
+pub type Seen = (Vec<(String, String)>, Vec<String>);
+
+/// A cluster client (it follows MOVED and ASK) that writes `prefix:n` (every third
+/// key in `hot_slot`) and reads each back, until told to stop; returns the
+/// acknowledged writes and the read-back mismatches seen meanwhile.
+pub fn workload(
+    seed: String,
+    prefix: String,
+    hot_slot: u16,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Seen> {
+    std::thread::spawn(move || {
+        let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}")])
+            .expect("cluster client");
+        let mut con = client.get_connection().expect("cluster connection");
+        let tag = key_in_slot(hot_slot, "w");
+        let mut acked = Vec::new();
+        let mut wrong = Vec::new();
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) || n < 200 {
+            let key = if n.is_multiple_of(3) {
+                format!("{{{tag}}}:{prefix}:{n}")
+            } else {
+                format!("{prefix}:{n}")
+            };
+            let value = format!("v{n}-{}", n * 7919);
+            let set: redis::RedisResult<()> =
+                redis::cmd("SET").arg(&key).arg(&value).query(&mut con);
+            if set.is_ok() {
+                let got: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg(&key).query(&mut con);
+                if got.as_ref().ok().and_then(|v| v.as_deref()) != Some(value.as_str()) {
+                    wrong.push(format!("{key}: wrote {value}, read {got:?}"));
+                }
+                acked.push((key, value));
+            }
+            n += 1;
+        }
+        (acked, wrong)
+    })
+}
+
+/// Every acknowledged write reads back with its value, through a cluster client.
+pub fn verify_acked(seed: &str, acked: &[(String, String)]) {
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}")]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for (k, v) in acked {
+        let got: Option<String> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(v.as_str()),
+            "acknowledged write of {k} lost"
+        );
     }
 }

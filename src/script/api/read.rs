@@ -113,6 +113,27 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     def(
         engine,
+        "other_runs",
+        &["Array"],
+        "Other runs changing slots on this cluster now, from every master's CLIENT LIST:
+slotsmith runs holding the lease, and clients whose last command was MIGRATE or
+CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
+        move || -> RhaiResult<Array> {
+            let runs = h.cl(h.cluster.other_runs())?;
+            runs.iter()
+                .map(|r| {
+                    let mut m = rhai::serde::to_dynamic(r)?
+                        .try_cast::<Map>()
+                        .unwrap_or_default();
+                    m.insert("who".into(), r.who().into());
+                    Ok(Dynamic::from(m))
+                })
+                .collect()
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
         "check",
         &["Map"],
         "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors.",

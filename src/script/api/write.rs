@@ -252,11 +252,11 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "claim_slot",
         &["node: Node", "slot: int", "()"],
-        "Make node the owner of slot atomically and make its claim win (MULTI; DELSLOTS;\nADDSLOTS; CLUSTER BUMPEPOCH; EXEC): for uncovered or multiply-owned slots.",
+        "Make node the owner of slot atomically and make its claim win (MULTI; DELSLOTS;\nADDSLOTS; CLUSTER BUMPEPOCH; EXEC): for uncovered or multiply-owned slots. Refused while\nanother master serves the slot with keys (it would drop them).",
         move |node: Dynamic, slot: i64| -> RhaiResult<()> {
             let slot = h.cl(slot_arg(slot))?;
             let n = h.resolve(&node)?;
-            h.cl(h.cluster.claim_slot(&n.addr(), slot))
+            h.cl(mover::claim(h.cluster.as_ref(), &n.addr(), slot))
         },
     );
     let h = host.clone();
@@ -322,11 +322,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         }
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
         if r.interrupted {
-            eprintln!(
-                "interrupted: moved {} of {} slots; every slot started was finished, none is left open",
-                r.slots,
-                list.len()
-            );
+            eprintln!("interrupted: {}", r.progress(list.len()));
         }
         to_map(&r)
     };
@@ -335,7 +331,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "move_slots",
         &["moves: Array", "opts: Map", "Map"],
-        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, replace,\nparallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys, seconds, ...}.",
+        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, replace,\nparallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys, seconds,\ninterrupted, open (slots left open), left_alone (#{slot, why}: changed since planned), ...}.",
         move_slots,
     );
     def(
