@@ -57,20 +57,21 @@ pub fn requested() -> bool {
     SIGNAL.load(Ordering::SeqCst) != 0
 }
 
-/// Whether an interruption was asked for more than [`GRACE`] ago: waits still going
-/// on should give up.
-pub fn overdue() -> bool {
-    requested()
-        && ASKED_AT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|t| t.elapsed() >= GRACE)
+/// Whether a wait that began at `since` should give up: an interruption was asked
+/// for, and neither it nor the wait is younger than [`GRACE`]. A step that keeps
+/// getting answers goes on; one waiting for a node that stopped answering does not.
+pub fn overdue(since: Instant) -> bool {
+    ASKED_AT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|t| t.max(since).elapsed() >= GRACE)
 }
 
-/// Resolves once [`overdue`] holds; never while nobody asked for an interruption.
-pub async fn abandoned() {
+/// Resolves once [`overdue`] holds for a wait that began at `since`; never while
+/// nobody asked for an interruption.
+pub async fn abandoned(since: Instant) {
     loop {
-        if overdue() {
+        if overdue(since) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -91,13 +92,14 @@ pub fn clear() {
     *ASKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
-/// Record an interruption; a second one exits at once, naming the slots left open.
+/// Record an interruption; a second one exits at once, naming the slots it may leave
+/// open.
 pub fn raise(signal: i32) {
     if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
         let open = open_slots();
         if !open.is_empty() {
             eprintln!(
-                "\nstopped at once: {} left open ({}); run `slotsmith fix` to settle them",
+                "\nstopped at once: {} may be left open ({}); run `slotsmith fix` to settle them",
                 slot_count(open.len()),
                 crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
                     &open
@@ -131,6 +133,12 @@ pub fn settled(slots: &[u16]) {
     for s in slots {
         open.remove(s);
     }
+}
+
+/// Forget every slot noted as open (the REPL, before each input: what an earlier
+/// input left open is no longer in flight).
+pub fn forget_open() {
+    OPEN.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// The slots this process has opened and not settled, ascending.

@@ -184,13 +184,9 @@ async fn setslot_all(
 /// of the pair's nodes, a cluster that no longer serves.
 async fn recheck(ctx: &Ctx<'_>, pair: &Pair, batch: &[u16], run: &Run) -> Result<Vec<u16>> {
     let views = ctx.live.views_async().await?;
-    if let Some(v) = views
-        .iter()
-        .find(|v| v.state.as_ref().is_ok_and(|s| s.says_fail()))
-    {
+    if let Some(mover::NotServing::Down(why)) = mover::not_serving(&ctx.live.seed(), &views) {
         return Err(ClusterError::Refused(format!(
-            "{} says cluster_state:fail: the cluster stopped serving while slots moved (a master down?)",
-            v.addr
+            "the cluster stopped serving while slots moved: {why}"
         )));
     }
     let nodes = merged_nodes(&views);
@@ -421,23 +417,17 @@ async fn move_batch(
     .await?;
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
+    // The other masters learn the new owner by gossip anyway (its epoch is higher):
+    // telling them is for speed, and one that misses it does not stop the move (the
+    // journal records it).
     let node_words = ["NODE", pair.dst.id.as_str()];
-    let rest = futures::future::join_all(
+    futures::future::join_all(
         others
             .iter()
             .filter(|a| **a != src && **a != dst)
             .map(|a| setslot_all(ctx, a, &done, &node_words, "only with masters")),
     )
     .await;
-    for r in rest {
-        // Another master that missed the news learns it by gossip; only a broken
-        // connection is worth reporting.
-        if let Err(e) = r {
-            if e.is_connection() {
-                return Err(e);
-            }
-        }
-    }
     Ok((done, careful))
 }
 
@@ -481,6 +471,70 @@ async fn move_pair(
         }
     }
     out
+}
+
+/// Finish one slot of a pair with the careful mover, from whatever state the batch
+/// left it in. A slot the batch got to the end of is done. After a failover of one
+/// end, the shard's new master stands in for it (not a source that gave its last slot
+/// to the target and turned its replica: that is no failover).
+fn finish_slot(
+    live: &LiveCluster,
+    pair: &Pair,
+    slot: u16,
+    opts: &MoveOpts,
+    notes: &mut Vec<String>,
+) -> Result<SlotMoved> {
+    let now = live.views().map(|v| merged_nodes(&v)).unwrap_or_default();
+    if settled_at(&now, slot, &pair.dst.id) {
+        crate::interrupt::settled(&[slot]);
+        return Ok(SlotMoved {
+            slots: 1,
+            ..SlotMoved::default()
+        });
+    }
+    let mut substituted = false;
+    let mut current = |planned: &NodeInfo, other: &NodeInfo| match mover::serving_master(
+        &now,
+        &planned.id,
+    ) {
+        Some(m) if m.id != planned.id && m.id != other.id => {
+            substituted = true;
+            let note = format!(
+                "{} is now a replica of {} (a failover happened): finishing its slots in flight with {}",
+                planned.addr(),
+                m.addr(),
+                m.addr()
+            );
+            if !notes.contains(&note) {
+                eprintln!("[WARNING] {note}");
+                notes.push(note);
+            }
+            m.id.clone()
+        }
+        _ => planned.id.clone(),
+    };
+    let src = current(&pair.src, &pair.dst);
+    let dst = current(&pair.dst, &pair.src);
+    // A new master may still hold keys whose move had not reached it by replication:
+    // never let them overwrite the target's copies unasked.
+    let mut opts = *opts;
+    if substituted {
+        opts.migrate.replace = false;
+    }
+    mover::move_slot(live, slot, &src, &dst, &opts)
+}
+
+/// Whether `dst` owns `slot` in its own view, no other master claims it and no master
+/// has a marker on it: the move of the slot is complete.
+fn settled_at(nodes: &[NodeInfo], slot: u16, dst: &str) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.id == dst && n.is_master() && n.owns(slot))
+        && nodes.iter().filter(|n| n.is_master()).all(|n| {
+            (n.id == dst || !n.owns(slot))
+                && !n.migrating.contains_key(&slot)
+                && !n.importing.contains_key(&slot)
+        })
 }
 
 /// A short name for an error, to tell the same failure on slot after slot.
@@ -551,32 +605,7 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             if crate::interrupt::requested() || streak.1 >= SAME_ERROR_STREAK {
                 break;
             }
-            // A failover during the batch: finish the slot with the shard's new master.
-            let now = live.views().map(|v| merged_nodes(&v)).unwrap_or_default();
-            let current = |planned: &NodeInfo, notes: &mut Vec<String>| match mover::serving_master(
-                &now,
-                &planned.id,
-            ) {
-                Some(m) if m.id != planned.id => {
-                    let note = format!(
-                            "{} is now a replica of {} (a failover happened): finishing its slots in flight with {}",
-                            planned.addr(),
-                            m.addr(),
-                            m.addr()
-                        );
-                    if !notes.contains(&note) {
-                        eprintln!("[WARNING] {note}");
-                        notes.push(note);
-                    }
-                    m.id.clone()
-                }
-                _ => planned.id.clone(),
-            };
-            let (src, dst) = (
-                current(&pair.src, &mut notes),
-                current(&pair.dst, &mut notes),
-            );
-            match mover::move_slot(live, slot, &src, &dst, opts) {
+            match finish_slot(live, pair, slot, opts, &mut notes) {
                 Ok(r) => {
                     run.keys.fetch_add(r.keys, Ordering::Relaxed);
                     total.slots += r.slots;
@@ -614,6 +643,8 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     // failure; an interruption is reported by the caller, not as an error.
     let all_done = total.slots as usize + total.left_alone.len() == moves.len();
     let cause = match (stop, careful_error) {
+        // Keys that differ on both sides are named first.
+        (_, Some(c @ ClusterError::Conflict { .. })) => Some(c),
         (Some(s), _) if s.is_refusal() => Some(s),
         (_, Some(c)) => Some(c),
         (s, None) => s.filter(|_| !total.interrupted && !all_done),

@@ -288,12 +288,13 @@ impl Pool {
         for a in args {
             cmd.arg(a.as_slice());
         }
-        let reply = abandonable(
-            addr,
-            || describe(args),
-            tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)),
-        )
-        .await?;
+        let reply = self
+            .abandonable(
+                addr,
+                || describe(args),
+                tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)),
+            )
+            .await?;
         match reply {
             Err(_) => Err(ClusterError::Timeout {
                 addr: addr.to_string(),
@@ -324,16 +325,17 @@ impl Pool {
             }
         }
         let first = describe(&cmds[0]);
-        let reply = abandonable(
-            addr,
-            || format!("pipeline of {} ({first} ...)", cmds.len()),
-            tokio::time::timeout(
-                timeout,
-                pipe.ignore_errors()
-                    .query_async::<Vec<redis::Value>>(&mut conn),
-            ),
-        )
-        .await?;
+        let reply = self
+            .abandonable(
+                addr,
+                || format!("pipeline of {} ({first} ...)", cmds.len()),
+                tokio::time::timeout(
+                    timeout,
+                    pipe.ignore_errors()
+                        .query_async::<Vec<redis::Value>>(&mut conn),
+                ),
+            )
+            .await?;
         let replies: Vec<redis::Value> = match reply {
             Err(_) => {
                 return Err(ClusterError::Timeout {
@@ -352,6 +354,29 @@ impl Pool {
             .collect())
     }
 
+    /// Wait for `fut`, unless an interruption was asked for and the wait has gone on
+    /// for the grace period since (a node that stopped answering): then the command
+    /// is abandoned, and its connection dropped so that nothing else queues behind it.
+    async fn abandonable<T>(
+        &self,
+        addr: &str,
+        command: impl FnOnce() -> String,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        let since = std::time::Instant::now();
+        tokio::select! {
+            r = fut => Ok(r),
+            _ = crate::interrupt::abandoned(since) => {
+                self.drop_conn(addr);
+                Err(ClusterError::Abandoned {
+                    addr: addr.to_string(),
+                    command: command(),
+                    secs: crate::interrupt::GRACE.as_secs(),
+                })
+            }
+        }
+    }
+
     fn command_error(&self, addr: &str, args: &[Vec<u8>], e: redis::RedisError) -> ClusterError {
         if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
             self.drop_conn(addr);
@@ -362,23 +387,6 @@ impl Pool {
             };
         }
         refused(addr, args, server_text(&e))
-    }
-}
-
-/// Wait for `fut`, unless an interruption's grace period runs out first: then the
-/// command is abandoned (a late reply is discarded by the multiplexed connection).
-async fn abandonable<T>(
-    addr: &str,
-    command: impl FnOnce() -> String,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T> {
-    tokio::select! {
-        r = fut => Ok(r),
-        _ = crate::interrupt::abandoned() => Err(ClusterError::Abandoned {
-            addr: addr.to_string(),
-            command: command(),
-            secs: crate::interrupt::GRACE.as_secs(),
-        }),
     }
 }
 

@@ -137,21 +137,28 @@ static RETRY_WAITED_MS: AtomicU64 = AtomicU64::new(0);
 /// `CLUSTERDOWN` must not turn a move into hours of backoff.
 const RETRY_BUDGET: Duration = Duration::from_secs(20);
 
+/// Start a new retry budget (each command run, each REPL input).
+pub fn reset_retry_budget() {
+    RETRY_WAITED_MS.store(0, Ordering::SeqCst);
+}
+
 /// Wait `delay` before a retry, unless the run's retry budget is spent or an
-/// interruption was asked for (then false: give up).
+/// interruption was asked for outside a step that must not be cut in half (then
+/// false: give up).
 fn backoff(delay: Duration) -> bool {
     let waited = RETRY_WAITED_MS.fetch_add(delay.as_millis() as u64, Ordering::SeqCst);
     if Duration::from_millis(waited) + delay > RETRY_BUDGET {
         return false;
     }
+    let give_up = || crate::interrupt::requested() && !crate::interrupt::held();
     let until = Instant::now() + delay;
     while Instant::now() < until {
-        if crate::interrupt::requested() {
+        if give_up() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20).min(until - Instant::now()));
     }
-    !crate::interrupt::requested()
+    !give_up()
 }
 
 /// `MIGRATE` with retries on transient errors and smaller batches on `IOERR`.
@@ -325,31 +332,23 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
         let views = c.views()?;
         let nodes = merged_nodes(&views);
         let mut waiting_for: Vec<String> = Vec::new();
-        if views
-            .iter()
-            .any(|v| v.state.as_ref().is_ok_and(|s| s.says_fail()))
-        {
-            let report = super::check::check(&c.seed(), &views);
-            let down = report.masters.iter().any(|m| m.failing && m.slots > 0);
-            if down || !report.uncovered.is_empty() || Instant::now() >= deadline {
-                let why = report
-                    .errors
-                    .iter()
-                    .find(|e| e.contains("cluster_state:fail"))
-                    .cloned()
-                    .unwrap_or_default();
+        match not_serving(&c.seed(), &views) {
+            Some(NotServing::Down(why)) => {
                 return Err(ClusterError::Refused(format!(
-                    "cannot move slots: {why} Bring the failing node back or let a replica take over, then run this again; nothing was written"
-                )));
+                    "cannot move slots: {why} Bring the failing node back or let a replica take over, then run this again; nothing was written for this move"
+                )))
             }
-            // Every slot is served: a node that has just joined reports fail until it
-            // has learnt every owner. Wait for it.
-            waiting_for.extend(
-                report
-                    .not_serving
-                    .iter()
-                    .map(|a| format!("{a} says cluster_state:fail")),
-            );
+            Some(NotServing::Joining(who)) if Instant::now() < deadline => {
+                waiting_for.extend(who.iter().map(|a| format!("{a} says cluster_state:fail")));
+            }
+            Some(NotServing::Joining(who)) => {
+                return Err(ClusterError::Refused(format!(
+                    "cannot move slots: {} still say(s) cluster_state:fail after {} s although every slot is served; nothing was written for this move",
+                    who.join(", "),
+                    wait.as_secs()
+                )))
+            }
+            None => {}
         }
         let addr = |id: &str| {
             nodes
@@ -407,6 +406,44 @@ pub fn ends_of(moves: &[SlotMove]) -> Vec<&str> {
         }
     }
     ids
+}
+
+/// Why masters say `cluster_state:fail`.
+pub enum NotServing {
+    /// A master holding slots is failing, or slots have no owner: the sentence of
+    /// `check` that says so. Nothing can move.
+    Down(String),
+    /// Every slot is served, yet these masters say fail: nodes that have just joined
+    /// and have not learnt every owner yet.
+    Joining(Vec<String>),
+}
+
+/// Whether some master says `cluster_state:fail` (replicas do not serve writes), and why.
+pub fn not_serving(seed: &str, views: &[NodeView]) -> Option<NotServing> {
+    let failing: Vec<String> = views
+        .iter()
+        .filter(|v| {
+            v.state
+                .as_ref()
+                .is_ok_and(|s| s.says_fail() && s.myself().is_some_and(NodeInfo::is_master))
+        })
+        .map(|v| v.addr.clone())
+        .collect();
+    if failing.is_empty() {
+        return None;
+    }
+    let report = super::check::check(seed, views);
+    let down = report.masters.iter().any(|m| m.failing && m.slots > 0);
+    if !down && report.uncovered.is_empty() {
+        return Some(NotServing::Joining(failing));
+    }
+    let why = report
+        .errors
+        .iter()
+        .find(|e| e.contains("cluster_state:fail"))
+        .cloned()
+        .unwrap_or_else(|| format!("{} say(s) cluster_state:fail.", failing.join(", ")));
+    Some(NotServing::Down(why))
 }
 
 /// The master serving the shard of node `id` now: itself while it is a master, its
@@ -495,6 +532,14 @@ pub fn claim(c: &dyn Cluster, addr: &str, slot: u16) -> Result<()> {
         if keys > 0 {
             return Err(ClusterError::Refused(format!(
                 "slot {slot}: {} serves it and holds {keys} of its keys: claiming it for {addr} would make {} drop them; move its keys to {addr} first",
+                v.addr, v.addr
+            )));
+        }
+        // A key written there between this check and the claim would be dropped too,
+        // unless new keys already go to the claimant (ASK).
+        if claimant.is_some() && me.migrating.get(&slot) != claimant.as_ref() {
+            return Err(ClusterError::Refused(format!(
+                "slot {slot}: {} serves it: claiming it for {addr} would make {} drop any key written meanwhile; set it MIGRATING to {addr} first",
                 v.addr, v.addr
             )));
         }

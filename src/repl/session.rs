@@ -234,6 +234,10 @@ impl Session {
     /// Variables, functions and imports it defines stay for the next input.
     pub fn eval(&mut self, source: Option<&str>, text: &str) -> Step {
         crate::interrupt::clear();
+        // What an earlier input left open is not in flight any more; each input has
+        // its own retry budget.
+        crate::interrupt::forget_open();
+        crate::cluster::mover::reset_retry_budget();
         let ast = match self.engine().compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
             Err(e) => {

@@ -118,6 +118,7 @@ impl Runner {
             .map_err(|e| ScriptError::Syntax(self.syntax_message(name, &e)))?;
         ast.set_source(name);
         *self.host.last_error.borrow_mut() = None;
+        crate::cluster::mover::reset_retry_budget();
         match self.engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
             Ok(value) => Ok(Outcome {
                 code: 0,

@@ -49,6 +49,20 @@ fn exit(code: i64, value: Dynamic) -> RhaiResult<()> {
     )))
 }
 
+/// One slot or an array of slots from a script.
+fn slot_list(v: &Dynamic) -> RhaiResult<Vec<u16>> {
+    let one = |d: &Dynamic| -> RhaiResult<u16> {
+        let i = d
+            .as_int()
+            .map_err(|_| runtime_error(format!("expected a slot number, got {d}")))?;
+        crate::script::host::slot_arg(i).map_err(|e| runtime_error(e.to_string()))
+    };
+    match v.read_lock::<rhai::Array>() {
+        Some(items) => items.iter().map(one).collect(),
+        None => Ok(vec![one(v)?]),
+    }
+}
+
 pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     def(
@@ -143,6 +157,26 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         |ctx: NativeCallContext, step: FnPtr| -> RhaiResult<Dynamic> {
             let _hold = crate::interrupt::Hold::new();
             step.call_within_context(&ctx, ())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "uninterruptible",
+        &["slots: int|Array", "step: Fn", "Dynamic"],
+        "uninterruptible(step) for a step that works on these slots (one slot or an array):\nif the run is stopped at once (a second Ctrl+C) before the step ends, they are named\nas possibly left open, with the command that settles them.",
+        move |ctx: NativeCallContext, slots: Dynamic, step: FnPtr| -> RhaiResult<Dynamic> {
+            let slots = slot_list(&slots)?;
+            let live = !h.cluster.dry_run();
+            let _hold = crate::interrupt::Hold::new();
+            if live {
+                crate::interrupt::opened(&slots);
+            }
+            let r = step.call_within_context(&ctx, ())?;
+            if live {
+                crate::interrupt::settled(&slots);
+            }
+            Ok(r)
         },
     );
     let h = host.clone();
