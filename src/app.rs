@@ -56,6 +56,7 @@ impl From<ScriptError> for AppError {
 /// Run the parsed command line; the result is the exit code.
 pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     let g = &cli.global;
+    check_security_options(g)?;
     match &cli.command {
         Command::Check => run_script(g, &rt, "check", &[], false),
         Command::Fix {
@@ -154,6 +155,28 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     }
 }
 
+/// Options that weaken security, said before anything runs: `--insecure` without TLS
+/// is refused (it would quietly connect in plain text); with TLS it is a warning; a
+/// password given with `-a` shows in the process list (as redis-cli warns).
+fn check_security_options(g: &Global) -> Result<(), AppError> {
+    let tls = g.tls || g.cacert.is_some() || g.cert.is_some();
+    if g.insecure && !tls {
+        return Err(AppError::Usage(
+            "--insecure turns off TLS certificate checks, but this run does not use TLS: add --tls (or drop --insecure)".into(),
+        ));
+    }
+    if g.insecure && !g.quiet {
+        eprintln!("Warning: --insecure: the nodes' TLS certificates are not checked, so anyone between you and the cluster can pose as a node.");
+    }
+    let on_command_line = std::env::args().skip(1).any(|a| {
+        a == "-a" || a == "--password" || a.starts_with("--password=") || (a.starts_with("-a") && a.len() > 2)
+    });
+    if g.password.is_some() && on_command_line && !g.no_auth_warning {
+        eprintln!("Warning: Using a password with '-a' or '--password' on the command line interface may not be safe: other users can see it in the process list. Use REDISCLI_AUTH instead, or --no-auth-warning to silence this.");
+    }
+    Ok(())
+}
+
 fn conn_options(g: &Global) -> ConnOptions {
     let tls = (g.tls || g.cacert.is_some() || g.cert.is_some()).then(|| TlsOptions {
         cacert: g.cacert.clone(),
@@ -167,6 +190,11 @@ fn conn_options(g: &Global) -> ConnOptions {
         tls,
         timeout: Duration::from_millis(g.timeout),
     }
+}
+
+/// The script path of this run, with its options.
+pub fn script_path(g: &Global) -> ScriptPath {
+    ScriptPath::new(&g.scripts).with_options(g.allow_unsafe_scripts, g.quiet)
 }
 
 fn run_options(g: &Global) -> RunOptions {
@@ -188,7 +216,7 @@ fn run_script(
 ) -> Result<i32, AppError> {
     crate::cluster::conn::split_addr(&g.cluster)
         .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
-    let path = ScriptPath::new(&g.scripts);
+    let path = script_path(g);
     let script = path.load(what).map_err(AppError::Usage)?;
     let mut journal: Option<PathBuf> = None;
     let live: Rc<dyn Cluster> = match &g.snapshot {
@@ -290,7 +318,7 @@ fn api(
     let runner = Runner::new(
         Rc::new(cluster),
         run_options(g),
-        ScriptPath::new(&g.scripts),
+        script_path(g),
     );
     if let Some(dir) = definitions {
         return write_definitions(g, runner.engine(), dir);
@@ -392,7 +420,7 @@ fn show_journal(g: &Global, last: bool) -> Result<i32, AppError> {
 }
 
 fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
-    let path = ScriptPath::new(&g.scripts);
+    let path = script_path(g);
     match action {
         ScriptsAction::List => {
             let list = path.list();

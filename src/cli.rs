@@ -75,6 +75,12 @@ pub struct Global {
     /// A directory searched for scripts before the user directory (repeatable).
     #[arg(long = "scripts", global = true, value_name = "DIR")]
     pub scripts: Vec<PathBuf>,
+    /// Run scripts (and use script directories) that other users can write to.
+    #[arg(long, global = true)]
+    pub allow_unsafe_scripts: bool,
+    /// No warning that a password given with -a shows in the process list.
+    #[arg(long, global = true)]
+    pub no_auth_warning: bool,
     /// Stop a script after this many Rhai operations (a runaway loop); 0 means no limit.
     #[arg(long, global = true, value_name = "N", default_value_t = 0)]
     pub max_operations: u64,

@@ -55,29 +55,45 @@ pub fn split_addr(addr: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
-/// A short, password-free rendering of a command for error messages.
-pub fn describe(args: &[Vec<u8>]) -> String {
-    let mut out: Vec<String> = Vec::new();
+/// Which words of a command are secrets, and how many leading characters of each may
+/// show: the word after `AUTH`, `REQUIREPASS` or `MASTERAUTH`, the two after `AUTH2`,
+/// and the password rules (`>pw`, `<pw`, `#hash`, `!hash`) after `ACL SETUSER name`.
+/// The same rules mask the journal, errors, `-v` and the REPL's history.
+pub fn secret_mask<S: AsRef<str>>(words: &[S]) -> Vec<Option<usize>> {
+    let up: Vec<String> = words.iter().map(|w| w.as_ref().to_ascii_uppercase()).collect();
+    let mut mask = vec![None; words.len()];
     let mut hide = 0;
-    for (i, a) in args.iter().enumerate() {
-        let word = String::from_utf8_lossy(a).to_string();
+    let mut acl_rules_from = usize::MAX;
+    for (i, w) in up.iter().enumerate() {
         if hide > 0 {
-            out.push("***".into());
+            mask[i] = Some(0);
             hide -= 1;
             continue;
         }
-        let upper = word.to_ascii_uppercase();
-        if i > 0 && upper == "AUTH" {
-            hide = 1;
-        } else if i > 0 && upper == "AUTH2" {
-            hide = 2;
-        } else if i > 0 && (upper == "REQUIREPASS" || upper == "MASTERAUTH") {
-            hide = 1;
+        match w.as_str() {
+            "AUTH" | "REQUIREPASS" | "MASTERAUTH" => hide = 1,
+            "AUTH2" => hide = 2,
+            "SETUSER" if i > 0 && up[i - 1] == "ACL" => acl_rules_from = i + 2,
+            _ => {}
         }
-        // ACL SETUSER rules: >password, <password, #hash, !hash.
-        let acl = args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"ACL"));
-        if acl && i > 2 && word.starts_with(['>', '<', '#', '!']) {
-            out.push(format!("{}***", &word[..1]));
+        if i >= acl_rules_from && words[i].as_ref().starts_with(['>', '<', '#', '!']) {
+            mask[i] = Some(1);
+        }
+    }
+    mask
+}
+
+/// A short, password-free rendering of a command for error messages.
+pub fn describe(args: &[Vec<u8>]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .collect();
+    let mask = secret_mask(&words);
+    let mut out: Vec<String> = Vec::new();
+    for (word, keep) in words.iter().zip(mask) {
+        if let Some(keep) = keep {
+            out.push(format!("{}***", word.get(..keep).unwrap_or_default()));
             continue;
         }
         if out.len() >= 8 {
@@ -87,7 +103,7 @@ pub fn describe(args: &[Vec<u8>]) -> String {
         out.push(if word.contains(' ') || word.is_empty() {
             format!("\"{word}\"")
         } else {
-            word
+            word.clone()
         });
     }
     out.join(" ")

@@ -4,13 +4,13 @@
 //! kept between inputs, the `:` commands) lives in [`session`].
 
 mod helper;
+mod history;
 mod input;
 mod scripts;
 mod session;
 mod show;
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
 use std::rc::Rc;
 
 use rustyline::config::Config;
@@ -28,6 +28,8 @@ use crate::script::host::RunOptions;
 use crate::script::path::ScriptPath;
 
 use helper::ReplHelper;
+use history::{remember, save_history};
+pub use history::history_path;
 use input::{completeness, Input};
 pub use session::{Session, Step};
 
@@ -48,7 +50,7 @@ pub fn run(
     };
     let mut session = Session::new(
         base,
-        ScriptPath::new(&g.scripts),
+        ScriptPath::new(&g.scripts).with_options(g.allow_unsafe_scripts, g.quiet),
         opts,
         g.dry_run,
         g.snapshot.is_some(),
@@ -58,17 +60,6 @@ pub fn run(
     } else {
         piped(&mut session, std::io::stdin().lock())
     }
-}
-
-/// `$XDG_STATE_HOME/slotsmith/history`, else `~/.local/state/slotsmith/history`.
-pub fn history_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(base.join("slotsmith").join("history"))
 }
 
 /// Statements from a pipe: each one evaluated as soon as the parser says it is
@@ -207,26 +198,4 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
         save_history(&mut editor, h);
     }
     Ok(0)
-}
-
-/// Add a statement to the history and the history file at once, so a session that
-/// is killed keeps what was typed.
-fn remember(editor: &mut Editor<ReplHelper, DefaultHistory>, path: Option<&PathBuf>, entry: &str) {
-    if editor.add_history_entry(entry).unwrap_or(false) {
-        if let Some(p) = path {
-            save_history(editor, p);
-        }
-    }
-}
-
-fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &PathBuf) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = editor.append_history(path) {
-        eprintln!(
-            "warning: cannot save the history to {}: {e}",
-            path.display()
-        );
-    }
 }

@@ -798,7 +798,7 @@ impl Session {
         println!(
             "use them with `import \"{name}\" as {alias};` ({alias}::f()), `:load {name}` in a later session, or `slotsmith run` a script that imports it"
         );
-        if let Some(s) = self.path.find(name) {
+        if let Ok(Some(s)) = self.path.find(name) {
             if s.origin != Origin::File(file.clone()) {
                 eprintln!(
                     "warning: the name {name} resolves to {} first, which hides the saved file",
@@ -965,7 +965,7 @@ impl Session {
                 print_docs(&mine, "", "defined in this session");
                 return Step::Ok;
             }
-            if self.path.find(name).is_some() {
+            if matches!(self.path.find(name), Ok(Some(_))) {
                 return self.help_module(name, "");
             }
             let close: Vec<&str> = docs

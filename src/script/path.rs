@@ -67,6 +67,49 @@ pub struct ScriptPath {
     /// keeps the last version of a script that compiled in use until the file compiles
     /// again. Empty everywhere else.
     pinned: BTreeMap<PathBuf, String>,
+    /// `--allow-unsafe-scripts`: run scripts that other users can change.
+    allow_unsafe: bool,
+    /// `--quiet`: no notice when a user copy is used in place of a bundled script.
+    quiet: bool,
+    /// The names already noticed as user copies in this run.
+    noticed: Rc<RefCell<std::collections::BTreeSet<String>>>,
+}
+
+/// Whether the operator named a file rather than a script: an absolute path, one
+/// starting with `./` or `../`, or a name ending in `.rhai`. Anything else is a name
+/// looked up on the script path only: never a file that happens to stand in the
+/// working directory.
+pub fn names_a_file(what: &str) -> bool {
+    what.starts_with('/')
+        || what.starts_with("./")
+        || what.starts_with("../")
+        || what.ends_with(".rhai")
+}
+
+/// Why a script file or its directory must not be run: other users can change it
+/// (group- or world-writable, as ssh refuses a key file). `None` when it is safe.
+fn unsafe_because(file: &Path, dir: Option<&Path>) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let writable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o022 != 0)
+            .unwrap_or(false)
+    };
+    if let Some(d) = dir {
+        if writable(d) {
+            return Some(format!(
+                "the script directory {} can be written by other users",
+                d.display()
+            ));
+        }
+    }
+    if writable(file) {
+        return Some(format!(
+            "the script {} can be written by other users",
+            file.display()
+        ));
+    }
+    None
 }
 
 /// `$XDG_CONFIG_HOME/slotsmith/scripts`, else `~/.config/slotsmith/scripts`.
@@ -138,7 +181,25 @@ impl ScriptPath {
         dirs.extend(user_dir());
         ScriptPath {
             dirs,
-            pinned: BTreeMap::new(),
+            ..ScriptPath::default()
+        }
+    }
+
+    /// `--allow-unsafe-scripts` and `--quiet` of this run.
+    pub fn with_options(mut self, allow_unsafe: bool, quiet: bool) -> Self {
+        self.allow_unsafe = allow_unsafe;
+        self.quiet = quiet;
+        self
+    }
+
+    /// Refuse a script file that other users can change, unless allowed.
+    fn check_safe(&self, file: &Path, dir: Option<&Path>) -> Result<(), String> {
+        match unsafe_because(file, dir) {
+            Some(why) if !self.allow_unsafe => Err(format!(
+                "refusing to run {}: {why}; fix its permissions (chmod go-w) or pass --allow-unsafe-scripts",
+                file.display()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -172,7 +233,8 @@ impl ScriptPath {
         std::fs::read_to_string(file)
     }
 
-    /// Every place `name` exists, in path order.
+    /// Every place `name` exists, in path order. A user's file is known by its full
+    /// path, so its errors say which copy they are in.
     fn candidates(&self, name: &str) -> Vec<Script> {
         let name = normalize(name);
         let file = format!("{name}.rhai");
@@ -181,7 +243,7 @@ impl ScriptPath {
             let p = d.join(&file);
             if let Ok(text) = self.read(&p) {
                 out.push(Script {
-                    name: file.clone(),
+                    name: p.display().to_string(),
                     origin: Origin::File(p),
                     text,
                 });
@@ -197,15 +259,40 @@ impl ScriptPath {
         out
     }
 
-    /// The script a name resolves to.
-    pub fn find(&self, name: &str) -> Option<Script> {
-        self.candidates(name).into_iter().next()
+    /// The script a name resolves to (refused when other users can change it). A
+    /// user's copy used in place of a bundled script is said once per run on stderr.
+    pub fn find(&self, name: &str) -> Result<Option<Script>, String> {
+        let found = self.candidates(name);
+        let Some(first) = found.first().cloned() else {
+            return Ok(None);
+        };
+        if let Origin::File(p) = &first.origin {
+            let dir = self.dirs.iter().find(|d| p.starts_with(d));
+            self.check_safe(p, dir.map(PathBuf::as_path))?;
+            if found.iter().any(|s| s.origin == Origin::Bundled)
+                && !self.quiet
+                && self.noticed.borrow_mut().insert(normalize(name).to_string())
+            {
+                eprintln!(
+                    "slotsmith: using your copy {} in place of the bundled {}",
+                    p.display(),
+                    normalize(name)
+                );
+            }
+        }
+        Ok(Some(first))
     }
 
-    /// A path to a file, or a name on the script path (names may have folders: `lib/plan`).
+    /// A file the operator named (see [`names_a_file`]), or a name on the script path
+    /// (names may have folders: `lib/plan`). A name is never looked up in the working
+    /// directory.
     pub fn load(&self, what: &str) -> Result<Script, String> {
-        let p = Path::new(what);
-        if p.is_file() {
+        if names_a_file(what) {
+            let p = Path::new(what);
+            if !p.is_file() {
+                return Err(format!("script file {what} does not exist"));
+            }
+            self.check_safe(p, None)?;
             return self
                 .read(p)
                 .map(|text| Script {
@@ -215,14 +302,51 @@ impl ScriptPath {
                 })
                 .map_err(|e| format!("cannot read script {what}: {e}"));
         }
-        if let Some(s) = self.find(what) {
+        if let Some(s) = self.find(what)? {
             return Ok(s);
         }
-        if what.ends_with(".rhai") || what.starts_with('.') || what.starts_with('/') {
-            return Err(format!("script file {what} does not exist"));
+        Err(format!(
+            "no script named \"{what}\" on the script path ({}); a file in the working directory runs only as a path (./{what}); `slotsmith scripts list` shows what there is",
+            self.describe()
+        ))
+    }
+
+    /// What `import "name"` from the script `importer` (its name) loads: the name on
+    /// the script path, else the file next to the importing file. Never a path, never
+    /// the working directory.
+    pub fn import(&self, name: &str, importer: Option<&str>) -> Result<Script, String> {
+        let bad = name.is_empty()
+            || name.starts_with('/')
+            || name.starts_with('~')
+            || Path::new(name)
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)));
+        if bad {
+            return Err(format!(
+                "import \"{name}\": an import names a script on the script path ({}) or next to the importing file, not a path",
+                self.describe()
+            ));
+        }
+        if let Some(s) = self.find(name)? {
+            return Ok(s);
+        }
+        let beside = importer
+            .filter(|i| names_a_file(i) || Path::new(i).is_absolute())
+            .and_then(|i| Path::new(i).parent())
+            .map(|d| d.join(format!("{}.rhai", normalize(name))));
+        if let Some(p) = beside.filter(|p| p.is_file()) {
+            self.check_safe(&p, p.parent())?;
+            let text = self
+                .read(&p)
+                .map_err(|e| format!("cannot read script {}: {e}", p.display()))?;
+            return Ok(Script {
+                name: p.display().to_string(),
+                origin: Origin::File(p),
+                text,
+            });
         }
         Err(format!(
-            "no script named \"{what}\" on the script path ({}); `slotsmith scripts list` shows what there is",
+            "import \"{name}\": no script of that name on the script path ({}) or next to the importing file",
             self.describe()
         ))
     }
@@ -297,17 +421,17 @@ impl ModuleResolver for PathResolver {
     fn resolve(
         &self,
         engine: &Engine,
-        _source: Option<&str>,
+        importer: Option<&str>,
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        if let Some(m) = self.cache.borrow().get(path) {
-            return Ok(m.clone());
-        }
         let script = self
             .path
-            .load(path)
-            .map_err(|_| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+            .import(path, importer)
+            .map_err(|e| Box::new(EvalAltResult::ErrorRuntime(e.into(), pos)))?;
+        if let Some(m) = self.cache.borrow().get(&script.name) {
+            return Ok(m.clone());
+        }
         self.sources
             .borrow_mut()
             .insert(script.name.clone(), script.text.clone());
@@ -325,7 +449,7 @@ impl ModuleResolver for PathResolver {
         let module: Shared<Module> = module.into();
         self.cache
             .borrow_mut()
-            .insert(path.to_string(), module.clone());
+            .insert(script.name.clone(), module.clone());
         Ok(module)
     }
 }

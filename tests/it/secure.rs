@@ -48,6 +48,9 @@ impl Runs {
     fn run(&mut self, flags: &[String], args: &[&str]) -> Output {
         let mut all: Vec<&str> = flags.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
+        if !all.contains(&"--no-auth-warning") {
+            all.push("--no-auth-warning");
+        }
         let state = self.state.path().to_string_lossy().to_string();
         let out = run_env(&all, &[("XDG_STATE_HOME", &state)]);
         let copy = Output {

@@ -130,7 +130,11 @@ impl TestCluster {
     /// The `slotsmith` global options that reach this cluster with its credentials:
     /// `-c SEED [--user U] [-a PASSWORD] [--tls --cacert CA --cert C --key K]`.
     pub fn flags(&self) -> Vec<String> {
-        self.lab.flags(self.password.as_deref().unwrap_or_default())
+        let mut flags = self.lab.flags(self.password.as_deref().unwrap_or_default());
+        if self.password.is_some() {
+            flags.push("--no-auth-warning".into());
+        }
+        flags
     }
 
     /// Every node port, masters first, then replicas, then empty masters.
