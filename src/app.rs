@@ -2,11 +2,12 @@
 //! runs the bundled script of the same name (or the lab), and turns the outcome into
 //! an exit code. The only place that knows both the CLI and the library.
 
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, Fault, Global, LabAction, ScriptsAction, SnapshotAction};
+use crate::cli::{
+    Cli, Command, Fault, Global, JournalAction, LabAction, ScriptsAction, SnapshotAction,
+};
 use crate::cluster::conn::{ConnOptions, TlsOptions};
 use crate::cluster::live::LiveCluster;
 use crate::cluster::memory::{summarize, MemoryCluster};
@@ -123,8 +124,16 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         }
         Command::Run { script, args } => run_script(g, &rt, script, args, false),
         Command::Api { definitions } => api(g, &rt, definitions.as_deref()),
-        Command::Journal { last } => show_journal(g, *last),
-        Command::Repl => crate::repl::run(g, &rt, conn_options(g), run_options(g)),
+        Command::Journal { last, action } => show_journal(g, *last, action.as_ref()),
+        Command::Repl => crate::repl::run(
+            g,
+            &rt,
+            conn_options(g),
+            RunOptions {
+                command: None,
+                ..run_options(g)
+            },
+        ),
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
@@ -169,7 +178,10 @@ fn check_security_options(g: &Global) -> Result<(), AppError> {
         eprintln!("Warning: --insecure: the nodes' TLS certificates are not checked, so anyone between you and the cluster can pose as a node.");
     }
     let on_command_line = std::env::args().skip(1).any(|a| {
-        a == "-a" || a == "--password" || a.starts_with("--password=") || (a.starts_with("-a") && a.len() > 2)
+        a == "-a"
+            || a == "--password"
+            || a.starts_with("--password=")
+            || (a.starts_with("-a") && a.len() > 2)
     });
     if g.password.is_some() && on_command_line && !g.no_auth_warning {
         eprintln!("Warning: Using a password with '-a' or '--password' on the command line interface may not be safe: other users can see it in the process list. Use REDISCLI_AUTH instead, or --no-auth-warning to silence this.");
@@ -204,6 +216,7 @@ fn run_options(g: &Global) -> RunOptions {
         verbose: g.verbose,
         quiet: g.quiet,
         max_operations: g.max_operations,
+        command: Some(journal::command_line()),
     }
 }
 
@@ -218,16 +231,17 @@ fn run_script(
         .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
     let path = script_path(g);
     let script = path.load(what).map_err(AppError::Usage)?;
-    let mut journal: Option<PathBuf> = None;
+    let mut journal: Option<std::sync::Arc<Journal>> = None;
     let live: Rc<dyn Cluster> = match &g.snapshot {
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
         None => {
             let live =
                 LiveCluster::new(&g.cluster, conn_options(g), rt.clone()).with_lease(&script.name);
             // A dry run writes nothing, so it keeps no journal.
-            match (g.dry_run || dry_run, Journal::new(&script.name)) {
+            match (g.dry_run || dry_run, Journal::new(&script.name, &g.cluster)) {
                 (false, Some(j)) => {
-                    journal = Some(j.path().to_path_buf());
+                    let j = std::sync::Arc::new(j);
+                    journal = Some(j.clone());
                     Rc::new(live.with_journal(j))
                 }
                 _ => Rc::new(live),
@@ -245,9 +259,10 @@ fn run_script(
     if let Ok(Some(m)) = outcome.as_ref().map(|o| o.message.as_ref()) {
         eprintln!("slotsmith: {m}");
     }
-    if let Some(p) = journal.filter(|p| p.exists()) {
-        if !g.quiet {
-            eprintln!("journal: {} (slotsmith journal --last)", p.display());
+    if let Some(j) = &journal {
+        finish_journal(j, &outcome);
+        if j.path().exists() && !g.quiet {
+            eprintln!("journal: {} (slotsmith journal --last)", j.path().display());
         }
     }
     let Some(memory) = memory else {
@@ -273,7 +288,11 @@ fn run_script(
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if plan.is_empty() {
-        println!("Dry run: the script would write nothing.");
+        // Only when it is news: the script meant to change the cluster and succeeded,
+        // yet planned no write.
+        if runner.host().asked.get() && outcome.as_ref().is_ok_and(|o| o.code == 0) {
+            println!("Dry run: the script would write nothing.");
+        }
     } else {
         let pairs: Vec<String> = summary
             .keys_moved
@@ -293,6 +312,31 @@ fn run_script(
         print!("{}", crate::cluster::memory::render(&plan));
     }
     Ok(outcome?.code)
+}
+
+/// Say in the journal how the run ended: its outcome and exit code (an interruption's
+/// code wins, as it does for the process).
+pub fn finish_journal(j: &Journal, outcome: &Result<crate::script::Outcome, ScriptError>) {
+    let (text, code) = match outcome {
+        Ok(o) if o.code == 0 => ("ok".to_string(), 0),
+        Ok(o) => (
+            format!(
+                "failed: {}",
+                o.message
+                    .as_deref()
+                    .unwrap_or("the script reported failure")
+            ),
+            o.code,
+        ),
+        Err(e) => {
+            let e = AppError::from(e.clone());
+            (format!("failed: {e}"), e.exit_code())
+        }
+    };
+    match crate::interrupt::exit_code() {
+        Some(c) => j.finish("interrupted", c),
+        None => j.finish(&text, code),
+    }
 }
 
 fn print_json(value: &rhai::Dynamic) -> Result<(), AppError> {
@@ -315,11 +359,7 @@ fn api(
 ) -> Result<i32, AppError> {
     // Registration needs no connection: the cluster is only reached when a function runs.
     let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
-    let runner = Runner::new(
-        Rc::new(cluster),
-        run_options(g),
-        script_path(g),
-    );
+    let runner = Runner::new(Rc::new(cluster), run_options(g), script_path(g));
     if let Some(dir) = definitions {
         return write_definitions(g, runner.engine(), dir);
     }
@@ -367,56 +407,81 @@ fn write_definitions(
     Ok(0)
 }
 
-fn show_journal(g: &Global, last: bool) -> Result<i32, AppError> {
-    let runs = journal::runs();
-    if !last {
+fn show_journal(g: &Global, last: bool, action: Option<&JournalAction>) -> Result<i32, AppError> {
+    let one = match action {
+        Some(JournalAction::Show { run }) => Some(run.as_str()),
+        None if last => Some("-1"),
+        None => None,
+    };
+    if let Some(word) = one {
+        let run = journal::find(word).map_err(AppError::Failed)?;
         if g.json {
-            let names: Vec<String> = runs.iter().map(|p| p.display().to_string()).collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&names).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
             return Ok(0);
         }
-        if runs.is_empty() {
-            println!(
-                "No run has written to a cluster yet (journal: {}).",
-                journal::dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            );
-        }
-        for p in &runs {
-            let entries = journal::read(p).map_err(AppError::Failed)?;
-            let first = entries.first();
-            println!(
-                "{}  {}  {} writes  {}",
-                first.map(|e| e.time.as_str()).unwrap_or("-"),
-                first.map(|e| e.script.as_str()).unwrap_or("-"),
-                entries.len(),
-                p.display()
-            );
+        println!("{}", run_line(&run));
+        println!("    {}", run.file.display());
+        for e in run.entries {
+            println!("{}  {:<21} {}  -> {}", e.time, e.node, e.command, e.reply);
         }
         return Ok(0);
     }
-    let Some(p) = runs.last() else {
-        return Err(AppError::Failed(
-            "the journal is empty: no run has written to a cluster yet".into(),
-        ));
-    };
-    let entries = journal::read(p).map_err(AppError::Failed)?;
+    let mut runs = Vec::new();
+    for f in journal::files() {
+        runs.push(journal::read(&f).map_err(AppError::Failed)?);
+    }
     if g.json {
+        // The runs without their writes (`journal show RUN --json` has them).
+        let list: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.remove("entries");
+                }
+                v
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&entries).unwrap_or_default()
+            serde_json::to_string_pretty(&list).unwrap_or_default()
         );
         return Ok(0);
     }
-    println!("{} ({} writes)", p.display(), entries.len());
-    for e in entries {
-        println!("{}  {:<21} {}  -> {}", e.time, e.node, e.command, e.reply);
+    if runs.is_empty() {
+        println!(
+            "No run has written to a cluster yet (journal: {}).",
+            journal::dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    for (i, r) in runs.iter().enumerate() {
+        println!("{:>3}  {}", i + 1, run_line(r));
     }
     Ok(0)
+}
+
+/// One run on one line: when, what, against which node, how many writes, how it ended.
+fn run_line(r: &journal::Run) -> String {
+    let ended = match (&r.outcome, r.exit_code) {
+        (Some(o), Some(c)) => format!("exit {c}, {o}"),
+        _ => "did not say how it ended (killed, or still running)".into(),
+    };
+    format!(
+        "{}  {}  -c {}  {} writes{}  {}  [{}]",
+        r.started,
+        r.script,
+        r.seed,
+        r.writes,
+        if r.failed > 0 {
+            format!(" ({} refused)", r.failed)
+        } else {
+            String::new()
+        },
+        ended,
+        r.command
+    )
 }
 
 fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {

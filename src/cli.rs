@@ -167,11 +167,14 @@ pub enum Command {
         #[command(subcommand)]
         action: SnapshotAction,
     },
-    /// What runs wrote to the cluster: every run, or the entries of the last one.
+    /// What runs wrote to the cluster: every run (what ran, against which node, how it
+    /// ended), or the writes of one.
     Journal {
-        /// Print the entries of the last run.
+        /// Print the writes of the last run.
         #[arg(long)]
         last: bool,
+        #[command(subcommand)]
+        action: Option<JournalAction>,
     },
     /// Every primitive and helper the scripts can call, with its signature and doc.
     Api {
@@ -271,6 +274,17 @@ pub enum ScriptsAction {
         /// Overwrite an existing copy.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalAction {
+    /// Every write of one run.
+    Show {
+        /// The run: its id (or a unique start of it), its file, or its number in
+        /// `slotsmith journal` (1 the oldest, -1 the last).
+        #[arg(allow_hyphen_values = true)]
+        run: String,
     },
 }
 

@@ -92,19 +92,48 @@ pub fn clear() {
     *ASKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }
 
+/// While an `AtPrompt` lives the operator is being asked a question: an interruption
+/// then means no, and ends the process at once (nothing is in flight).
+pub struct AtPrompt(());
+
+static PROMPT: AtomicU32 = AtomicU32::new(0);
+
+impl AtPrompt {
+    pub fn new() -> AtPrompt {
+        PROMPT.fetch_add(1, Ordering::SeqCst);
+        AtPrompt(())
+    }
+}
+
+impl Default for AtPrompt {
+    fn default() -> Self {
+        AtPrompt::new()
+    }
+}
+
+impl Drop for AtPrompt {
+    fn drop(&mut self) {
+        PROMPT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Record an interruption; a second one exits at once, naming the slots it may leave
-/// open.
+/// open. At a prompt, the first one exits at once: the answer is no.
 pub fn raise(signal: i32) {
+    if PROMPT.load(Ordering::SeqCst) > 0 {
+        eprintln!("\nNothing was changed.");
+        std::process::exit(128 + signal);
+    }
     if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
         let open = open_slots();
         if !open.is_empty() {
-            eprintln!(
+            crate::progress::say(&format!(
                 "\nstopped at once: {} may be left open ({}); run `slotsmith fix` to settle them",
                 slot_count(open.len()),
                 crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
                     &open
                 ))
-            );
+            ));
         }
         std::process::exit(128 + signal);
     }
@@ -176,14 +205,14 @@ pub fn install(rt: &tokio::runtime::Handle) {
         loop {
             tokio::select! {
                 _ = int.recv() => {
-                    if !requested() {
-                        eprintln!("{}", first_message("interrupted"));
+                    if !requested() && PROMPT.load(Ordering::SeqCst) == 0 {
+                        crate::progress::say(&first_message("interrupted"));
                     }
                     raise(2);
                 }
                 _ = term.recv() => {
-                    if !requested() {
-                        eprintln!("{}", first_message("terminated"));
+                    if !requested() && PROMPT.load(Ordering::SeqCst) == 0 {
+                        crate::progress::say(&first_message("terminated"));
                     }
                     raise(15);
                 }

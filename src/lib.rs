@@ -16,5 +16,6 @@ pub mod cluster;
 pub mod interrupt;
 pub mod journal;
 pub mod lab;
+pub mod progress;
 pub mod repl;
 pub mod script;

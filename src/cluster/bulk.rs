@@ -12,7 +12,6 @@
 //! slots it leaves open.
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use super::mover::{self, LeftAlone, MoveOpts, SlotMove, SlotMoved};
 use super::topology::{format_ranges, ranges_of};
 use super::{merged_nodes, Cluster, ClusterError, NodeInfo, Reply, Result};
 use crate::journal::Journal;
+use crate::progress::Progress;
 
 /// Slots handled together in one pipelined step.
 const BATCH: usize = 128;
@@ -66,45 +66,6 @@ impl Run {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_or_insert(e);
-    }
-}
-
-/// Slots and keys moved so far, shown as a bar when stderr is a terminal.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    keys: AtomicU64,
-}
-
-impl Progress {
-    fn new(slots: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(slots);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} slots, {msg} [{elapsed}, ETA {eta}]",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
-        Progress {
-            bar,
-            keys: AtomicU64::new(0),
-        }
-    }
-
-    fn done(&self, slots: u64, keys: u64) {
-        let total = self.keys.fetch_add(keys, Ordering::Relaxed) + keys;
-        if let Some(bar) = &self.bar {
-            bar.inc(slots);
-            let secs = bar.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!("{total} keys ({:.0} keys/s)", total as f64 / secs));
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
     }
 }
 

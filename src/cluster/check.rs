@@ -21,8 +21,12 @@ pub struct CheckReport {
     pub agree: bool,
     /// The slots on which views differ, grouped by identical claims.
     pub disagreements: Vec<Disagreement>,
-    /// Slots some node has in migrating or importing state, or with several owners.
+    /// Slots some node has in migrating or importing state (as redis-cli means "open").
     pub open_slots: Vec<OpenSlot>,
+    /// Slots that more than one master claims (in the merged view), grouped by their
+    /// owners: a failover that gossip has not finished telling, or a real conflict.
+    #[serde(default)]
+    pub several_owners: Vec<SeveralOwners>,
     /// Ranges no node owns in the merged view (each node as it describes itself).
     pub uncovered: Vec<(u16, u16)>,
     /// Every master, sorted by address.
@@ -61,7 +65,19 @@ pub struct Claim {
     pub owner: Option<String>,
 }
 
-/// A slot that needs fixing: being migrated or imported, or owned several times.
+/// Slots claimed by the same several masters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SeveralOwners {
+    /// The slots, as sorted inclusive ranges.
+    pub slots: Vec<(u16, u16)>,
+    /// Their owners' ids.
+    pub owners: Vec<String>,
+    /// One owner is failing and another is not: a failover in progress, the nodes
+    /// not yet all told.
+    pub failover: bool,
+}
+
+/// A slot being migrated or imported.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenSlot {
     pub slot: u16,
@@ -163,6 +179,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
         .filter(|&s| merged_owners[usize::from(s)].is_empty())
         .collect();
     let open_slots = find_open_slots(&reachable, &tables, &merged_owners);
+    let claimed_twice = find_several_owners(&merged_owners);
 
     let mut nodes = Nodes {
         merged: &merged,
@@ -195,6 +212,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
         masters,
         replicas,
         total_keys,
+        several_owners: Vec::new(),
         warnings,
         errors,
         not_serving: reachable
@@ -203,8 +221,20 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
             .map(|(a, _)| a.to_string())
             .collect(),
     };
+    report.several_owners = claimed_twice
+        .into_iter()
+        .map(|(owners, slots)| {
+            let failing = |id: &String| report.masters.iter().any(|m| &m.id == id && m.failing);
+            SeveralOwners {
+                slots: ranges_of(&slots),
+                failover: owners.iter().any(failing) && !owners.iter().all(failing),
+                owners,
+            }
+        })
+        .collect();
     // The sentences about slots, made from the report so that `render` can place them.
-    let more_warnings = open_slot_warnings(&report);
+    let mut more_warnings = several_owner_warnings(&report);
+    more_warnings.extend(open_slot_warnings(&report));
     report.warnings.extend(more_warnings);
     let mut more_errors = disagreement_errors(&report);
     more_errors.extend(coverage_errors(&report));
@@ -212,6 +242,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
     report.errors.extend(more_errors);
     report.ok = report.agree
         && report.open_slots.is_empty()
+        && report.several_owners.is_empty()
         && report.uncovered.is_empty()
         && report.errors.is_empty();
     report
@@ -249,7 +280,7 @@ fn find_disagreements(
 }
 
 /// Slots in migrating or importing state on the `myself` line of any reachable node,
-/// and slots with several owners in the merged view, with every owner any view claims.
+/// with every owner any view claims.
 fn find_open_slots(
     reachable: &[(&str, &NodeState)],
     tables: &[Vec<Option<&str>>],
@@ -264,11 +295,6 @@ fn find_open_slots(
             push_unique(&mut open_entry(&mut open, slot).importing, &me.id);
         }
     }
-    for slot in 0..SLOTS {
-        if merged_owners[usize::from(slot)].len() > 1 {
-            open_entry(&mut open, slot);
-        }
-    }
     for (&slot, o) in open.iter_mut() {
         let i = usize::from(slot);
         let claimed = tables.iter().filter_map(|t| t.get(i).copied().flatten());
@@ -277,6 +303,23 @@ fn find_open_slots(
         }
     }
     open.into_values().collect()
+}
+
+/// Slots with several owners in the merged view, grouped by the same owners, in
+/// order of their first slot.
+fn find_several_owners(merged_owners: &[Vec<&str>]) -> Vec<(Vec<String>, Vec<u16>)> {
+    let mut groups: BTreeMap<Vec<String>, Vec<u16>> = BTreeMap::new();
+    for slot in 0..SLOTS {
+        let owners = &merged_owners[usize::from(slot)];
+        if owners.len() > 1 {
+            let mut key: Vec<String> = owners.iter().map(|o| o.to_string()).collect();
+            key.sort();
+            groups.entry(key).or_default().push(slot);
+        }
+    }
+    let mut out: Vec<(Vec<String>, Vec<u16>)> = groups.into_iter().collect();
+    out.sort_by_key(|(_, slots)| slots.first().copied());
+    out
 }
 
 /// The entry of `slot`, created empty if needed.
@@ -517,8 +560,43 @@ pub fn render(report: &CheckReport) -> String {
     text
 }
 
-/// The warnings about open slots, redis-cli's sentences first: per node, its slots in
-/// migrating and in importing state; then slots claimed by several owners; then the list.
+/// Slots claimed by several masters: a failover that gossip has not finished telling
+/// (one owner failing, the other its successor), or a real conflict.
+fn several_owner_warnings(report: &CheckReport) -> Vec<String> {
+    report
+        .several_owners
+        .iter()
+        .map(|g| {
+            let slots = format_ranges(&g.slots);
+            let (noun, verb) = if g.slots.len() == 1 && g.slots[0].0 == g.slots[0].1 {
+                ("Slot", "is")
+            } else {
+                ("Slots", "are")
+            };
+            let failing = |id: &String| report.masters.iter().any(|m| &m.id == id && m.failing);
+            if g.failover {
+                let old: Vec<String> = g.owners.iter().filter(|o| failing(o)).map(|o| addr_of(report, o)).collect();
+                let new: Vec<String> = g.owners.iter().filter(|o| !failing(o)).map(|o| addr_of(report, o)).collect();
+                format!(
+                    "Failover in progress: {} is failing and {} has taken over {} {slots}; gossip has not converged yet (the nodes disagree until it has).",
+                    old.join(", "),
+                    new.join(", "),
+                    noun.to_lowercase()
+                )
+            } else {
+                let names: Vec<String> = g.owners.iter().map(|o| label(report, o)).collect();
+                format!(
+                    "{noun} {slots} {verb} claimed by {} owners: {}.",
+                    g.owners.len(),
+                    names.join(", ")
+                )
+            }
+        })
+        .collect()
+}
+
+/// The warnings about open slots, redis-cli's sentences: per node, its slots in
+/// migrating and in importing state; then the list.
 fn open_slot_warnings(report: &CheckReport) -> Vec<String> {
     let mut out = Vec::new();
     if report.open_slots.is_empty() {
@@ -552,26 +630,6 @@ fn open_slot_warnings(report: &CheckReport) -> Vec<String> {
                 ));
             }
         }
-    }
-    let mut shared: BTreeMap<&[String], Vec<u16>> = BTreeMap::new();
-    for o in report.open_slots.iter().filter(|o| o.owners.len() > 1) {
-        shared.entry(&o.owners).or_default().push(o.slot);
-    }
-    let mut shared: Vec<(&[String], Vec<u16>)> = shared.into_iter().collect();
-    shared.sort_by_key(|(_, slots)| slots.first().copied());
-    for (owners, slots) in shared {
-        let (noun, verb) = if slots.len() == 1 {
-            ("Slot", "is")
-        } else {
-            ("Slots", "are")
-        };
-        let names: Vec<String> = owners.iter().map(|o| label(report, o)).collect();
-        out.push(format!(
-            "{noun} {} {verb} claimed by {} owners: {}.",
-            format_ranges(&ranges_of(&slots)),
-            owners.len(),
-            names.join(", ")
-        ));
     }
     let all: Vec<u16> = report.open_slots.iter().map(|o| o.slot).collect();
     out.push(format!(
@@ -1324,25 +1382,60 @@ S: {f} 127.0.0.1:7006
         ];
         let r = check("127.0.0.1:7001", &views);
         assert!(!r.ok && !r.agree);
-        assert_eq!(r.open_slots.len(), 1);
-        let o = &r.open_slots[0];
-        assert_eq!(o.slot, 5519);
-        assert!(o.migrating.is_empty() && o.importing.is_empty());
-        assert_eq!(o.owners, vec![id('a'), id('b')]);
-        assert_eq!(
-            r.warnings[3..],
-            vec![
-                format!(
-                    "Slot 5519 is claimed by 2 owners: {} (127.0.0.1:7001), {} (127.0.0.1:7002).",
-                    id('a'),
-                    id('b')
-                ),
-                "The following slots are open: 5519.".to_string(),
-            ]
-        );
+        // No marker: not "open" (as redis-cli means it), but claimed twice.
+        assert!(r.open_slots.is_empty());
+        assert_eq!(r.several_owners.len(), 1);
+        let g = &r.several_owners[0];
+        assert_eq!(g.slots, vec![(5519, 5519)]);
+        assert_eq!(g.owners, vec![id('a'), id('b')]);
+        assert!(!g.failover);
+        assert!(r.warnings.contains(&format!(
+            "Slot 5519 is claimed by 2 owners: {} (127.0.0.1:7001), {} (127.0.0.1:7002).",
+            id('a'),
+            id('b')
+        )));
+        assert!(!r.warnings.iter().any(|w| w.contains("open")));
         assert_eq!(r.disagreements.len(), 1);
         assert_eq!(r.disagreements[0].slots, vec![(5519, 5519)]);
         assert_eq!(r.masters[0].ranges, vec![(0, 5460), (5519, 5519)]);
+    }
+
+    #[test]
+    fn a_failover_gossip_has_not_finished_telling_is_no_open_slot() {
+        // c is down and flagged fail; its replica f took over c's slots. a still lists
+        // c as the owner; f describes itself as owner.
+        let mut old = healthy();
+        for n in &mut old {
+            if n.0 == 'c' {
+                n.2 = "master,fail";
+            }
+        }
+        let mut new = old.clone();
+        set_slots(&mut new, 'c', "");
+        set_slots(&mut new, 'f', "10923-16383");
+        for n in &mut new {
+            if n.0 == 'f' {
+                n.2 = "master";
+                n.3 = None;
+            }
+        }
+        let views = vec![
+            view(&old, 'a', 10, ""),
+            view(&old, 'b', 10, ""),
+            down("127.0.0.1:7003", "connection refused"),
+            view(&new, 'f', 10, ""),
+        ];
+        let r = check("127.0.0.1:7001", &views);
+        assert!(!r.ok);
+        assert!(r.open_slots.is_empty(), "{r:#?}");
+        assert_eq!(r.several_owners.len(), 1);
+        assert!(r.several_owners[0].failover);
+        assert!(
+            r.warnings.contains(&"Failover in progress: 127.0.0.1:7003 is failing and 127.0.0.1:7006 has taken over slots 10923-16383; gossip has not converged yet (the nodes disagree until it has).".to_string()),
+            "{:#?}",
+            r.warnings
+        );
+        assert!(!render(&r).contains("slots are open"), "{}", render(&r));
     }
 
     #[test]

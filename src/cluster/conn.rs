@@ -60,7 +60,10 @@ pub fn split_addr(addr: &str) -> Result<(String, u16)> {
 /// and the password rules (`>pw`, `<pw`, `#hash`, `!hash`) after `ACL SETUSER name`.
 /// The same rules mask the journal, errors, `-v` and the REPL's history.
 pub fn secret_mask<S: AsRef<str>>(words: &[S]) -> Vec<Option<usize>> {
-    let up: Vec<String> = words.iter().map(|w| w.as_ref().to_ascii_uppercase()).collect();
+    let up: Vec<String> = words
+        .iter()
+        .map(|w| w.as_ref().to_ascii_uppercase())
+        .collect();
     let mut mask = vec![None; words.len()];
     let mut hide = 0;
     let mut acl_rules_from = usize::MAX;

@@ -120,8 +120,8 @@ impl LiveCluster {
     }
 
     /// Record every write in `journal`.
-    pub fn with_journal(mut self, journal: crate::journal::Journal) -> Self {
-        self.journal = Some(std::sync::Arc::new(journal));
+    pub fn with_journal(mut self, journal: std::sync::Arc<crate::journal::Journal>) -> Self {
+        self.journal = Some(journal);
         self
     }
 

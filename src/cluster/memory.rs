@@ -393,6 +393,7 @@ impl Cluster for MemoryCluster {
                 st.keys = (st.keys as i64 + d).max(0) as u64;
             }
         }
+        replicas_follow_masters(&mut views);
         Ok(views)
     }
 
@@ -654,6 +655,47 @@ impl Cluster for MemoryCluster {
 
     fn other_runs(&self) -> Result<Vec<super::lease::OtherRun>> {
         self.base.other_runs()
+    }
+}
+
+/// A replica learns who owns which slot from its master (by gossip, a moment after
+/// the master does): in the copy, every replica's view of the owners is its master's.
+/// The plan never writes to replicas, so without this a dry run would end with the
+/// replicas disagreeing where the live run ends agreed.
+fn replicas_follow_masters(views: &mut [NodeView]) {
+    let owners: HashMap<String, Vec<(String, Vec<(u16, u16)>)>> = views
+        .iter()
+        .filter_map(|v| v.state.as_ref().ok())
+        .filter_map(|st| {
+            let me = st.myself()?;
+            me.is_master().then(|| {
+                (
+                    me.id.clone(),
+                    st.nodes
+                        .iter()
+                        .map(|n| (n.id.clone(), n.slots.clone()))
+                        .collect(),
+                )
+            })
+        })
+        .collect();
+    for v in views.iter_mut() {
+        let Ok(st) = v.state.as_mut() else { continue };
+        let Some(master) = st
+            .myself()
+            .filter(|me| me.is_replica())
+            .and_then(|me| me.master_id.clone())
+        else {
+            continue;
+        };
+        let Some(table) = owners.get(&master) else {
+            continue;
+        };
+        for n in &mut st.nodes {
+            if let Some((_, slots)) = table.iter().find(|(id, _)| *id == n.id) {
+                n.slots = slots.clone();
+            }
+        }
     }
 }
 

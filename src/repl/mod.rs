@@ -24,12 +24,13 @@ use crate::cluster::conn::ConnOptions;
 use crate::cluster::live::LiveCluster;
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::Cluster;
+use crate::journal::Journal;
 use crate::script::host::RunOptions;
 use crate::script::path::ScriptPath;
 
 use helper::ReplHelper;
-use history::{remember, save_history};
 pub use history::history_path;
+use history::{remember, save_history};
 use input::{completeness, Input};
 pub use session::{Session, Step};
 
@@ -40,12 +41,23 @@ pub fn run(
     conn: ConnOptions,
     opts: RunOptions,
 ) -> Result<i32, AppError> {
+    // Every live write is journaled, whatever runs it: a primitive typed here, a
+    // script run with :run. A dry run writes nothing.
+    let mut journal = None;
     let base: Rc<dyn Cluster> = match &g.snapshot {
         Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
         None => {
             crate::cluster::conn::split_addr(&g.cluster)
                 .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
-            Rc::new(LiveCluster::new(&g.cluster, conn, rt.clone()).with_lease("repl"))
+            let live = LiveCluster::new(&g.cluster, conn, rt.clone()).with_lease("repl");
+            match Journal::new("repl", &g.cluster).filter(|_| !g.dry_run) {
+                Some(j) => {
+                    let j = std::sync::Arc::new(j);
+                    journal = Some(j.clone());
+                    Rc::new(live.with_journal(j))
+                }
+                None => Rc::new(live),
+            }
         }
     };
     let mut session = Session::new(
@@ -55,11 +67,22 @@ pub fn run(
         g.dry_run,
         g.snapshot.is_some(),
     );
-    if std::io::stdin().is_terminal() {
+    let result = if std::io::stdin().is_terminal() {
         interactive(&mut session)
     } else {
         piped(&mut session, std::io::stdin().lock())
+    };
+    if let Some(j) = &journal {
+        match &result {
+            Ok(0) => j.finish("ok", 0),
+            Ok(code) => j.finish("failed: a statement failed", *code),
+            Err(e) => j.finish(&format!("failed: {e}"), e.exit_code()),
+        }
+        if j.path().exists() && !g.quiet {
+            eprintln!("journal: {} (slotsmith journal --last)", j.path().display());
+        }
     }
+    result
 }
 
 /// Statements from a pipe: each one evaluated as soon as the parser says it is

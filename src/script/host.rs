@@ -20,6 +20,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Rhai operations a script may run before it is stopped (0: no limit).
     pub max_operations: u64,
+    /// The command line that started this run (secrets masked), to say how to run it
+    /// again; `None` in the REPL.
+    pub command: Option<String>,
 }
 
 /// The state behind every primitive of one engine.
@@ -29,6 +32,9 @@ pub struct Host {
     /// The last cluster error a primitive raised, so the caller can tell a
     /// connection failure (exit 2) from a script failure (exit 1).
     pub last_error: RefCell<Option<ClusterError>>,
+    /// Whether the script asked to change the cluster (`confirm`): a dry run that
+    /// then planned nothing says so.
+    pub asked: std::cell::Cell<bool>,
 }
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -39,6 +45,7 @@ impl Host {
             cluster,
             opts,
             last_error: RefCell::new(None),
+            asked: std::cell::Cell::new(false),
         }
     }
 

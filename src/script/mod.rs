@@ -26,7 +26,7 @@ pub struct Outcome {
 }
 
 /// Why a script could not finish.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ScriptError {
     /// It does not parse: the message carries file, line, column and the source line.
     #[error("{0}")]

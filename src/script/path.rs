@@ -271,7 +271,10 @@ impl ScriptPath {
             self.check_safe(p, dir.map(PathBuf::as_path))?;
             if found.iter().any(|s| s.origin == Origin::Bundled)
                 && !self.quiet
-                && self.noticed.borrow_mut().insert(normalize(name).to_string())
+                && self
+                    .noticed
+                    .borrow_mut()
+                    .insert(normalize(name).to_string())
             {
                 eprintln!(
                     "slotsmith: using your copy {} in place of the bundled {}",

@@ -71,6 +71,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["text: String", "bool"],
         "Ask the operator before changing the cluster: true with --yes; asks y/N on a terminal;\nrefuses (an error naming --yes) when stdin is not a terminal.",
         move |text: &str| -> RhaiResult<bool> {
+            h.asked.set(true);
             if h.cluster.dry_run() {
                 eprintln!("{text} (dry run: not asking)");
                 return Ok(true);
@@ -86,6 +87,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                     "refusing to change the cluster without confirmation: stdin is not a terminal; pass --yes to proceed",
                 ));
             }
+            // Ctrl+C here means no: the process ends at once, nothing changed.
+            let _prompt = crate::interrupt::AtPrompt::new();
             eprint!("{text} [y/N] ");
             let _ = std::io::stderr().flush();
             let mut line = String::new();

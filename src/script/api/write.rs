@@ -322,7 +322,11 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         }
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
         if r.interrupted {
-            eprintln!("interrupted: {}", r.progress(list.len()));
+            let again = match &h.opts.command {
+                Some(c) => format!("; to finish, run `{c}` again"),
+                None => "; to finish, move the slots not moved yet".into(),
+            };
+            eprintln!("interrupted: {}{again}", r.progress(list.len()));
         }
         to_map(&r)
     };
