@@ -57,6 +57,7 @@ impl From<ScriptError> for AppError {
 /// Run the parsed command line; the result is the exit code.
 pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     let g = &cli.global;
+    crate::progress::set_level(g.quiet, g.verbose);
     check_security_options(g)?;
     match &cli.command {
         Command::Check => run_script(g, &rt, "check", &[], false),
@@ -266,27 +267,29 @@ fn run_script(
         }
     }
     let Some(memory) = memory else {
-        let outcome = outcome?;
         if g.json {
-            print_json(&outcome.value)?;
+            println!("{}", json_text(&result_doc(&outcome)));
+            return Ok(said_code(outcome));
         }
-        return Ok(outcome.code);
+        return Ok(outcome?.code);
     };
     // A dry run shows its plan even when the script failed half-way.
     let plan = memory.plan();
     let summary = summarize(&plan, |addr| memory.id_at(addr));
     if g.json {
-        let result = match &outcome {
-            Ok(o) => rhai::serde::from_dynamic::<serde_json::Value>(&o.value).unwrap_or_default(),
-            Err(_) => serde_json::Value::Null,
-        };
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
+            "schema_version": JSON_SCHEMA,
             "dry_run": true,
-            "result": result,
+            "result": result_doc(&outcome),
             "summary": summary,
             "commands": plan,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        if let (Some(d), Err(e)) = (doc.as_object_mut(), &outcome) {
+            let e = AppError::from(e.clone());
+            d.insert("exit_code".into(), e.exit_code().into());
+            d.insert("error".into(), e.to_string().into());
+        }
+        println!("{}", json_text(&doc));
     } else if plan.is_empty() {
         // Only when it is news: the script meant to change the cluster and succeeded,
         // yet planned no write.
@@ -310,6 +313,9 @@ fn run_script(
             }
         );
         print!("{}", crate::cluster::memory::render(&plan));
+    }
+    if g.json {
+        return Ok(said_code(outcome));
     }
     Ok(outcome?.code)
 }
@@ -339,17 +345,82 @@ pub fn finish_journal(j: &Journal, outcome: &Result<crate::script::Outcome, Scri
     }
 }
 
-fn print_json(value: &rhai::Dynamic) -> Result<(), AppError> {
-    let value: serde_json::Value = rhai::serde::from_dynamic(value).map_err(|e| {
-        AppError::Failed(format!(
-            "the script's result cannot be written as JSON: {e}"
-        ))
-    })?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
-    Ok(())
+/// The version of every `--json` document's shape; bumped when a field changes meaning.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// The one JSON document of a run: the script's result (a map gets `schema_version`
+/// and `exit_code` added; anything else goes under `result`), or, when it failed or
+/// refused without a result, `{schema_version, exit_code, error}`.
+fn result_doc(outcome: &Result<crate::script::Outcome, ScriptError>) -> serde_json::Value {
+    let (value, code, message) = match outcome {
+        Ok(o) => (
+            rhai::serde::from_dynamic::<serde_json::Value>(&o.value)
+                .unwrap_or_else(|e| serde_json::json!({ "unprintable_result": e.to_string() })),
+            o.code,
+            o.message.clone(),
+        ),
+        Err(e) => {
+            let e = AppError::from(e.clone());
+            (serde_json::Value::Null, e.exit_code(), Some(e.to_string()))
+        }
+    };
+    let mut doc = match value {
+        serde_json::Value::Object(m) => m,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => {
+            let mut m = serde_json::Map::new();
+            m.insert("result".into(), other);
+            m
+        }
+    };
+    doc.insert("schema_version".into(), JSON_SCHEMA.into());
+    doc.insert("exit_code".into(), code.into());
+    if let Some(m) = message {
+        doc.insert("error".into(), m.into());
+    }
+    serde_json::Value::Object(doc)
+}
+
+/// The exit code of a run whose JSON document is already printed; a failure's
+/// sentence still goes to stderr.
+fn said_code(outcome: Result<crate::script::Outcome, ScriptError>) -> i32 {
+    match outcome {
+        Ok(o) => o.code,
+        Err(e) => {
+            let e = AppError::from(e);
+            eprintln!("slotsmith: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Print one `--json` document: `value` with `schema_version` added when it is an
+/// object, else `{schema_version, <key>: value}`.
+fn print_doc<T: serde::Serialize>(key: &str, value: &T) {
+    let value = serde_json::to_value(value).unwrap_or_default();
+    let doc = match value {
+        serde_json::Value::Object(mut m) => {
+            m.insert("schema_version".into(), JSON_SCHEMA.into());
+            serde_json::Value::Object(m)
+        }
+        other => serde_json::json!({ "schema_version": JSON_SCHEMA, key: other }),
+    };
+    println!("{}", json_text(&doc));
+}
+
+/// A JSON document as printed.
+fn json_text(doc: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(doc).unwrap_or_default()
+}
+
+/// The JSON document of a run that ended before its script could run (bad options,
+/// an unreachable cluster): `{schema_version, exit_code, error}`.
+pub fn error_doc(e: &AppError) -> String {
+    json_text(&serde_json::json!({
+        "schema_version": JSON_SCHEMA,
+        "exit_code": e.exit_code(),
+        "error": e.to_string(),
+    }))
 }
 
 fn api(
@@ -365,10 +436,7 @@ fn api(
     }
     let docs = crate::script::api::docs(runner.engine());
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&docs).unwrap_or_default()
-        );
+        print_doc("functions", &docs);
         return Ok(0);
     }
     for d in docs {
@@ -397,7 +465,7 @@ fn write_definitions(
         .write_to_file(&file)
         .map_err(|e| AppError::Failed(format!("cannot write {}: {e}", file.display())))?;
     if g.json {
-        println!("{}", serde_json::json!({ "definitions": file }));
+        print_doc("definitions", &file);
     } else {
         println!("{}", file.display());
     }
@@ -416,7 +484,7 @@ fn show_journal(g: &Global, last: bool, action: Option<&JournalAction>) -> Resul
     if let Some(word) = one {
         let run = journal::find(word).map_err(AppError::Failed)?;
         if g.json {
-            println!("{}", serde_json::to_string_pretty(&run).unwrap_or_default());
+            print_doc("run", &run);
             return Ok(0);
         }
         println!("{}", run_line(&run));
@@ -442,10 +510,7 @@ fn show_journal(g: &Global, last: bool, action: Option<&JournalAction>) -> Resul
                 v
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        print_doc("runs", &list);
         return Ok(0);
     }
     if runs.is_empty() {
@@ -490,10 +555,7 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
         ScriptsAction::List => {
             let list = path.list();
             if g.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&list).unwrap_or_default()
-                );
+                print_doc("scripts", &list);
                 return Ok(0);
             }
             println!("script path: {}", path.describe());
@@ -577,10 +639,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
         LabAction::Status { port } => {
             let status = open(port.port)?.status(rt).map_err(lab_err)?;
             if g.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).unwrap_or_default()
-                );
+                print_doc("lab", &status);
             } else {
                 println!("{status}");
             }

@@ -22,10 +22,15 @@ fn main() {
         }
     };
     slotsmith::interrupt::install(rt.handle());
+    let json = cli.global.json;
     let code = match app::run(cli, rt.handle().clone()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("slotsmith: {e}");
+            // With --json, every run prints one document, errors included.
+            if json {
+                println!("{}", app::error_doc(&e));
+            }
             e.exit_code()
         }
     };

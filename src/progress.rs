@@ -1,12 +1,42 @@
-//! The progress bar of a long move, on stderr when it is a terminal, and the one way
-//! to say something while a bar is on the screen: above it, so that one bar stays.
+//! What the operator sees on stderr while a run works: the progress bar of a long
+//! move (when stderr is a terminal), and the one way to say something while a bar is
+//! on the screen (above it, so that one bar stays), at the level `-q` / `-v` ask for.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The bar on the screen now, if any.
 static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// `-q`: only results and errors. `-v`: every command sent, and timings.
+static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Set how much this run says (`-q`, `-v`).
+pub fn set_level(quiet: bool, verbose: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// Whether `-v` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
+/// A note about what the run is doing (waiting for gossip, ...): hidden with `-q`.
+pub fn note(text: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        say(text);
+    }
+}
+
+/// A line of detail, shown with `-v` only.
+pub fn detail(text: &str) {
+    if verbose() {
+        say(text);
+    }
+}
 
 /// Print a line on stderr; above the progress bar when one is showing.
 pub fn say(text: &str) {

@@ -467,7 +467,7 @@ fn finish_slot(
                 m.addr()
             );
             if !notes.contains(&note) {
-                eprintln!("[WARNING] {note}");
+                crate::progress::say(&format!("[WARNING] {note}"));
                 notes.push(note);
             }
             m.id.clone()

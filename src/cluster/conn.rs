@@ -94,7 +94,7 @@ pub fn describe(args: &[Vec<u8>]) -> String {
         .collect();
     let mask = secret_mask(&words);
     let mut out: Vec<String> = Vec::new();
-    for (word, keep) in words.iter().zip(mask) {
+    for ((word, keep), bytes) in words.iter().zip(mask).zip(args) {
         if let Some(keep) = keep {
             out.push(format!("{}***", word.get(..keep).unwrap_or_default()));
             continue;
@@ -103,11 +103,8 @@ pub fn describe(args: &[Vec<u8>]) -> String {
             out.push(format!("... ({} args)", args.len()));
             break;
         }
-        out.push(if word.contains(' ') || word.is_empty() {
-            format!("\"{word}\"")
-        } else {
-            word.clone()
-        });
+        // Key names can hold anything: quoted and cut as redis-cli would show them.
+        out.push(super::keyname::shown(bytes));
     }
     out.join(" ")
 }
@@ -307,6 +304,7 @@ impl Pool {
         for a in args {
             cmd.arg(a.as_slice());
         }
+        let sent = std::time::Instant::now();
         let reply = self
             .abandonable(
                 addr,
@@ -314,6 +312,13 @@ impl Pool {
                 tokio::time::timeout(timeout, cmd.query_async::<redis::Value>(&mut conn)),
             )
             .await?;
+        if crate::progress::verbose() {
+            crate::progress::detail(&format!(
+                "  {addr} {} ({:.1} ms)",
+                describe(args),
+                sent.elapsed().as_secs_f64() * 1000.0
+            ));
+        }
         match reply {
             Err(_) => Err(ClusterError::Timeout {
                 addr: addr.to_string(),
@@ -344,6 +349,7 @@ impl Pool {
             }
         }
         let first = describe(&cmds[0]);
+        let sent = std::time::Instant::now();
         let reply = self
             .abandonable(
                 addr,
@@ -366,6 +372,14 @@ impl Pool {
             Ok(Err(e)) => return Err(self.command_error(addr, &cmds[0], e)),
             Ok(Ok(v)) => v,
         };
+        if crate::progress::verbose() {
+            crate::progress::detail(&format!(
+                "  {addr} {} command(s) pipelined: {first}{} ({:.1} ms)",
+                cmds.len(),
+                if cmds.len() > 1 { " ..." } else { "" },
+                sent.elapsed().as_secs_f64() * 1000.0
+            ));
+        }
         Ok(replies
             .into_iter()
             .zip(cmds)

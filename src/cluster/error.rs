@@ -49,12 +49,12 @@ pub enum ClusterError {
         progress: String,
     },
     /// The same keys exist on both sides of a move with different values.
-    #[error("slot {slot}: {} on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).cloned().collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
+    #[error("slot {slot}: {} on both {src} and {dst} with different values: {}{}; nothing was overwritten (--replace keeps the copy from {src})", plural(keys.len()), keys.iter().take(10).map(|k| k.to_string()).collect::<Vec<_>>().join(", "), if keys.len() > 10 { format!(" and {} more", keys.len() - 10) } else { String::new() })]
     Conflict {
         slot: u16,
         src: String,
         dst: String,
-        keys: Vec<String>,
+        keys: Vec<super::keyname::KeyName>,
     },
     /// The cluster is not in a state the operation can work with, or the caller
     /// named something that does not exist (an unknown node, a bad slot).

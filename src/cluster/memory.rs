@@ -129,10 +129,6 @@ fn owner_in(view: &[NodeInfo], slot: u16) -> Option<String> {
     view.iter().find(|n| n.owns(slot)).map(|n| n.id.clone())
 }
 
-fn key_text(k: &Key) -> String {
-    String::from_utf8_lossy(k).to_string()
-}
-
 impl MemoryCluster {
     pub fn new(base: Rc<dyn Cluster>) -> Self {
         MemoryCluster {
@@ -503,7 +499,11 @@ impl Cluster for MemoryCluster {
         if opts.copy {
             words.push("COPY".into());
         }
-        let sample: Vec<String> = keys.iter().take(3).map(|k| key_text(k)).collect();
+        let sample: Vec<String> = keys
+            .iter()
+            .take(3)
+            .map(|k| super::keyname::shown(k))
+            .collect();
         let more = if keys.len() > 3 { ", ..." } else { "" };
         words.push(format!("KEYS {}{more} ({moved} keys)", sample.join(" ")));
         self.record(
@@ -663,7 +663,9 @@ impl Cluster for MemoryCluster {
 /// The plan never writes to replicas, so without this a dry run would end with the
 /// replicas disagreeing where the live run ends agreed.
 fn replicas_follow_masters(views: &mut [NodeView]) {
-    let owners: HashMap<String, Vec<(String, Vec<(u16, u16)>)>> = views
+    // Master id -> (node id, slots) as that master sees them.
+    type Table = Vec<(String, Vec<(u16, u16)>)>;
+    let owners: HashMap<String, Table> = views
         .iter()
         .filter_map(|v| v.state.as_ref().ok())
         .filter_map(|st| {

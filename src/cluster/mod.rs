@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod check;
 pub mod conn;
 pub mod error;
+pub mod keyname;
 pub mod lease;
 pub mod live;
 pub mod memory;

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::keyname::{shown, KeyName};
 use super::{
     merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, NodeView, Result, SetSlot,
 };
@@ -44,9 +45,9 @@ pub struct KeysMoved {
     pub keys: u64,
     /// Keys that existed on the target with a different value and were overwritten
     /// (only with `replace`).
-    pub overwritten: Vec<String>,
+    pub overwritten: Vec<KeyName>,
     /// Keys that existed on both sides with the same value; the target's copy stays.
-    pub identical: Vec<String>,
+    pub identical: Vec<KeyName>,
 }
 
 /// What a slot move did.
@@ -54,8 +55,8 @@ pub struct KeysMoved {
 pub struct SlotMoved {
     pub slots: u64,
     pub keys: u64,
-    pub overwritten: Vec<String>,
-    pub identical: Vec<String>,
+    pub overwritten: Vec<KeyName>,
+    pub identical: Vec<KeyName>,
     pub seconds: f64,
     /// True when an interruption stopped it before every slot was moved.
     pub interrupted: bool,
@@ -107,10 +108,6 @@ impl SlotMoved {
         self.open.extend(other.open);
         self.left_alone.extend(other.left_alone);
     }
-}
-
-fn key_text(k: &Key) -> String {
-    String::from_utf8_lossy(k).to_string()
 }
 
 /// Replies worth retrying after a pause.
@@ -213,7 +210,7 @@ pub fn move_keys(
             if stalled >= 3 {
                 return Err(ClusterError::State(format!(
                     "slot {slot}: keys on {src} do not leave for {dst} (still {} after 3 tries)",
-                    key_text(&keys[0])
+                    shown(&keys[0])
                 )));
             }
         } else {
@@ -260,7 +257,7 @@ fn settle_busy(
             slot,
             src: src.to_string(),
             dst: dst.to_string(),
-            keys: differ.iter().map(key_text).collect(),
+            keys: differ.iter().cloned().map(KeyName).collect(),
         });
     }
     let replace = MigrateOpts {
@@ -275,8 +272,8 @@ fn settle_busy(
         migrate_retrying(c, src, dst, &plain, opts.migrate)?;
     }
     report.keys += (busy.len() + plain.len()) as u64;
-    report.identical.extend(same.iter().map(key_text));
-    report.overwritten.extend(differ.iter().map(key_text));
+    report.identical.extend(same.into_iter().map(KeyName));
+    report.overwritten.extend(differ.into_iter().map(KeyName));
     Ok(())
 }
 
@@ -288,7 +285,7 @@ pub fn common_keys(
     slot: u16,
     a: &str,
     b: &str,
-) -> Result<Vec<(String, Option<bool>)>> {
+) -> Result<Vec<(Key, Option<bool>)>> {
     let all = |addr: &str| -> Result<Vec<Key>> {
         let n = c.countkeysinslot(addr, slot)?;
         if n == 0 {
@@ -312,7 +309,7 @@ pub fn common_keys(
             }
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
-        out.extend(chunk.iter().map(key_text).zip(values));
+        out.extend(chunk.iter().cloned().zip(values));
     }
     Ok(out)
 }
@@ -385,10 +382,10 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
             )));
         }
         if !told && !c.dry_run() {
-            eprintln!(
+            crate::progress::note(&format!(
                 "waiting for the cluster to agree on the nodes of the move ({})...",
                 unknown.join(", ")
-            );
+            ));
             told = true;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -18,8 +18,37 @@ pub struct SnapshotNode {
     pub cluster_nodes: Option<String>,
     pub error: Option<String>,
     pub keys: u64,
-    /// Key names per slot (only slots with keys).
-    pub slots: BTreeMap<u16, Vec<String>>,
+    /// Key names per slot (only slots with keys), exactly.
+    pub slots: BTreeMap<u16, Vec<StoredKey>>,
+}
+
+/// A key name in a snapshot file, exactly: text when it is UTF-8, else its bytes in
+/// hex (`{"hex": "ff00"}`), so that a snapshot reproduces every name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum StoredKey {
+    Text(String),
+    Bytes { hex: String },
+}
+
+impl StoredKey {
+    pub fn of(key: &[u8]) -> StoredKey {
+        match std::str::from_utf8(key) {
+            Ok(t) => StoredKey::Text(t.to_string()),
+            Err(_) => StoredKey::Bytes {
+                hex: key.iter().map(|b| format!("{b:02x}")).collect(),
+            },
+        }
+    }
+
+    pub fn bytes(&self) -> Key {
+        match self {
+            StoredKey::Text(t) => t.as_bytes().to_vec(),
+            StoredKey::Bytes { hex } => (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect(),
+        }
+    }
 }
 
 /// The file `slotsmith snapshot save` writes.
@@ -60,12 +89,8 @@ impl Snapshot {
                     if st.myself().is_some_and(|m| m.is_master()) {
                         for (slot, n) in c.key_counts(&v.addr)? {
                             let keys = c.getkeysinslot(&v.addr, slot, n)?;
-                            node.slots.insert(
-                                slot,
-                                keys.iter()
-                                    .map(|k| String::from_utf8_lossy(k).to_string())
-                                    .collect(),
-                            );
+                            node.slots
+                                .insert(slot, keys.iter().map(|k| StoredKey::of(k)).collect());
                         }
                     }
                 }
@@ -156,7 +181,7 @@ impl Cluster for Snapshot {
             .map(|k| {
                 k.iter()
                     .take(count as usize)
-                    .map(|k| k.as_bytes().to_vec())
+                    .map(StoredKey::bytes)
                     .collect()
             })
             .unwrap_or_default())
@@ -230,5 +255,24 @@ impl Cluster for Snapshot {
             &moves.first().map(|m| m.src.clone()).unwrap_or_default(),
             "move_slots",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredKey;
+
+    #[test]
+    fn key_names_are_stored_exactly() {
+        for key in [b"user:1".to_vec(), vec![0xff, 0x00, b'x'], b"".to_vec()] {
+            let stored = StoredKey::of(&key);
+            let text = serde_json::to_string(&stored).unwrap();
+            let back: StoredKey = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.bytes(), key, "{text}");
+        }
+        assert_eq!(
+            serde_json::to_string(&StoredKey::of(&[0xff, 0x01])).unwrap(),
+            r#"{"hex":"ff01"}"#
+        );
     }
 }

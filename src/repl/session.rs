@@ -367,7 +367,26 @@ impl Session {
             return Step::Failed;
         }
         eprintln!("error: {}", runtime_message(source, text, e));
+        if let Some(hint) = self.did_you_mean(e) {
+            eprintln!("{hint}");
+        }
         Step::Failed
+    }
+
+    /// For a function that does not exist, the closest names that do.
+    fn did_you_mean(&self, e: &EvalAltResult) -> Option<String> {
+        let mut e = e;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = e {
+            e = inner;
+        }
+        let EvalAltResult::ErrorFunctionNotFound(sig, _) = e else {
+            return None;
+        };
+        let wanted = sig.split([' ', '(']).next().unwrap_or_default();
+        let mut names = self.function_names();
+        names.extend(self.variable_names());
+        let close = closest(wanted, &names);
+        (!close.is_empty()).then(|| format!("did you mean {}?", close.join(", ")))
     }
 
     fn print(&self, value: &Dynamic) {
@@ -1173,6 +1192,43 @@ fn runtime_message(source: Option<&str>, text: &str, e: &EvalAltResult) -> Strin
     }
 }
 
+/// The names nearest to a misspelt one (at most two edits away, at most three names).
+fn closest(wanted: &str, names: &[String]) -> Vec<String> {
+    let limit = if wanted.len() <= 4 { 1 } else { 2 };
+    let mut scored: Vec<(usize, &String)> = names
+        .iter()
+        .map(|n| (edits(wanted, n), n))
+        .filter(|(d, n)| *d <= limit && n.as_str() != wanted)
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| format!("{n}()"))
+        .collect()
+}
+
+/// Levenshtein distance.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1186,6 +1242,17 @@ mod tests {
         assert_eq!(summary("One thing. Another thing."), "One thing.");
         let long = summary(&"word ".repeat(40));
         assert!(long.ends_with("...") && long.len() <= 103, "{long}");
+    }
+
+    #[test]
+    fn a_misspelt_function_gets_the_closest_names() {
+        let names: Vec<String> = ["nodes", "node", "masters", "move_slot", "move_slots"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(closest("nodez", &names), ["node()", "nodes()"]);
+        assert_eq!(closest("move_slt", &names), ["move_slot()", "move_slots()"]);
+        assert!(closest("zzzzzz", &names).is_empty());
     }
 
     #[test]

@@ -65,11 +65,12 @@ fn array(arr: &Array) -> Option<String> {
     Some(map_table(&maps))
 }
 
-/// A key: its text, or its bytes when it is not UTF-8.
+/// A key as redis-cli would print it (quoted and escaped when it needs to be, cut
+/// when long): a key name may hold terminal escapes or newlines.
 fn key_text(v: &Dynamic) -> String {
     match v.read_lock::<rhai::Blob>() {
-        Some(b) => String::from_utf8_lossy(&b).to_string(),
-        None => v.to_string(),
+        Some(b) => crate::cluster::keyname::shown(&b),
+        None => crate::cluster::keyname::shown(v.to_string().as_bytes()),
     }
 }
 

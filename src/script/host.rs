@@ -35,6 +35,8 @@ pub struct Host {
     /// Whether the script asked to change the cluster (`confirm`): a dry run that
     /// then planned nothing says so.
     pub asked: std::cell::Cell<bool>,
+    /// The phase the script said it is in (`phase`), and when it began.
+    pub phase: RefCell<Option<(String, std::time::Instant)>>,
 }
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -46,6 +48,7 @@ impl Host {
             opts,
             last_error: RefCell::new(None),
             asked: std::cell::Cell::new(false),
+            phase: RefCell::new(None),
         }
     }
 

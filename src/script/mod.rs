@@ -104,7 +104,14 @@ impl Runner {
                 .map(Dynamic::from)
                 .collect::<rhai::Array>(),
         );
-        self.eval(&script.name, &script.text, &mut scope)
+        let outcome = self.eval(&script.name, &script.text, &mut scope);
+        if let Some((name, began)) = self.host.phase.borrow_mut().take() {
+            crate::progress::detail(&format!(
+                "-- {name}: {:.2} s",
+                began.elapsed().as_secs_f64()
+            ));
+        }
+        outcome
     }
 
     /// Compile and evaluate `text` as the source `name` in `scope`.
@@ -134,7 +141,7 @@ impl Runner {
             return Ok(outcome);
         }
         let cause = self.host.last_error.borrow_mut().take();
-        let (src, pos, msg) = innermost(&e, name);
+        let (src, pos, msg, thrown) = innermost(&e, name);
         // Only the error that ended the script unhandled counts as its cause.
         let cause = cause.filter(|c| msg.contains(&c.to_string()));
         // The sentence first; where it happened second, for the script's author. A
@@ -143,8 +150,11 @@ impl Runner {
             cause,
             Some(ClusterError::Refused(_) | ClusterError::Stopped { .. })
         );
+        // A bundled script's own `throw "sentence"` is its refusal, in words meant
+        // for the operator; where it was thrown is for -v.
+        let said = thrown && path::bundled(&src).is_some() && !self.host.opts.verbose;
         let at = location(Some(&src), pos);
-        let message = if at.is_empty() || refused {
+        let message = if at.is_empty() || refused || said {
             msg.clone()
         } else {
             let code = self
@@ -221,8 +231,10 @@ fn exit_outcome(e: &EvalAltResult) -> Option<Outcome> {
     }
 }
 
-/// The innermost error: its source name, position and message without position.
-fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String) {
+/// The innermost error: its source name, position, message without position, and
+/// whether it was thrown (`throw`, or a primitive's error) rather than a mistake in
+/// the script's code.
+fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String, bool) {
     match e {
         EvalAltResult::ErrorInFunctionCall(_, fsrc, inner, _) => {
             let s = if fsrc.is_empty() { src } else { fsrc.as_str() };
@@ -230,9 +242,16 @@ fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String) {
         }
         EvalAltResult::ErrorInModule(m, inner, _) => innermost(inner, m),
         EvalAltResult::ErrorParsing(p, pos) => {
-            (src.to_string(), *pos, format!("syntax error: {p}"))
+            (src.to_string(), *pos, format!("syntax error: {p}"), false)
         }
-        EvalAltResult::ErrorRuntime(d, pos) => (src.to_string(), *pos, d.to_string()),
+        EvalAltResult::ErrorRuntime(d, pos) => {
+            // A caught system error rethrown (`catch (e) { throw e; }`) is a map.
+            let text = d
+                .read_lock::<rhai::Map>()
+                .and_then(|m| m.get("message").map(|v| v.to_string()))
+                .unwrap_or_else(|| d.to_string());
+            (src.to_string(), *pos, text, d.is_string())
+        }
         other => {
             let pos = other.position();
             let text = other.to_string();
@@ -240,7 +259,7 @@ fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String) {
                 .strip_suffix(&format!(" ({pos})"))
                 .map(str::to_string)
                 .unwrap_or(text);
-            (src.to_string(), pos, text)
+            (src.to_string(), pos, text, false)
         }
     }
 }

@@ -69,6 +69,15 @@ fn dry_run_fix_prints_the_plan_and_changes_nothing() {
     assert!(out.stdout.contains("fix.rhai"), "{out}");
     let out = run_env(&["journal", "--last"], &env);
     assert_eq!(out.code, 0, "{out}");
+    // What ran, against which node, and how it ended; then each write.
+    let head = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        head.contains("fix.rhai")
+            && head.contains(&format!("-c {seed}"))
+            && head.contains("exit 0, ok")
+            && head.contains(&format!("slotsmith -c {seed} fix -y")),
+        "{out}"
+    );
     assert!(out.stdout.contains("MIGRATE 127.0.0.1"), "{out}");
     assert!(
         out.stdout.contains("user:loadtest_user_33:reservations"),
@@ -76,7 +85,7 @@ fn dry_run_fix_prints_the_plan_and_changes_nothing() {
     );
     assert!(out.stdout.contains("CLUSTER SETSLOT 5519 NODE"), "{out}");
     assert!(
-        out.stdout.lines().skip(1).all(|l| l.ends_with("-> ok")),
+        out.stdout.lines().skip(2).all(|l| l.ends_with("-> ok")),
         "{out}"
     );
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use slotsmith::cluster::check::check;
 use slotsmith::cluster::memory::MemoryCluster;
 use slotsmith::cluster::slot::key_in_slot;
-use slotsmith::cluster::snapshot::{Snapshot, SnapshotNode};
+use slotsmith::cluster::snapshot::{Snapshot, SnapshotNode, StoredKey};
 use slotsmith::cluster::Cluster;
 use slotsmith::script::host::RunOptions;
 use slotsmith::script::path::ScriptPath;
@@ -116,7 +116,7 @@ impl World {
                     slots: self.keys[i]
                         .iter()
                         .filter(|(_, k)| !k.is_empty())
-                        .map(|(s, k)| (*s, k.clone()))
+                        .map(|(s, k)| (*s, k.iter().map(|k| StoredKey::of(k.as_bytes())).collect()))
                         .collect(),
                 })
                 .collect(),

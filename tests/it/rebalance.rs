@@ -89,7 +89,7 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
                 "--weight".into(),
                 "127.0.0.1:1=2".into(),
             ],
-            1,
+            2,
             "no node at 127.0.0.1:1".into(),
         ),
         (
@@ -133,8 +133,8 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
             ]
             .map(String::from)
             .to_vec(),
-            1,
-            "no node at 127.0.0.1:1".into(),
+            2,
+            "--from 127.0.0.1:1: no node at 127.0.0.1:1".into(),
         ),
     ];
     for (args, code, phrase) in &bad {

@@ -198,7 +198,7 @@ fn complete_and_cancel_settle_a_slot_on_the_chosen_node() {
         &to,
         "-y",
     ]);
-    assert_eq!(out.code, 1, "{out}");
+    assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("no node at 127.0.0.1:1"), "{out}");
     // Without a terminal and without --yes nothing is written.
     let keys = fill(&tc, b, 7000, 2);

@@ -43,8 +43,8 @@ fn bad_input_changes_nothing_and_says_why() {
                 "127.0.0.1:2",
                 "-y",
             ],
-            1,
-            "no node at 127.0.0.1:1",
+            2,
+            "--from 127.0.0.1:1: no node at 127.0.0.1:1",
         ),
         (
             vec![

@@ -237,7 +237,9 @@ fn script_path_import_and_errors() {
 fn api_lists_every_primitive_with_a_doc() {
     let out = run(&["api", "--json"]);
     assert_eq!(out.code, 0, "{out}");
-    let docs: Vec<Value> = serde_json::from_str(&out.stdout).expect("api --json");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("api --json");
+    assert_eq!(doc["schema_version"], 1, "{doc}");
+    let docs: Vec<Value> = doc["functions"].as_array().expect("functions").clone();
     for d in &docs {
         assert!(
             !d["doc"].as_str().unwrap_or("").trim().is_empty(),

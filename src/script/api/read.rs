@@ -185,7 +185,7 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
                 .into_iter()
                 .map(|(k, same)| {
                     let mut m = Map::new();
-                    m.insert("key".into(), k.into());
+                    m.insert("key".into(), crate::script::host::key_value(k));
                     m.insert("same".into(), same.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
                     Dynamic::from(m)
                 })

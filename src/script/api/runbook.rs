@@ -73,7 +73,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         move |text: &str| -> RhaiResult<bool> {
             h.asked.set(true);
             if h.cluster.dry_run() {
-                eprintln!("{text} (dry run: not asking)");
+                crate::progress::note(&format!("{text} (dry run: not asking)"));
                 return Ok(true);
             }
             if h.opts.yes {
@@ -83,9 +83,9 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 return Ok(true);
             }
             if !std::io::stdin().is_terminal() {
-                return Err(runtime_error(
-                    "refusing to change the cluster without confirmation: stdin is not a terminal; pass --yes to proceed",
-                ));
+                return Err(h.fail(crate::cluster::ClusterError::Refused(
+                    "refusing to change the cluster without confirmation: stdin is not a terminal; pass --yes to proceed".into(),
+                )));
             }
             // Ctrl+C here means no: the process ends at once, nothing changed.
             let _prompt = crate::interrupt::AtPrompt::new();
@@ -180,6 +180,39 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 crate::interrupt::settled(&slots);
             }
             Ok(r)
+        },
+    );
+    def(
+        engine,
+        "quote_key",
+        &["key: String|Blob", "String"],
+        "A key name as redis-cli prints it: bare when plain, else in quotes with escapes (\\n,\n\\xHH, ...), cut after 64 bytes with its length. Print key names with it: they may hold\nterminal escapes or newlines.",
+        |key: Dynamic| -> RhaiResult<String> {
+            let bytes = crate::script::host::keys_arg(&key)
+                .map_err(|e| runtime_error(e.to_string()))?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
+            Ok(crate::cluster::keyname::shown(&bytes))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "phase",
+        &["name: String", "()"],
+        "Say that the run enters a phase (\"plan\", \"move\", \"verify\", ...): with -v, how long the\nprevious one took is printed on stderr; otherwise nothing.",
+        move |name: &str| {
+            let now = std::time::Instant::now();
+            let previous = h.phase.borrow_mut().replace((name.to_string(), now));
+            if let Some((prev, began)) = previous {
+                crate::progress::detail(&format!(
+                    "-- {prev}: {:.2} s; now {name}",
+                    now.duration_since(began).as_secs_f64()
+                ));
+            } else {
+                crate::progress::detail(&format!("-- {name}"));
+            }
         },
     );
     let h = host.clone();
