@@ -2,186 +2,48 @@
 //! pseudo-terminal the test drives), and fed through a pipe, against one real lab
 //! cluster shared by every scenario of this module.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
-
+use crate::pty::{Terminal, WAIT};
 use crate::support::TestCluster;
 
-/// How long one expected piece of output may take to show.
-const WAIT: Duration = Duration::from_secs(30);
 const PROMPT: &str = "slotsmith> ";
 
-/// A `slotsmith repl` on a pseudo-terminal, read as a person would see it (escape
-/// sequences and carriage returns removed).
-struct Terminal {
-    child: Box<dyn Child + Send + Sync>,
-    writer: Box<dyn Write + Send>,
-    // Closing the master side would hang up the terminal.
-    _master: Box<dyn MasterPty + Send>,
-    raw: Arc<Mutex<Vec<u8>>>,
-    /// How much of the cleaned output earlier expectations consumed.
-    seen: usize,
+/// What a session of `slotsmith repl` on a terminal adds to [`Terminal`].
+trait Repl {
+    /// Type one line and wait for the next prompt; what was printed in between.
+    fn line(&mut self, text: &str) -> String;
+    /// Leave with Ctrl+D and wait for the process to end.
+    fn quit(self);
 }
 
-impl Terminal {
-    fn start(seed: &str, state: &Path) -> Terminal {
-        Terminal::start_with(seed, state, &[])
-    }
-
-    /// A session with extra environment variables (`EDITOR`, say).
-    fn start_with(seed: &str, state: &Path, env: &[(&str, &str)]) -> Terminal {
-        let pair = native_pty_system()
-            .openpty(PtySize {
-                rows: 50,
-                cols: 200,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("open a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_slotsmith"));
-        cmd.args(["-c", seed, "repl"]);
-        cmd.env("TERM", "xterm");
-        cmd.env("XDG_STATE_HOME", state.join("state"));
-        cmd.env("XDG_CONFIG_HOME", state.join("config"));
-        cmd.env_remove("SLOTSMITH_CLUSTER");
-        cmd.env_remove("SLOTSMITH_PATH");
-        cmd.env_remove("REDISCLI_AUTH");
-        cmd.env_remove("VISUAL");
-        cmd.env_remove("EDITOR");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = pair.slave.spawn_command(cmd).expect("start slotsmith repl");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let writer = pair.master.take_writer().expect("pty writer");
-        let raw = Arc::new(Mutex::new(Vec::new()));
-        let sink = raw.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        let mut t = Terminal {
-            child,
-            writer,
-            _master: pair.master,
-            raw,
-            seen: 0,
-        };
-        t.expect(PROMPT);
-        t
-    }
-
-    fn screen(&self) -> String {
-        clean(&self.raw.lock().unwrap())
-    }
-
-    /// Type keys (`\r` is Enter, `\t` Tab, `\x03` Ctrl+C, `\x04` Ctrl+D).
-    fn send(&mut self, keys: &str) {
-        self.writer
-            .write_all(keys.as_bytes())
-            .expect("type into the terminal");
-        self.writer.flush().expect("flush the terminal");
-    }
-
-    /// Wait until `text` shows after what earlier expectations consumed; return what
-    /// showed up to and including it.
-    fn expect(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if let Some(i) = screen[self.seen..].find(text) {
-                let upto = self.seen + i + text.len();
-                let got = screen[self.seen..upto].to_string();
-                self.seen = upto;
-                return got;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{text:?} did not show within {WAIT:?}; the terminal after the last match:\n{}",
-                    &screen[self.seen..]
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Type one line and wait for the next prompt; what was printed in between.
+impl Repl for Terminal {
     fn line(&mut self, text: &str) -> String {
         self.send(&format!("{text}\r"));
         self.expect(&format!("\n{PROMPT}"))
     }
 
-    /// Leave with Ctrl+D and wait for the process to end.
     fn quit(mut self) {
         self.send("\x04");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("child status") {
-                assert!(
-                    status.success(),
-                    "repl exit status {status:?}\n{}",
-                    self.screen()
-                );
-                return;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("repl did not end on Ctrl+D:\n{}", self.screen());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.wait_exit(WAIT) {
+            Some(0) => {}
+            Some(code) => panic!("repl exit code {code}\n{}", self.screen()),
+            None => panic!("repl did not end on Ctrl+D:\n{}", self.screen()),
         }
     }
 }
 
-impl Drop for Terminal {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-    }
+/// A REPL on a terminal, at its first prompt.
+fn start(seed: &str, state: &Path) -> Terminal {
+    start_with(seed, state, &[])
 }
 
-/// Terminal output without escape sequences and carriage returns. An escape
-/// sequence cut off at the end is dropped, so a longer read never changes the text
-/// before it.
-fn clean(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => match chars.next() {
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('\x40'..='\x7e').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
+/// A REPL session with extra environment variables (`EDITOR`, say).
+fn start_with(seed: &str, state: &Path, env: &[(&str, &str)]) -> Terminal {
+    let mut t = Terminal::spawn(&["-c", seed, "repl"], state, env);
+    t.expect(PROMPT);
+    t
 }
 
 #[test]
@@ -211,7 +73,7 @@ fn state_dir() -> tempfile::TempDir {
 
 fn value_kept_across_lines(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.line("let kept = 20000 + 1");
     let out = t.line("kept * 3");
     assert!(
@@ -227,7 +89,7 @@ fn value_kept_across_lines(tc: &TestCluster) {
 
 fn three_line_function(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.send("fn triple(x) {\r");
     t.expect("...> ");
     t.send("  x * 3\r");
@@ -247,7 +109,7 @@ fn three_line_function(tc: &TestCluster) {
 
 fn tab_completes_primitives(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.send("countkeysin\t");
     t.expect("countkeysinslot");
     let out = t.line("(owner(0), 0) == countkeysinslot(owner(0), 0)");
@@ -281,7 +143,7 @@ fn tab_completes_primitives(tc: &TestCluster) {
 
 fn error_then_a_working_line(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     let out = t.line("nosuchprimitive(1)");
     assert!(out.contains("Function not found: nosuchprimitive"), "{out}");
     let out = t.line("node(\"10.255.255.1:1\")");
@@ -296,7 +158,7 @@ fn error_then_a_working_line(tc: &TestCluster) {
 
 fn help_lists_the_primitives(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     let out = t.line(":help");
     for name in [
         "nodes",
@@ -323,7 +185,7 @@ fn help_lists_the_primitives(tc: &TestCluster) {
 
 fn ctrl_c_stops_an_evaluation(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.send("print(\"looping\"); loop { sleep(20); }\r");
     t.expect("\nlooping\n");
     t.send("\x03");
@@ -342,7 +204,7 @@ fn ctrl_c_stops_an_evaluation(tc: &TestCluster) {
 
 fn history_survives_a_restart(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.line("let marker = 776 + 1");
     t.quit();
     let file = dir.path().join("state/slotsmith/history");
@@ -350,7 +212,7 @@ fn history_survives_a_restart(tc: &TestCluster) {
         std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     assert!(saved.contains("let marker = 776 + 1"), "{saved}");
 
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     // Up-arrow brings the last session's line back.
     t.send("\x1b[A");
     t.expect("let marker = 776 + 1");
@@ -430,7 +292,7 @@ fn stdlib_modules_edited_and_extended_from_the_repl() {
 
 fn help_shows_module_functions(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     let out = t.line(":help fix::plan");
     assert!(
         out.contains("fix::plan(p, nodes, opts)\n    The steps that settle one problem slot")
@@ -508,7 +370,7 @@ fn half_a_rebalance_plan_applied(tc: &TestCluster) {
     );
 
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.line("import \"rebalance\" as rb;");
     t.line("let p = rb::plan(#{use_empty_masters: true});");
     let out = t.line("p.summary");
@@ -573,7 +435,7 @@ fn edit_reloads_or_keeps_the_old_version(tc: &TestCluster) {
     let dir = state_dir();
     let (editor, append) = appending_editor(dir.path());
     let scripts = dir.path().join("config/slotsmith/scripts");
-    let mut t = Terminal::start_with(&tc.seed(), dir.path(), &[("EDITOR", &editor)]);
+    let mut t = start_with(&tc.seed(), dir.path(), &[("EDITOR", &editor)]);
     t.line("import \"rebalance\" as rb;");
 
     // A bundled script: copied into the user directory, edited, reloaded.
@@ -658,7 +520,7 @@ fn edit_reloads_or_keeps_the_old_version(tc: &TestCluster) {
 
 fn saved_functions_in_a_later_session(tc: &TestCluster) {
     let dir = state_dir();
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     t.line("import \"rebalance\" as rb;");
     t.send("/// Three times x.\r");
     t.expect("...> ");
@@ -688,7 +550,7 @@ fn saved_functions_in_a_later_session(tc: &TestCluster) {
     t.quit();
 
     // A later session: the functions are there, loaded or imported.
-    let mut t = Terminal::start(&tc.seed(), dir.path());
+    let mut t = start(&tc.seed(), dir.path());
     let out = t.line(":load mylib");
     assert!(!out.contains("error"), "{out}");
     let out = t.line("hexa(7) + 1");

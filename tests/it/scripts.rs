@@ -221,6 +221,32 @@ fn script_path_import_and_errors() {
     let out = run_env(&["check"], &env);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(out.stdout.trim(), "edited check");
+    // The operator is told, once, that their copy runs in place of the bundled one
+    // (-q hides it); an error in the copy names its full path.
+    assert_eq!(
+        out.stderr
+            .matches(&format!(
+                "using your copy {} in place of the bundled check",
+                ejected.display()
+            ))
+            .count(),
+        1,
+        "{out}"
+    );
+    let out = run_env(&["-q", "check"], &env);
+    assert!(!out.stderr.contains("using your copy"), "{out}");
+    std::fs::write(&ejected, format!("let broken = ;\n{text}")).unwrap();
+    let out = run_env(&["check"], &env);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains(&format!("{}:1:", ejected.display())),
+        "the full path of the broken copy: {out}"
+    );
+    std::fs::write(
+        &ejected,
+        format!("print(\"edited check\");\nexit(0);\n{text}"),
+    )
+    .unwrap();
     let out = run_env(&["scripts", "list"], &env);
     assert!(
         out.stdout.lines().any(|l| l.starts_with("check")

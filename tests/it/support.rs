@@ -239,7 +239,16 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Run `slotsmith` with extra environment variables.
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_in(None, args, env)
+}
+
+/// Run `slotsmith` in a working directory (`None`: the test's), with extra
+/// environment variables.
+pub fn run_in(dir: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = bin();
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
     cmd.args(args)
         .env_remove("SLOTSMITH_CLUSTER")
         .env_remove("REDISCLI_AUTH")

@@ -1,0 +1,165 @@
+//! `slotsmith` on a pseudo-terminal that a test drives: what an operator types and
+//! sees (the REPL, a confirmation prompt, colours).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
+
+/// How long one expected piece of output may take to show.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// `slotsmith` on a pseudo-terminal, read as a person would see it (escape sequences
+/// and carriage returns removed).
+pub struct Terminal {
+    child: Box<dyn Child + Send + Sync>,
+    writer: Box<dyn Write + Send>,
+    // Closing the master side would hang up the terminal.
+    _master: Box<dyn MasterPty + Send>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    /// How much of the cleaned output earlier expectations consumed.
+    seen: usize,
+}
+
+impl Terminal {
+    /// `slotsmith ARGS` on a fresh pseudo-terminal, with its state and config
+    /// directories under `state` and extra environment variables.
+    pub fn spawn(args: &[&str], state: &Path, env: &[(&str, &str)]) -> Terminal {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows: 50,
+                cols: 200,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pseudo-terminal");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_slotsmith"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm");
+        cmd.env("XDG_STATE_HOME", state.join("state"));
+        cmd.env("XDG_CONFIG_HOME", state.join("config"));
+        cmd.env_remove("SLOTSMITH_CLUSTER");
+        cmd.env_remove("SLOTSMITH_PATH");
+        cmd.env_remove("REDISCLI_AUTH");
+        cmd.env_remove("VISUAL");
+        cmd.env_remove("EDITOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pair.slave.spawn_command(cmd).expect("start slotsmith repl");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let writer = pair.master.take_writer().expect("pty writer");
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let sink = raw.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            child,
+            writer,
+            _master: pair.master,
+            raw,
+            seen: 0,
+        }
+    }
+
+    pub fn screen(&self) -> String {
+        clean(&self.raw.lock().unwrap())
+    }
+
+    /// Type keys (`\r` is Enter, `\t` Tab, `\x03` Ctrl+C, `\x04` Ctrl+D).
+    pub fn send(&mut self, keys: &str) {
+        self.writer
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
+        self.writer.flush().expect("flush the terminal");
+    }
+
+    /// Wait until `text` shows after what earlier expectations consumed; return what
+    /// showed up to and including it.
+    pub fn expect(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if let Some(i) = screen[self.seen..].find(text) {
+                let upto = self.seen + i + text.len();
+                let got = screen[self.seen..upto].to_string();
+                self.seen = upto;
+                return got;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{text:?} did not show within {WAIT:?}; the terminal after the last match:\n{}",
+                    &screen[self.seen..]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the process to end, at most `limit`; its exit code (`None` when it
+    /// did not end, and it is then killed).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<u32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return Some(status.exit_code());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+/// Terminal output without escape sequences and carriage returns. An escape
+/// sequence cut off at the end is dropped, so a longer read never changes the text
+/// before it.
+fn clean(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('\x40'..='\x7e').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
