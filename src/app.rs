@@ -153,11 +153,18 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 .flat_map(|n| n.slots.values())
                 .map(Vec::len)
                 .sum();
-            println!(
-                "saved {} nodes and {keys} key names to {}",
-                snap.nodes.len(),
-                file.display()
-            );
+            if g.json {
+                print_doc(
+                    "snapshot",
+                    &serde_json::json!({"file": file, "nodes": snap.nodes.len(), "keys": keys}),
+                );
+            } else {
+                println!(
+                    "saved {} nodes and {keys} key names to {}",
+                    snap.nodes.len(),
+                    file.display()
+                );
+            }
             Ok(0)
         }
         Command::Scripts { action } => scripts(g, action.as_ref().unwrap_or(&ScriptsAction::List)),
@@ -178,11 +185,9 @@ fn check_security_options(g: &Global) -> Result<(), AppError> {
     if g.insecure && !g.quiet {
         eprintln!("Warning: --insecure: the nodes' TLS certificates are not checked, so anyone between you and the cluster can pose as a node.");
     }
-    let on_command_line = std::env::args().skip(1).any(|a| {
-        a == "-a"
-            || a == "--password"
-            || a.starts_with("--password=")
-            || (a.starts_with("-a") && a.len() > 2)
+    let on_command_line = std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "--password" || a.starts_with("--password=") || journal::short_password(&a).is_some()
     });
     if g.password.is_some() && on_command_line && !g.no_auth_warning {
         eprintln!("Warning: Using a password with '-a' or '--password' on the command line interface may not be safe: other users can see it in the process list. Use REDISCLI_AUTH instead, or --no-auth-warning to silence this.");
@@ -408,6 +413,16 @@ fn print_doc<T: serde::Serialize>(key: &str, value: &T) {
     println!("{}", json_text(&doc));
 }
 
+/// What a command that reports in words says: the words, or with `--json` one
+/// document holding them (`{schema_version, <key>: text}`).
+fn say(g: &Global, key: &str, text: String) {
+    if g.json {
+        print_doc(key, &text);
+    } else {
+        println!("{text}");
+    }
+}
+
 /// A JSON document as printed.
 fn json_text(doc: &serde_json::Value) -> String {
     serde_json::to_string_pretty(doc).unwrap_or_default()
@@ -572,7 +587,14 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
         }
         ScriptsAction::Show { name } => {
             let s = path.load(name).map_err(AppError::Usage)?;
-            print!("{}", s.text);
+            if g.json {
+                print_doc(
+                    "script",
+                    &serde_json::json!({"name": s.name, "from": s.origin.to_string(), "text": s.text}),
+                );
+            } else {
+                print!("{}", s.text);
+            }
             Ok(0)
         }
         ScriptsAction::Eject { name, force } => {
@@ -584,7 +606,11 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
                 }
             })?;
             let name = name.strip_suffix(".rhai").unwrap_or(name);
-            println!("{}", dest.display());
+            if g.json {
+                print_doc("file", &dest);
+            } else {
+                println!("{}", dest.display());
+            }
             eprintln!("`slotsmith {name}` and `import \"{name}\"` now use this copy.");
             Ok(0)
         }
@@ -633,7 +659,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
                 }
             }
             let lab = lab::up(&spec, rt).map_err(lab_err)?;
-            println!("{}", lab.next_steps());
+            say(g, "lab", lab.next_steps());
             Ok(0)
         }
         LabAction::Status { port } => {
@@ -646,7 +672,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             Ok(0)
         }
         LabAction::Down { port } => {
-            println!("{}", lab::down(port.port).map_err(lab_err)?);
+            say(g, "lab", lab::down(port.port).map_err(lab_err)?.to_string());
             Ok(0)
         }
         LabAction::Break { fault } => match fault {
@@ -654,7 +680,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
                 let text = open(port.port)?
                     .break_fault(lab::Fault::StuckSlot { slot: *slot }, rt)
                     .map_err(lab_err)?;
-                println!("{text}");
+                say(g, "lab", text);
                 Ok(0)
             }
         },

@@ -77,10 +77,25 @@ pub struct Journal {
     file: Mutex<Option<File>>,
 }
 
+/// A cluster of short options that gives the password (`-a`, `-ya`, `-yaPASS`): the
+/// flags before the `a` and what follows it. Only the flag options may come before it.
+pub fn short_password(arg: &str) -> Option<(&str, &str)> {
+    let body = arg.strip_prefix('-').filter(|b| !b.starts_with('-'))?;
+    let at = body.find('a')?;
+    let (flags, rest) = body.split_at(at);
+    flags
+        .chars()
+        .all(|c| matches!(c, 'y' | 'v' | 'q'))
+        .then_some((flags, &rest[1..]))
+}
+
 /// This process's command line as the journal keeps it: the value of `-a`/`--password`
-/// and every secret a command would carry (`conn::secret_mask`) masked.
+/// (also in a cluster of short options, `-ya PASS`) and every secret a command would
+/// carry (`conn::secret_mask`) masked.
 pub fn command_line() -> String {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mask = crate::cluster::conn::secret_mask(&args);
     let mut out: Vec<String> = Vec::new();
     let mut hide_next = false;
@@ -90,7 +105,7 @@ pub fn command_line() -> String {
             hide_next = false;
             continue;
         }
-        if a == "-a" || a == "--password" {
+        if a == "--password" {
             hide_next = true;
             out.push(a.clone());
         } else if let Some(v) = a.strip_prefix("--password=") {
@@ -98,8 +113,13 @@ pub fn command_line() -> String {
                 "--password={}",
                 if v.is_empty() { "" } else { "***" }
             ));
-        } else if a.starts_with("-a") && a.len() > 2 && !a.starts_with("--") {
-            out.push("-a***".into());
+        } else if let Some((flags, rest)) = short_password(a) {
+            if rest.is_empty() {
+                hide_next = true;
+                out.push(format!("-{flags}a"));
+            } else {
+                out.push(format!("-{flags}a***"));
+            }
         } else if let Some(keep) = keep {
             out.push(format!("{}***", a.get(..keep).unwrap_or_default()));
         } else if a.contains(' ') || a.is_empty() {
@@ -329,15 +349,21 @@ pub fn find(word: &str) -> std::result::Result<Run, String> {
     }
     if let Ok(n) = word.parse::<i64>() {
         let i = if n < 0 { files.len() as i64 + n } else { n - 1 };
-        return files
-            .get(usize::try_from(i).unwrap_or(usize::MAX))
-            .map(|p| read(p))
-            .unwrap_or_else(|| {
-                Err(format!(
-                    "there is no run number {word}: the journal holds {} run(s)",
-                    files.len()
-                ))
-            });
+        if let Some(p) = files.get(usize::try_from(i).unwrap_or(usize::MAX)) {
+            return read(p);
+        }
+        // Not a run number: perhaps the start of a run id (they begin with the date).
+        let prefix = files.iter().any(|f| {
+            f.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(word))
+        });
+        if !prefix {
+            return Err(format!(
+                "there is no run number {word}: the journal holds {} run(s)",
+                files.len()
+            ));
+        }
     }
     let p = Path::new(word);
     if p.is_file() {
@@ -367,6 +393,16 @@ pub fn find(word: &str) -> std::result::Result<Run, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_cluster_of_short_options_is_found() {
+        assert_eq!(short_password("-a"), Some(("", "")));
+        assert_eq!(short_password("-ya"), Some(("y", "")));
+        assert_eq!(short_password("-yas3cret"), Some(("y", "s3cret")));
+        assert_eq!(short_password("-c"), None);
+        assert_eq!(short_password("--all"), None);
+        assert_eq!(short_password("-ca"), None);
+    }
     use std::time::Duration;
 
     #[test]

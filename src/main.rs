@@ -10,7 +10,23 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // With --json a usage error is one JSON document too (help and --version
+            // are not errors).
+            let json = std::env::args_os().any(|a| a == "--json");
+            if json && e.use_stderr() {
+                let _ = e.print();
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default();
+                let sentence = first.strip_prefix("error: ").unwrap_or(first).to_string();
+                println!("{}", app::error_doc(&app::AppError::Usage(sentence)));
+                std::process::exit(2);
+            }
+            e.exit()
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -74,8 +74,18 @@ pub fn secret_mask<S: AsRef<str>>(words: &[S]) -> Vec<Option<usize>> {
             continue;
         }
         match w.as_str() {
-            "AUTH" | "REQUIREPASS" | "MASTERAUTH" => hide = 1,
+            // The AUTH command: every argument (`AUTH pw`, `AUTH user pw`).
+            "AUTH" if i == 0 => hide = words.len(),
+            // HELLO ... AUTH user pw
+            "AUTH" if up.first().is_some_and(|c| c == "HELLO") => hide = 2,
+            // MIGRATE ... AUTH pw
+            "AUTH" => hide = 1,
             "AUTH2" => hide = 2,
+            "REQUIREPASS"
+            | "MASTERAUTH"
+            | "PRIMARYAUTH"
+            | "TLS-KEY-FILE-PASS"
+            | "TLS-CLIENT-KEY-FILE-PASS" => hide = 1,
             "SETUSER" if i > 0 && up[i - 1] == "ACL" => acl_rules_from = i + 2,
             _ => {}
         }
@@ -595,5 +605,15 @@ mod tests {
         assert!(!describe(&args(["CONFIG", "SET", "masterauth", "s3cret"])).contains("s3cret"));
         let d = describe(&args(["ACL", "SETUSER", "ops", "on", ">s3cret", "~*"]));
         assert!(!d.contains("s3cret") && d.contains(">***"), "{d}");
+        for c in [
+            args(["AUTH", "ops", "s3cret"]),
+            args(["AUTH", "s3cret"]),
+            args(["HELLO", "3", "AUTH", "ops", "s3cret"]),
+            args(["CONFIG", "SET", "primaryauth", "s3cret"]),
+            args(["CONFIG", "SET", "tls-key-file-pass", "s3cret"]),
+        ] {
+            let d = describe(&c);
+            assert!(!d.contains("s3cret"), "{d}");
+        }
     }
 }

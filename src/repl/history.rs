@@ -54,6 +54,14 @@ pub fn masked(text: &str) -> String {
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut chars = text.char_indices();
     while let Some((i, c)) = chars.next() {
+        // A character literal ('"', '\'') must not start a string.
+        if c == '\'' {
+            if let Some((_, '\\')) = chars.next() {
+                chars.next();
+            }
+            chars.next();
+            continue;
+        }
         if c != '"' && c != '`' {
             continue;
         }
@@ -101,6 +109,10 @@ mod tests {
             r#"command(n, ["ACL", "SETUSER", "eve", "on", ">***", "~*"])"#
         );
         assert_eq!(masked("nodes().len()"), "nodes().len()");
+        assert_eq!(
+            masked(r#"let q = '"'; command(n, "AUTH", "pw")"#),
+            r#"let q = '"'; command(n, "AUTH", "***")"#
+        );
         assert_eq!(
             masked(r#"print("a \" quote"); command(n, "AUTH", "pw")"#),
             r#"print("a \" quote"); command(n, "AUTH", "***")"#

@@ -562,6 +562,12 @@ impl Session {
                     return Step::Failed;
                 }
             },
+            // Only a name that resolves to nothing is a new script: a script that is
+            // there but refused (its permissions) is never written over.
+            Err(e) if !e.starts_with("no script named") && !e.ends_with("does not exist") => {
+                eprintln!("error: {e}");
+                return Step::Failed;
+            }
             Err(_) => match new_script(arg) {
                 Ok((p, template)) => {
                     println!("new script {}", p.display());
@@ -787,12 +793,8 @@ impl Session {
             eprintln!("error: the session's functions do not compile as one script ({e}); nothing was written");
             return Step::Failed;
         }
-        let written = file
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(&file, &saved));
-        if let Err(e) = written {
-            eprintln!("error: cannot write {}: {e}", file.display());
+        if let Err(e) = path::write_user_script(&file, &saved) {
+            eprintln!("error: {e}");
             return Step::Failed;
         }
         self.path.unpin(&file);
@@ -1036,12 +1038,13 @@ fn new_script(arg: &str) -> Result<(std::path::PathBuf, String), String> {
     let template = format!(
         "// {name}: `slotsmith run {name}` runs this script; `import \"{name}\" as m;` gives its functions.\n"
     );
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if file.exists() {
+        return Err(format!(
+            "{} exists and is not a script slotsmith can read",
+            file.display()
+        ));
     }
-    std::fs::write(&file, &template)
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    path::write_user_script(&file, &template)?;
     Ok((file, template))
 }
 

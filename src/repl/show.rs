@@ -32,13 +32,31 @@ pub fn render(value: &Dynamic, json: bool) -> String {
         }
     }
     if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        let s = printable(s.as_str());
         return if s.ends_with('\n') {
-            s.to_string()
+            s
         } else {
-            format!("{}\n", s.as_str())
+            format!("{s}\n")
         };
     }
-    format!("{value}\n")
+    format!("{}\n", printable(&value.to_string()))
+}
+
+/// Text with its control characters (terminal escapes above all: a key name or a
+/// value may hold any) shown as `\xHH`, newlines and tabs kept.
+fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                format!("\\x{:02x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn array(arr: &Array) -> Option<String> {
@@ -93,7 +111,7 @@ fn check_report(value: &Dynamic, m: &Map) -> Option<CheckReport> {
 fn text(m: &Map, field: &str) -> String {
     match m.get(field) {
         Some(v) if v.is_unit() => String::new(),
-        Some(v) => v.to_string(),
+        Some(v) => printable(&v.to_string()).replace('\n', "\\n"),
         None => String::new(),
     }
 }
@@ -292,6 +310,16 @@ mod tests {
         );
         let col = lines[0].find("ROLE").unwrap();
         assert_eq!(&lines[1][col..col + 6], "master", "{out}");
+    }
+
+    #[test]
+    fn terminal_escapes_never_reach_the_terminal() {
+        let v: Dynamic = "\x1b]0;pwned\x07\x1b[2J".into();
+        let out = render(&v, false);
+        assert!(
+            !out.contains('\x1b') && out.contains("\\x1b]0;pwned"),
+            "{out:?}"
+        );
     }
 
     #[test]

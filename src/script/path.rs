@@ -86,30 +86,49 @@ pub fn names_a_file(what: &str) -> bool {
         || what.ends_with(".rhai")
 }
 
-/// Why a script file or its directory must not be run: other users can change it
-/// (group- or world-writable, as ssh refuses a key file). `None` when it is safe.
-fn unsafe_because(file: &Path, dir: Option<&Path>) -> Option<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let writable = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.permissions().mode() & 0o022 != 0)
-            .unwrap_or(false)
-    };
-    if let Some(d) = dir {
-        if writable(d) {
-            return Some(format!(
-                "the script directory {} can be written by other users",
-                d.display()
-            ));
+/// Why a script file must not be run: another user can change it or a directory
+/// between `root` (a script directory, or the file's own directory) and it (group- or
+/// world-writable, or owned by someone else than you or root, as ssh refuses a key
+/// file). `None` when it is safe. What cannot be looked at is not safe.
+fn unsafe_because(file: &Path, root: Option<&Path>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let bad = |p: &Path, what: &str| -> Option<String> {
+        let shown = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        match std::fs::metadata(shown) {
+            Err(e) => Some(format!(
+                "the {what} {} cannot be checked ({e})",
+                shown.display()
+            )),
+            Ok(m) if m.mode() & 0o022 != 0 => Some(format!(
+                "the {what} {} can be written by other users",
+                shown.display()
+            )),
+            Ok(m) if m.uid() != me && m.uid() != 0 => Some(format!(
+                "the {what} {} belongs to another user",
+                shown.display()
+            )),
+            Ok(_) => None,
         }
+    };
+    let parent = file.parent().unwrap_or(Path::new(""));
+    let root = root.unwrap_or(parent);
+    let mut dirs: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|d| d.starts_with(root))
+        .collect();
+    if dirs.is_empty() {
+        dirs.push(parent);
     }
-    if writable(file) {
-        return Some(format!(
-            "the script {} can be written by other users",
-            file.display()
-        ));
-    }
-    None
+    dirs.iter()
+        .rev()
+        .find_map(|d| bad(d, "script directory"))
+        .or_else(|| bad(file, "script"))
 }
 
 /// `$XDG_CONFIG_HOME/slotsmith/scripts`, else `~/.config/slotsmith/scripts`.
@@ -158,12 +177,25 @@ pub fn eject(name: &str, overwrite: bool) -> Result<PathBuf, String> {
     if dest.exists() && !overwrite {
         return Err(format!("{} already exists", dest.display()));
     }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)
+    write_user_script(&dest, text)?;
+    Ok(dest)
+}
+
+/// Write a script of the user's (`eject`, the REPL's `:save` and `:edit`): its
+/// directories 0755 and the file 0644 whatever the umask, so that the script path
+/// does not refuse it as writable by others.
+pub fn write_user_script(file: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(parent) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    std::fs::write(&dest, text).map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
-    Ok(dest)
+    std::fs::write(file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("cannot set the permissions of {}: {e}", file.display()))
 }
 
 /// The key a file is pinned under: the same file however the path to it is spelt.
@@ -193,8 +225,8 @@ impl ScriptPath {
     }
 
     /// Refuse a script file that other users can change, unless allowed.
-    fn check_safe(&self, file: &Path, dir: Option<&Path>) -> Result<(), String> {
-        match unsafe_because(file, dir) {
+    fn check_safe(&self, file: &Path, root: Option<&Path>) -> Result<(), String> {
+        match unsafe_because(file, root) {
             Some(why) if !self.allow_unsafe => Err(format!(
                 "refusing to run {}: {why}; fix its permissions (chmod go-w) or pass --allow-unsafe-scripts",
                 file.display()
@@ -233,43 +265,54 @@ impl ScriptPath {
         std::fs::read_to_string(file)
     }
 
-    /// Every place `name` exists, in path order. A user's file is known by its full
-    /// path, so its errors say which copy they are in.
-    fn candidates(&self, name: &str) -> Vec<Script> {
+    /// Every place `name` exists, in path order, with the script directory it was
+    /// found in. A user's file is known by its full path, so its errors say which copy
+    /// they are in.
+    fn found(&self, name: &str) -> Vec<(Script, Option<&Path>)> {
         let name = normalize(name);
         let file = format!("{name}.rhai");
         let mut out = Vec::new();
         for d in &self.dirs {
             let p = d.join(&file);
             if let Ok(text) = self.read(&p) {
-                out.push(Script {
-                    name: p.display().to_string(),
-                    origin: Origin::File(p),
-                    text,
-                });
+                out.push((
+                    Script {
+                        name: p.display().to_string(),
+                        origin: Origin::File(p),
+                        text,
+                    },
+                    Some(d.as_path()),
+                ));
             }
         }
         if let Some((_, text)) = BUNDLED.iter().find(|(n, _)| *n == name) {
-            out.push(Script {
-                name: file,
-                origin: Origin::Bundled,
-                text: text.to_string(),
-            });
+            out.push((
+                Script {
+                    name: file,
+                    origin: Origin::Bundled,
+                    text: text.to_string(),
+                },
+                None,
+            ));
         }
         out
+    }
+
+    /// Every place `name` exists, in path order.
+    fn candidates(&self, name: &str) -> Vec<Script> {
+        self.found(name).into_iter().map(|(s, _)| s).collect()
     }
 
     /// The script a name resolves to (refused when other users can change it). A
     /// user's copy used in place of a bundled script is said once per run on stderr.
     pub fn find(&self, name: &str) -> Result<Option<Script>, String> {
-        let found = self.candidates(name);
-        let Some(first) = found.first().cloned() else {
+        let found = self.found(name);
+        let Some((first, dir)) = found.first().cloned() else {
             return Ok(None);
         };
         if let Origin::File(p) = &first.origin {
-            let dir = self.dirs.iter().find(|d| p.starts_with(d));
-            self.check_safe(p, dir.map(PathBuf::as_path))?;
-            if found.iter().any(|s| s.origin == Origin::Bundled)
+            self.check_safe(p, dir)?;
+            if found.iter().any(|(s, _)| s.origin == Origin::Bundled)
                 && !self.quiet
                 && self
                     .noticed
@@ -296,10 +339,16 @@ impl ScriptPath {
                 return Err(format!("script file {what} does not exist"));
             }
             self.check_safe(p, None)?;
+            // Known by a path, never by a bare name that could pass for a bundled one.
+            let name = if what.contains('/') {
+                what.to_string()
+            } else {
+                format!("./{what}")
+            };
             return self
                 .read(p)
                 .map(|text| Script {
-                    name: what.to_string(),
+                    name,
                     origin: Origin::File(p.to_path_buf()),
                     text,
                 })
@@ -308,8 +357,15 @@ impl ScriptPath {
         if let Some(s) = self.find(what)? {
             return Ok(s);
         }
+        let here = if Path::new(&format!("{what}.rhai")).is_file() {
+            format!("; to run the file {what}.rhai here, give it as a path: ./{what}.rhai")
+        } else if Path::new(what).is_file() {
+            format!("; to run the file {what} here, give it as a path: ./{what}")
+        } else {
+            String::new()
+        };
         Err(format!(
-            "no script named \"{what}\" on the script path ({}); a file in the working directory runs only as a path (./{what}); `slotsmith scripts list` shows what there is",
+            "no script named \"{what}\" on the script path ({}){here}; `slotsmith scripts list` shows what there is",
             self.describe()
         ))
     }
@@ -336,9 +392,16 @@ impl ScriptPath {
         let beside = importer
             .filter(|i| names_a_file(i) || Path::new(i).is_absolute())
             .and_then(|i| Path::new(i).parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
             .map(|d| d.join(format!("{}.rhai", normalize(name))));
         if let Some(p) = beside.filter(|p| p.is_file()) {
-            self.check_safe(&p, p.parent())?;
+            self.check_safe(&p, None)?;
             let text = self
                 .read(&p)
                 .map_err(|e| format!("cannot read script {}: {e}", p.display()))?;

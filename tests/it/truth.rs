@@ -155,9 +155,75 @@ fn only_named_code_runs_and_every_write_is_on_the_record() {
         "{out}"
     );
 
+    // ... nor a planted module below a safe script directory, nor a file beside a
+    // script named by a relative path in a directory others can write to.
+    let scripts = home.path().join("scripts");
+    std::fs::create_dir_all(scripts.join("lib")).unwrap();
+    std::fs::write(scripts.join("lib/slot.rhai"), "fn planted() {}\n").unwrap();
+    std::fs::set_permissions(scripts.join("lib"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = home.run(&["-c", &seed, "--scripts", scripts.to_str().unwrap(), "fix"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("lib can be written by other users"),
+        "{out}"
+    );
+    let open_dir = home.path().join("open");
+    std::fs::create_dir_all(&open_dir).unwrap();
+    std::fs::write(open_dir.join("x.rhai"), "import \"helper\" as h;\n").unwrap();
+    std::fs::write(open_dir.join("helper.rhai"), "print(\"PLANTED\");\n").unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = home.run_at(&open_dir, &["-c", &seed, "run", "x.rhai"]);
+    assert!(!out.stdout.contains("PLANTED"), "{out}");
+    assert!(
+        out.stderr.contains("can be written by other users"),
+        "{out}"
+    );
+    // The REPL's :edit never writes over a script it refuses to run.
+    let mine = home.path().join("config/slotsmith/scripts/mine.rhai");
+    std::fs::create_dir_all(mine.parent().unwrap()).unwrap();
+    std::fs::write(&mine, "print(\"mine\");\n").unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut child = crate::support::bin()
+        .args(["-c", &seed, "repl"])
+        .envs(home.env())
+        .env("EDITOR", "true")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b":edit mine\n")
+            .unwrap();
+    }
+    let edited = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap_or_default(),
+        "print(\"mine\");\n",
+        "{edited:?}"
+    );
+    // A script slotsmith writes for you runs, whatever the umask.
+    let out = home.run(&["scripts", "eject", "reshard"]);
+    assert_eq!(out.code, 0, "{out}");
+    let ejected = home.path().join("config/slotsmith/scripts/reshard.rhai");
+    assert_eq!(
+        std::fs::metadata(&ejected).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+
     // 3. A password on the command line is warned about (as redis-cli does), and
     // --insecure without TLS is refused.
     let out = home.run(&["-a", "s3cret", "api"]);
+    assert!(
+        out.stderr.contains("Warning: Using a password with '-a'"),
+        "{out}"
+    );
+    let out = home.run(&["-ya", "s3cret", "api"]);
     assert!(
         out.stderr.contains("Warning: Using a password with '-a'"),
         "{out}"

@@ -323,6 +323,9 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
         if r.interrupted {
             let again = match &h.opts.command {
+                Some(c) if c.contains("***") => {
+                    format!("; to finish, run `{c}` again (your password where *** stands)")
+                }
                 Some(c) => format!("; to finish, run `{c}` again"),
                 None => "; to finish, move the slots not moved yet".into(),
             };
