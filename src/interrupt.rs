@@ -58,13 +58,17 @@ pub fn requested() -> bool {
 }
 
 /// Whether a wait that began at `since` should give up: an interruption was asked
-/// for, and neither it nor the wait is younger than [`GRACE`]. A step that keeps
-/// getting answers goes on; one waiting for a node that stopped answering does not.
+/// for [`GRACE`] ago. Inside a step that must not be cut in half (`Hold`), each wait
+/// gets the grace of its own: the step goes on while it keeps getting answers, and
+/// only a wait for a node that stopped answering gives up.
 pub fn overdue(since: Instant) -> bool {
     ASKED_AT
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .is_some_and(|t| t.max(since).elapsed() >= GRACE)
+        .is_some_and(|t| {
+            let from = if held() { t.max(since) } else { t };
+            from.elapsed() >= GRACE
+        })
 }
 
 /// Resolves once [`overdue`] holds for a wait that began at `since`; never while

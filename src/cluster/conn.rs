@@ -309,7 +309,9 @@ impl Pool {
         args: &[Vec<u8>],
         timeout: Duration,
     ) -> Result<Reply> {
-        let mut conn = self.conn(addr).await?;
+        let mut conn = self
+            .abandonable(addr, || describe(args), self.conn(addr))
+            .await??;
         let mut cmd = redis::Cmd::new();
         for a in args {
             cmd.arg(a.as_slice());
@@ -350,7 +352,9 @@ impl Pool {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn(addr).await?;
+        let mut conn = self
+            .abandonable(addr, || describe(&cmds[0]), self.conn(addr))
+            .await??;
         let mut pipe = redis::pipe();
         for args in cmds {
             let c = pipe.cmd(&String::from_utf8_lossy(&args[0]));
@@ -397,9 +401,9 @@ impl Pool {
             .collect())
     }
 
-    /// Wait for `fut`, unless an interruption was asked for and the wait has gone on
-    /// for the grace period since (a node that stopped answering): then the command
-    /// is abandoned, and its connection dropped so that nothing else queues behind it.
+    /// Wait for `fut` (connecting, or a reply), unless an interruption was asked for
+    /// and its grace period ran out (see `interrupt::overdue`): then the command is
+    /// abandoned, and its connection dropped so that nothing else queues behind it.
     async fn abandonable<T>(
         &self,
         addr: &str,
