@@ -29,6 +29,15 @@ use crate::progress::Progress;
 /// Slots handled together in one pipelined step.
 const BATCH: usize = 128;
 
+/// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
+/// [`BATCH`], larger (up to 4 times) when fewer pairs than `parallel` move, so that a
+/// single pair (a fix of hundreds of slots between two masters) pays fewer rounds of
+/// SETSLOT, each of which makes the node save its configuration.
+fn batch_size(pairs: usize, parallel: usize) -> usize {
+    let spare = parallel.max(1) / pairs.max(1);
+    BATCH * spare.clamp(1, 4)
+}
+
 /// One source/target pair and the slots it moves.
 type Pair = mover::PairMoves;
 
@@ -47,10 +56,14 @@ struct Run {
     open_before: BTreeSet<u16>,
     /// Every slot this call moves.
     asked: BTreeSet<u16>,
+    /// Slots per batch.
+    batch: usize,
     /// The first reason to stop taking new batches, for every pair.
     stop: Mutex<Option<ClusterError>>,
     keys: AtomicU64,
     left_alone: Mutex<Vec<LeftAlone>>,
+    /// Keys moved per slot, for the slots moved.
+    slot_keys: Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 impl Run {
@@ -264,7 +277,6 @@ async fn move_batch(
     ctx: &Ctx<'_>,
     pair: &Pair,
     batch: &[u16],
-    others: &[String],
     opts: &MoveOpts,
     run: &Run,
     progress: &Progress,
@@ -292,6 +304,10 @@ async fn move_batch(
         .filter(|s| !careful.contains(s))
         .collect();
     let migrate_timeout = pool.options().timeout + Duration::from_millis(opts.migrate.timeout_ms);
+    let first_try = crate::cluster::MigrateOpts {
+        replace: false,
+        ..opts.migrate
+    };
     while !active.is_empty() {
         let gets: Vec<Vec<Vec<u8>>> = active
             .iter()
@@ -329,11 +345,14 @@ async fn move_batch(
         }
         let cmds: Vec<Vec<Vec<u8>>> = with_keys
             .iter()
-            .map(|(_, k)| migrate_args(&dst, k, opts.migrate, pool.options()))
+            // Never REPLACE on the first try: a key on both sides is compared (and an
+            // overwrite reported) by the careful mover.
+            .map(|(_, k)| migrate_args(&dst, k, first_try, pool.options()))
             .collect::<Result<_>>()?;
         let replies = pool.pipeline(&src, &cmds, migrate_timeout).await?;
         active.clear();
         let mut keys = 0u64;
+        let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
         for (((s, k), r), words) in with_keys.into_iter().zip(replies).zip(&cmds) {
             let error: Vec<String> = r
                 .as_ref()
@@ -349,11 +368,13 @@ async fn move_batch(
             match r {
                 Ok(_) => {
                     keys += k.len() as u64;
+                    *per_slot.entry(s).or_default() += k.len() as u64;
                     active.push(s);
                 }
                 Err(_) => careful.push(s),
             }
         }
+        drop(per_slot);
         run.keys.fetch_add(keys, Ordering::Relaxed);
         progress.done(0, keys);
     }
@@ -378,9 +399,18 @@ async fn move_batch(
     .await?;
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
-    // The other masters learn the new owner by gossip anyway (its epoch is higher):
-    // telling them is for speed, and one that misses it does not stop the move (the
-    // journal records it).
+    Ok((done, careful))
+}
+
+/// Tell the other masters the new owner of a batch's slots. They learn it by gossip
+/// anyway (its epoch is higher): telling them is for speed, so it runs beside the
+/// pair's next batch, and one that misses it does not stop the move (the journal
+/// records it).
+async fn tell_others(ctx: &Ctx<'_>, pair: &Pair, done: Vec<u16>, others: &[String]) {
+    if done.is_empty() {
+        return;
+    }
+    let (src, dst) = (pair.src.addr(), pair.dst.addr());
     let node_words = ["NODE", pair.dst.id.as_str()];
     futures::future::join_all(
         others
@@ -389,7 +419,6 @@ async fn move_batch(
             .map(|a| setslot_all(ctx, a, &done, &node_words, "only with masters")),
     )
     .await;
-    Ok((done, careful))
 }
 
 /// Move a pair's slots batch after batch, until they are all moved, the call stops
@@ -403,7 +432,9 @@ async fn move_pair(
     run: &Run,
 ) -> PairDone {
     let mut out = PairDone::default();
-    for batch in pair.slots.chunks(BATCH) {
+    // The slots of the last batch the other masters have yet to be told of.
+    let mut untold: Vec<u16> = Vec::new();
+    for batch in pair.slots.chunks(run.batch) {
         if crate::interrupt::requested() || run.stopped() {
             break;
         }
@@ -415,9 +446,21 @@ async fn move_pair(
             }
         };
         crate::interrupt::opened(&batch);
-        match move_batch(ctx, pair, &batch, others, opts, run, progress).await {
+        let told = std::mem::take(&mut untold);
+        let (moved, ()) = futures::join!(
+            move_batch(ctx, pair, &batch, opts, run, progress),
+            tell_others(ctx, pair, told, others)
+        );
+        match moved {
             Ok((done, careful)) => {
+                untold = done.clone();
                 crate::interrupt::settled(&done);
+                {
+                    let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
+                    for s in &done {
+                        per_slot.entry(*s).or_default();
+                    }
+                }
                 out.slots += done.len() as u64;
                 progress.done(done.len() as u64, 0);
                 out.careful.extend(careful);
@@ -431,6 +474,7 @@ async fn move_pair(
             }
         }
     }
+    tell_others(ctx, pair, untold, others).await;
     out
 }
 
@@ -450,6 +494,7 @@ fn finish_slot(
         crate::interrupt::settled(&[slot]);
         return Ok(SlotMoved {
             slots: 1,
+            slot_keys: [(slot, 0)].into(),
             ..SlotMoved::default()
         });
     }
@@ -520,6 +565,10 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     let started = Instant::now();
     let ids = mover::ends_of(moves);
     let views = mover::ready(live, &ids, mover::GOSSIP_WAIT)?;
+    crate::progress::detail(&format!(
+        "-- move_slots: ready to write after {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
     let nodes = merged_nodes(&views);
     let pairs: Vec<Pair> = mover::pairs_of(&nodes, moves)?;
     let others: Vec<String> = nodes
@@ -533,9 +582,11 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             .flat_map(|n| n.migrating.keys().chain(n.importing.keys()).copied())
             .collect(),
         asked: moves.iter().map(|m| m.slot).collect(),
+        batch: batch_size(pairs.len(), opts.parallel),
         stop: Mutex::new(None),
         keys: AtomicU64::new(0),
         left_alone: Mutex::new(Vec::new()),
+        slot_keys: Mutex::new(std::collections::BTreeMap::new()),
     };
     let progress = Progress::new(moves.len() as u64);
     let pool = live.pool().clone();
@@ -554,6 +605,10 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             .collect(),
     );
     progress.finish();
+    crate::progress::detail(&format!(
+        "-- move_slots: batches done after {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    ));
 
     let mut total = SlotMoved::default();
     let mut careful_error: Option<ClusterError> = None;
@@ -572,6 +627,13 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
                     total.slots += r.slots;
                     total.overwritten.extend(r.overwritten);
                     total.identical.extend(r.identical);
+                    for (s, k) in r.slot_keys {
+                        *run.slot_keys
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(s)
+                            .or_default() += k;
+                    }
                     streak = (String::new(), 0);
                 }
                 Err(e) => {
@@ -587,6 +649,10 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         }
     }
     total.keys = run.keys.load(Ordering::Relaxed);
+    total.slot_keys = run
+        .slot_keys
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     total.left_alone = run
         .left_alone
         .into_inner()

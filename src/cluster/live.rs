@@ -466,11 +466,19 @@ impl Cluster for LiveCluster {
         self.logged(addr, &super::conn::describe(args), r)
     }
 
-    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
+    fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>> {
+        let all: Vec<u16>;
+        let slots = match slots {
+            Some(s) => s,
+            None => {
+                all = (0..super::SLOTS).collect();
+                &all
+            }
+        };
         self.block_on(async {
             let mut out = Vec::new();
             let timeout = self.pool.options().timeout * 4;
-            for chunk in (0..super::SLOTS).collect::<Vec<u16>>().chunks(4096) {
+            for chunk in slots.chunks(4096) {
                 let cmds: Vec<Vec<Vec<u8>>> = chunk
                     .iter()
                     .map(|s| {

@@ -584,10 +584,11 @@ impl Cluster for MemoryCluster {
         Ok(Reply::Status("OK".into()))
     }
 
-    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
-        let mut counts: BTreeMap<u16, u64> = self.base.key_counts(addr)?.into_iter().collect();
+    fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>> {
+        let mut counts: BTreeMap<u16, u64> =
+            self.base.key_counts(addr, slots)?.into_iter().collect();
         for ((a, slot), keys) in &self.inner.borrow().slots {
-            if a == addr {
+            if a == addr && slots.is_none_or(|s| s.contains(slot)) {
                 counts.insert(*slot, keys.len() as u64);
             }
         }
@@ -735,6 +736,7 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
             }
             for s in batch {
                 let r = mover::move_keys(c, *s, &src, &dst, opts)?;
+                total.slot_keys.insert(*s, r.keys);
                 total.keys += r.keys;
                 total.overwritten.extend(r.overwritten);
                 total.identical.extend(r.identical);

@@ -124,8 +124,9 @@ pub trait Cluster {
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()>;
     /// Any command on one node.
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply>;
-    /// How many keys one node holds in each slot, for the slots where it holds any.
-    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>>;
+    /// How many keys one node holds in each of `slots` (every slot when `None`), for
+    /// the slots where it holds any.
+    fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>>;
     /// `DUMP` payloads of keys on one node (`None` where the key does not exist).
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>>;
     /// Make one node the owner of a slot atomically and make its claim win:

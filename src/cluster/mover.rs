@@ -64,6 +64,16 @@ pub struct SlotMoved {
     pub open: Vec<u16>,
     /// Slots it did not touch because their state changed since they were planned.
     pub left_alone: Vec<LeftAlone>,
+    /// Keys moved, per slot moved (slots as text, as a script's map keys are).
+    #[serde(serialize_with = "slots_as_text")]
+    pub slot_keys: std::collections::BTreeMap<u16, u64>,
+}
+
+fn slots_as_text<S: serde::Serializer>(
+    m: &std::collections::BTreeMap<u16, u64>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
 }
 
 impl SlotMoved {
@@ -107,6 +117,7 @@ impl SlotMoved {
         self.interrupted |= other.interrupted;
         self.open.extend(other.open);
         self.left_alone.extend(other.left_alone);
+        self.slot_keys.extend(other.slot_keys);
     }
 }
 
@@ -674,6 +685,7 @@ pub fn move_slot(
     }
     Ok(SlotMoved {
         slots: 1,
+        slot_keys: [(slot, moved.keys)].into(),
         keys: moved.keys,
         overwritten: moved.overwritten,
         identical: moved.identical,

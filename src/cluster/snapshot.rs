@@ -87,7 +87,7 @@ impl Snapshot {
                     node.cluster_nodes = Some(raw_nodes_text(c, &v.addr)?);
                     node.keys = st.keys;
                     if st.myself().is_some_and(|m| m.is_master()) {
-                        for (slot, n) in c.key_counts(&v.addr)? {
+                        for (slot, n) in c.key_counts(&v.addr, None)? {
                             let keys = c.getkeysinslot(&v.addr, slot, n)?;
                             node.slots
                                 .insert(slot, keys.iter().map(|k| StoredKey::of(k)).collect());
@@ -231,11 +231,12 @@ impl Cluster for Snapshot {
         }
     }
 
-    fn key_counts(&self, addr: &str) -> Result<Vec<(u16, u64)>> {
+    fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>> {
         Ok(self
             .node(addr)?
             .slots
             .iter()
+            .filter(|(s, _)| slots.is_none_or(|w| w.contains(s)))
             .map(|(s, k)| (*s, k.len() as u64))
             .collect())
     }

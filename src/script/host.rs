@@ -37,6 +37,9 @@ pub struct Host {
     pub asked: std::cell::Cell<bool>,
     /// The phase the script said it is in (`phase`), and when it began.
     pub phase: RefCell<Option<(String, std::time::Instant)>>,
+    /// The last topology read, to find nodes named by exact id or address without
+    /// asking every node again (a node keeps its address).
+    known: RefCell<Vec<NodeInfo>>,
 }
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -49,6 +52,7 @@ impl Host {
             last_error: RefCell::new(None),
             asked: std::cell::Cell::new(false),
             phase: RefCell::new(None),
+            known: RefCell::new(Vec::new()),
         }
     }
 
@@ -67,7 +71,38 @@ impl Host {
     /// Every node, as each describes itself where reachable.
     pub fn topology(&self) -> RhaiResult<Vec<NodeInfo>> {
         let views = self.cl(self.cluster.views())?;
-        Ok(crate::cluster::merged_nodes(&views))
+        let nodes = crate::cluster::merged_nodes(&views);
+        // Kept without markers: `locate` is for ids, addresses, roles and owned
+        // slots, and copying hundreds of markers per call would cost more than the
+        // call itself.
+        self.known.replace(
+            nodes
+                .iter()
+                .map(|n| NodeInfo {
+                    migrating: Default::default(),
+                    importing: Default::default(),
+                    ..n.clone()
+                })
+                .collect(),
+        );
+        Ok(nodes)
+    }
+
+    /// A node a primitive acts on, for its address, id, role and owned slots (not its
+    /// markers): from the last topology read when it is named there by exact id or
+    /// address, else as [`Host::resolve`] finds it. Saves reading every node's view for
+    /// each call of a per-slot primitive.
+    pub fn locate(&self, node: &Dynamic) -> RhaiResult<NodeInfo> {
+        if let Ok(word) = node_word(node) {
+            let known = self.known.borrow();
+            if let Some(n) = known
+                .iter()
+                .find(|n| !n.handshake() && (n.id == word || n.addr() == word))
+            {
+                return Ok(n.clone());
+            }
+        }
+        self.resolve(node)
     }
 
     /// Find a node from a node map, an id, a unique id prefix (8+ chars) or `host:port`.
@@ -132,11 +167,9 @@ pub fn resolve_in(nodes: &[NodeInfo], node: &Dynamic) -> Result<NodeInfo, Cluste
 /// Resolve `id`, unique id prefix (8+ characters) or `host:port`.
 pub fn resolve_word(nodes: &[NodeInfo], word: &str) -> Result<NodeInfo, ClusterError> {
     // A node in handshake has a temporary id that nobody else will know.
-    let nodes: Vec<NodeInfo> = nodes.iter().filter(|n| !n.handshake()).cloned().collect();
-    let nodes = nodes.as_slice();
+    let known = || nodes.iter().filter(|n| !n.handshake());
     if word.contains(':') {
-        return nodes
-            .iter()
+        return known()
             .find(|n| {
                 n.addr() == word
                     || n.hostname
@@ -148,7 +181,7 @@ pub fn resolve_word(nodes: &[NodeInfo], word: &str) -> Result<NodeInfo, ClusterE
             .cloned()
             .ok_or_else(|| ClusterError::State(format!("no node at {word} in this cluster")));
     }
-    if let Some(n) = nodes.iter().find(|n| n.id == word) {
+    if let Some(n) = known().find(|n| n.id == word) {
         return Ok(n.clone());
     }
     if word.len() < 8 {
@@ -156,7 +189,7 @@ pub fn resolve_word(nodes: &[NodeInfo], word: &str) -> Result<NodeInfo, ClusterE
             "node id prefix \"{word}\" is too short: give at least 8 characters, a full id or host:port"
         )));
     }
-    let matches: Vec<&NodeInfo> = nodes.iter().filter(|n| n.id.starts_with(word)).collect();
+    let matches: Vec<&NodeInfo> = known().filter(|n| n.id.starts_with(word)).collect();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(ClusterError::State(format!(

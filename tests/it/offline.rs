@@ -186,7 +186,7 @@ fn keys_now(c: &dyn Cluster) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for i in 0..MASTERS {
         let addr = format!("127.0.0.1:{}", 30001 + i);
-        for (slot, n) in c.key_counts(&addr).unwrap() {
+        for (slot, n) in c.key_counts(&addr, None).unwrap() {
             for k in c.getkeysinslot(&addr, slot, n).unwrap() {
                 *out.entry(String::from_utf8(k).unwrap()).or_default() += 1;
             }
@@ -248,7 +248,7 @@ fn fix_settles_generated_broken_states_in_memory() {
         for i in 0..MASTERS {
             let addr = format!("127.0.0.1:{}", 30001 + i);
             let me = owners.iter().find(|n| n.addr() == addr).unwrap();
-            for (slot, _) in memory.key_counts(&addr).unwrap() {
+            for (slot, _) in memory.key_counts(&addr, None).unwrap() {
                 assert!(
                     me.owns(slot),
                     "keys of {slot} on {addr}, which does not own it: {context}"

@@ -84,7 +84,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "How many keys of a slot one node holds (CLUSTER COUNTKEYSINSLOT).",
         move |node: Dynamic, slot: i64| -> RhaiResult<i64> {
             let slot = h.cl(slot_arg(slot))?;
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             Ok(h.cl(h.cluster.countkeysinslot(&n.addr(), slot))? as i64)
         },
     );
@@ -101,7 +101,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                     "getkeysinslot: count must be positive, got {count}"
                 )));
             }
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             Ok(
                 h.cl(h.cluster.getkeysinslot(&n.addr(), slot, count as u64))?
                     .into_iter()
@@ -163,11 +163,52 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         &["node: Node", "Map"],
         "How many keys one node holds in each slot, as a map slot -> count of the slots with keys\n(one pipelined COUNTKEYSINSLOT per slot).",
         move |node: Dynamic| -> RhaiResult<Map> {
-            let n = h.resolve(&node)?;
-            Ok(h.cl(h.cluster.key_counts(&n.addr()))?
-                .into_iter()
-                .map(|(s, c)| (s.to_string().into(), Dynamic::from(c as i64)))
-                .collect())
+            let n = h.locate(&node)?;
+            Ok(count_map(h.cl(h.cluster.key_counts(&n.addr(), None))?))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "keys_per_slot",
+        &["node: Node", "slots: Array", "Map"],
+        "keys_per_slot for these slots only (an array of slot numbers): one pipelined\nCOUNTKEYSINSLOT per slot asked.",
+        move |node: Dynamic, slots: rhai::Array| -> RhaiResult<Map> {
+            let n = h.locate(&node)?;
+            let slots: Vec<u16> = slots
+                .iter()
+                .map(|s| h.cl(slot_arg(s.as_int().unwrap_or(-1))))
+                .collect::<RhaiResult<_>>()?;
+            Ok(count_map(h.cl(h.cluster.key_counts(&n.addr(), Some(&slots)))?))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "stray_keys",
+        &["node: Node", "Map"],
+        "Keys a node holds in slots it does not own (in its own view), as a map slot -> count:\nkeys that clients cannot reach, or that a migration left. Counts the owned slots first and\nstops there when they hold every key (DBSIZE), so a healthy master costs little.",
+        move |node: Dynamic| -> RhaiResult<Map> {
+            // The node as it describes itself (the last topology read keeps each
+            // reachable node's own view of its slots).
+            let me = h.locate(&node)?;
+            let owned: Vec<u16> = (0..crate::cluster::SLOTS).filter(|s| me.owns(*s)).collect();
+            let in_owned: u64 = h
+                .cl(h.cluster.key_counts(&me.addr(), Some(&owned)))?
+                .iter()
+                .map(|(_, c)| c)
+                .sum();
+            // DBSIZE after the count: a write or a delete in between makes them differ,
+            // and then every other slot is counted.
+            let dbsize = match h.cl(h.cluster.call(&me.addr(), &args(["DBSIZE"])))? {
+                crate::cluster::Reply::Int(n) => n.max(0) as u64,
+                _ => u64::MAX,
+            };
+            if in_owned == dbsize {
+                return Ok(Map::new());
+            }
+            let others: Vec<u16> = (0..crate::cluster::SLOTS).filter(|s| !me.owns(*s)).collect();
+            Ok(count_map(h.cl(h.cluster.key_counts(&me.addr(), Some(&others)))?))
         },
     );
     let h = host.clone();
@@ -178,9 +219,8 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         "Keys of slot held by both a and b, as #{key, same}: same is true when their DUMP payloads\n(values) are equal, false when they differ, () when a side cannot be read yet.",
         move |slot: i64, a: Dynamic, b: Dynamic| -> RhaiResult<Array> {
             let slot = h.cl(slot_arg(slot))?;
-            let nodes = h.topology()?;
-            let a = crate::script::host::resolve_in(&nodes, &a).map_err(|e| h.fail(e))?;
-            let b = crate::script::host::resolve_in(&nodes, &b).map_err(|e| h.fail(e))?;
+            let a = h.locate(&a)?;
+            let b = h.locate(&b)?;
             Ok(h.cl(crate::cluster::mover::common_keys(h.cluster.as_ref(), slot, &a.addr(), &b.addr()))?
                 .into_iter()
                 .map(|(k, same)| {
@@ -213,7 +253,7 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         &["node: Node", "Map"],
         "CLUSTER INFO of one node as a map (cluster_state, cluster_slots_assigned, ...).",
         move |node: Dynamic| -> RhaiResult<Map> {
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             let reply = h.cl(h.cluster.call(&n.addr(), &args(["CLUSTER", "INFO"])))?;
             let text = match reply {
                 Reply::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
@@ -242,5 +282,13 @@ pub fn info_map(text: &str) -> Map {
                 .unwrap_or_else(|_| v.to_string().into());
             (k.into(), val)
         })
+        .collect()
+}
+
+/// Key counts per slot as a script map: slot (text) -> count.
+fn count_map(counts: Vec<(u16, u64)>) -> Map {
+    counts
+        .into_iter()
+        .map(|(s, c)| (s.to_string().into(), Dynamic::from(c as i64)))
         .collect()
 }

@@ -184,6 +184,13 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     );
     def(
         engine,
+        "share",
+        &["value: Dynamic", "Dynamic"],
+        "The same value, shared: passing it to a function no longer copies it (a script function\ngets a copy of each argument). Changes made through one name show through every other.\nFor large read-only data a step passes to many calls (every node map, say).",
+        |value: Dynamic| value.into_shared(),
+    );
+    def(
+        engine,
         "quote_key",
         &["key: String|Blob", "String"],
         "A key name as redis-cli prints it: bare when plain, else in quotes with escapes (\\n,\n\\xHH, ...), cut after 64 bytes with its length. Print key names with it: they may hold\nterminal escapes or newlines.",

@@ -175,9 +175,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let migrate = move |src: Dynamic, dst: Dynamic, keys: Dynamic, opts: Map| -> RhaiResult<()> {
         let opts = migrate_opts(&opts)?;
         let keys = h.cl(keys_arg(&keys))?;
-        let nodes = h.topology()?;
-        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
-        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        let s = h.locate(&src)?;
+        let d = h.locate(&dst)?;
         h.cl(h.cluster.migrate(&s.addr(), &d.addr(), &keys, opts))
     };
     let m2 = migrate.clone();
@@ -204,9 +203,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "CLUSTER SETSLOT on one node: action \"importing\" (other = source), \"migrating\"\n(other = target) or \"node\" (other = new owner).",
         move |node: Dynamic, slot: i64, action: &str, other: Dynamic| -> RhaiResult<()> {
             let slot = h.cl(slot_arg(slot))?;
-            let nodes = h.topology()?;
-            let n = crate::script::host::resolve_in(&nodes, &node).map_err(|e| h.fail(e))?;
-            let o = crate::script::host::resolve_in(&nodes, &other).map_err(|e| h.fail(e))?;
+            let n = h.locate(&node)?;
+            let o = h.locate(&other)?;
             let act = match action.to_ascii_lowercase().as_str() {
                 "importing" => SetSlot::Importing(o.id),
                 "migrating" => SetSlot::Migrating(o.id),
@@ -230,7 +228,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                     "setslot: action \"{action}\" needs the other node: setslot(node, slot, \"{action}\", other)"
                 )));
             }
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             h.cl(h.cluster.setslot(&n.addr(), slot, &SetSlot::Stable))
         },
     );
@@ -255,7 +253,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "Make node the owner of slot atomically and make its claim win (MULTI; DELSLOTS;\nADDSLOTS; CLUSTER BUMPEPOCH; EXEC): for uncovered or multiply-owned slots. Refused while\nanother master serves the slot with keys (it would drop them).",
         move |node: Dynamic, slot: i64| -> RhaiResult<()> {
             let slot = h.cl(slot_arg(slot))?;
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             h.cl(mover::claim(h.cluster.as_ref(), &n.addr(), slot))
         },
     );
@@ -263,9 +261,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let move_slot = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
         let slot = h.cl(slot_arg(slot))?;
         let opts = move_opts(&opts)?;
-        let nodes = h.topology()?;
-        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
-        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        let s = h.locate(&src)?;
+        let d = h.locate(&dst)?;
         let r = h.cl(mover::move_slot(
             h.cluster.as_ref(),
             slot,
@@ -293,7 +290,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     let move_slots = move |moves: Array, opts: Map| -> RhaiResult<Map> {
         let opts = move_opts(&opts)?;
-        let nodes = h.topology()?;
+        h.topology()?;
         let mut list = Vec::with_capacity(moves.len());
         for m in &moves {
             let Some(map) = m.read_lock::<Map>() else {
@@ -310,10 +307,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 .as_int()
                 .map_err(|_| runtime_error(format!("move_slots: slot must be an integer: {m}")))?;
             let slot = h.cl(slot_arg(slot))?;
-            let src =
-                crate::script::host::resolve_in(&nodes, &field("src")?).map_err(|e| h.fail(e))?;
-            let dst =
-                crate::script::host::resolve_in(&nodes, &field("dst")?).map_err(|e| h.fail(e))?;
+            let src = h.locate(&field("src")?)?;
+            let dst = h.locate(&field("dst")?)?;
             list.push(mover::SlotMove {
                 slot,
                 src: src.id,
@@ -352,9 +347,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
         let slot = h.cl(slot_arg(slot))?;
         let opts = move_opts(&opts)?;
-        let nodes = h.topology()?;
-        let s = crate::script::host::resolve_in(&nodes, &src).map_err(|e| h.fail(e))?;
-        let d = crate::script::host::resolve_in(&nodes, &dst).map_err(|e| h.fail(e))?;
+        let s = h.locate(&src)?;
+        let d = h.locate(&dst)?;
         let r = h.cl(mover::move_keys(
             h.cluster.as_ref(),
             slot,
@@ -387,7 +381,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "CLUSTER ADDSLOTS on one node: a slot, an array of slots, or of [start, end] ranges.",
         move |node: Dynamic, slots: Dynamic| -> RhaiResult<()> {
             let slots = h.cl(slots_arg(&slots))?;
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             h.cl(h.cluster.addslots(&n.addr(), &slots))
         },
     );
@@ -399,7 +393,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "CLUSTER DELSLOTS on one node: a slot, an array of slots, or of [start, end] ranges.",
         move |node: Dynamic, slots: Dynamic| -> RhaiResult<()> {
             let slots = h.cl(slots_arg(&slots))?;
-            let n = h.resolve(&node)?;
+            let n = h.locate(&node)?;
             h.cl(h.cluster.delslots(&n.addr(), &slots))
         },
     );
@@ -413,7 +407,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         // Any host:port is accepted, even one that is not (yet) part of the cluster.
         let addr = match node.read_lock::<rhai::ImmutableString>() {
             Some(s) if s.contains(':') => s.to_string(),
-            _ => h.resolve(&node)?.addr(),
+            _ => h.locate(&node)?.addr(),
         };
         Ok(reply_value(h.cl(h.cluster.call(&addr, &words))?))
     };
