@@ -30,12 +30,34 @@ use crate::progress::Progress;
 const BATCH: usize = 128;
 
 /// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
-/// [`BATCH`], larger (up to 4 times) when fewer pairs than `parallel` move, so that a
+/// [`BATCH`], larger (up to twice) when fewer pairs than `parallel` move, so that a
 /// single pair (a fix of hundreds of slots between two masters) pays fewer rounds of
 /// SETSLOT, each of which makes the node save its configuration.
 fn batch_size(pairs: usize, parallel: usize) -> usize {
     let spare = parallel.max(1) / pairs.max(1);
-    BATCH * spare.clamp(1, 4)
+    BATCH * spare.clamp(1, 2)
+}
+
+/// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
+/// runs) that move side by side: while the target settles one lane's batch, the
+/// source already hands over the next lane's keys.
+fn lanes(pairs: Vec<Pair>, parallel: usize) -> Vec<Pair> {
+    let per_pair = (parallel.max(1) / pairs.len().max(1)).clamp(1, 2);
+    if per_pair == 1 {
+        return pairs;
+    }
+    let mut out = Vec::new();
+    for p in pairs {
+        let size = p.slots.len().div_ceil(per_pair).max(BATCH);
+        for chunk in p.slots.chunks(size) {
+            out.push(Pair {
+                src: p.src.clone(),
+                dst: p.dst.clone(),
+                slots: chunk.to_vec(),
+            });
+        }
+    }
+    out
 }
 
 /// One source/target pair and the slots it moves.
@@ -570,7 +592,7 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         started.elapsed().as_secs_f64() * 1000.0
     ));
     let nodes = merged_nodes(&views);
-    let pairs: Vec<Pair> = mover::pairs_of(&nodes, moves)?;
+    let pairs = lanes(mover::pairs_of(&nodes, moves)?, opts.parallel);
     let others: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_master() && !n.failing() && !n.noaddr())

@@ -593,11 +593,10 @@ pub struct PairMoves {
 /// [`check_move`]) and group them by source/target pair, pairs in order of first
 /// appearance. Every mover of many slots starts here, so they refuse the same moves.
 pub fn pairs_of(nodes: &[NodeInfo], moves: &[SlotMove]) -> Result<Vec<PairMoves>> {
-    let find = |id: &str| -> Result<NodeInfo> {
+    let find = |id: &str| -> Result<&NodeInfo> {
         let n = nodes
             .iter()
             .find(|n| n.id == id)
-            .cloned()
             .ok_or_else(|| ClusterError::State(format!("node {id} is not in the cluster")))?;
         if !n.is_master() {
             return Err(ClusterError::State(format!(
@@ -623,15 +622,15 @@ pub fn pairs_of(nodes: &[NodeInfo], moves: &[SlotMove]) -> Result<Vec<PairMoves>
             )));
         }
         let (src, dst) = (find(&m.src)?, find(&m.dst)?);
-        check_move(nodes, m.slot, &src, &dst)?;
+        check_move(nodes, m.slot, src, dst)?;
         match pairs
             .iter_mut()
             .find(|p| p.src.id == m.src && p.dst.id == m.dst)
         {
             Some(p) => p.slots.push(m.slot),
             None => pairs.push(PairMoves {
-                src,
-                dst,
+                src: src.clone(),
+                dst: dst.clone(),
                 slots: vec![m.slot],
             }),
         }

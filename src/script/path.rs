@@ -105,10 +105,14 @@ fn unsafe_because(file: &Path, root: Option<&Path>) -> Option<String> {
                 "the {what} {} cannot be checked ({e})",
                 shown.display()
             )),
-            Ok(m) if m.mode() & 0o022 != 0 => Some(format!(
-                "the {what} {} can be written by other users",
-                shown.display()
-            )),
+            // A sticky directory (/tmp) lets others add files but not replace yours:
+            // the owner check of the file itself covers it.
+            Ok(m) if m.mode() & 0o022 != 0 && !(m.is_dir() && m.mode() & 0o1000 != 0) => {
+                Some(format!(
+                    "the {what} {} can be written by other users",
+                    shown.display()
+                ))
+            }
             Ok(m) if m.uid() != me && m.uid() != 0 => Some(format!(
                 "the {what} {} belongs to another user",
                 shown.display()
