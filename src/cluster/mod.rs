@@ -12,6 +12,7 @@ pub mod live;
 pub mod memory;
 pub mod mover;
 pub mod slot;
+pub mod slot_state;
 pub mod snapshot;
 pub mod topology;
 

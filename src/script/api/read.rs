@@ -185,6 +185,21 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
     let h = host.clone();
     def(
         engine,
+        "slot_states",
+        &["slots: Array", "Array"],
+        "The state of each slot, as every master says of itself: #{slot, owners: [ids],\nmigrating: #{id: target}, importing: #{id: source}, keys: #{id: count}, down: [ids of\nfailing or unreachable masters involved], failovers: [#{was, now}], marked: #{owners,\nmigrating, importing}}. A marker naming a master that has since turned replica names\nits new master (failovers); `marked` keeps the markers as they are. Every master is\nasked once for its keys in all the slots.",
+        move |slots: rhai::Array| -> RhaiResult<rhai::Array> {
+            let slots: Vec<u16> = slots
+                .iter()
+                .map(|s| h.cl(slot_arg(s.as_int().unwrap_or(-1))))
+                .collect::<RhaiResult<_>>()?;
+            let states = h.cl(crate::cluster::slot_state::states(h.cluster.as_ref(), &slots))?;
+            states.iter().map(|s| rhai::serde::to_dynamic(s)).collect()
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
         "stray_keys",
         &["node: Node", "Map"],
         "Keys a node holds in slots it does not own (in its own view), as a map slot -> count:\nkeys that clients cannot reach, or that a migration left. Counts the owned slots first and\nstops there when they hold every key (DBSIZE), so a healthy master costs little.",
