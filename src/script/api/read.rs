@@ -194,7 +194,7 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
                 .map(|s| h.cl(slot_arg(s.as_int().unwrap_or(-1))))
                 .collect::<RhaiResult<_>>()?;
             let states = h.cl(crate::cluster::slot_state::states(h.cluster.as_ref(), &slots))?;
-            states.iter().map(|s| rhai::serde::to_dynamic(s)).collect()
+            states.iter().map(rhai::serde::to_dynamic).collect()
         },
     );
     let h = host.clone();
