@@ -38,6 +38,25 @@ fn batch_size(pairs: usize, parallel: usize) -> usize {
     BATCH * spare.clamp(1, 2)
 }
 
+/// The pairs in waves that run one after the other; the pairs of a wave run side by
+/// side. No node is a source in one pair of a wave and a target in another: `MIGRATE`
+/// blocks its source until the target answers, so A -> B beside B -> A would wait on
+/// each other until the MIGRATE timeout.
+fn waves(pairs: &[Pair]) -> Vec<Vec<usize>> {
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, p) in pairs.iter().enumerate() {
+        let fits = |w: &Vec<usize>| {
+            w.iter()
+                .all(|&j| pairs[j].dst.id != p.src.id && pairs[j].src.id != p.dst.id)
+        };
+        match waves.iter_mut().find(|w| fits(w)) {
+            Some(w) => w.push(i),
+            None => waves.push(vec![i]),
+        }
+    }
+    waves
+}
+
 /// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
 /// runs) that move side by side: while the target settles one lane's batch, the
 /// source already hands over the next lane's keys.
@@ -617,15 +636,21 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         pool: &pool,
         journal: live.journal(),
     };
-    let results: Vec<(usize, PairDone)> = live.handle().block_on(
-        stream::iter(pairs.iter().enumerate())
-            .map(|(i, p)| {
-                let (ctx, others, progress, run) = (&ctx, &others, &progress, &run);
-                async move { (i, move_pair(ctx, p, others, opts, progress, run).await) }
-            })
-            .buffer_unordered(opts.parallel.max(1))
-            .collect(),
-    );
+    let mut results: Vec<(usize, PairDone)> = Vec::new();
+    for wave in waves(&pairs) {
+        results.extend(
+            live.handle().block_on(
+                stream::iter(wave)
+                    .map(|i| {
+                        let (ctx, others, progress, run) = (&ctx, &others, &progress, &run);
+                        let p = &pairs[i];
+                        async move { (i, move_pair(ctx, p, others, opts, progress, run).await) }
+                    })
+                    .buffer_unordered(opts.parallel.max(1))
+                    .collect::<Vec<_>>(),
+            ),
+        );
+    }
     progress.finish();
     crate::progress::detail(&format!(
         "-- move_slots: batches done after {:.0} ms",
@@ -704,5 +729,36 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             progress: total.progress(moves.len()),
         }),
         None => Ok(total),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::topology::parse_cluster_nodes;
+
+    fn pair(nodes: &[NodeInfo], src: usize, dst: usize) -> Pair {
+        Pair {
+            src: nodes[src].clone(),
+            dst: nodes[dst].clone(),
+            slots: vec![0],
+        }
+    }
+
+    #[test]
+    fn opposite_moves_never_run_side_by_side() {
+        let nodes = parse_cluster_nodes(
+            "a000000000000000000000000000000000000000 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460\n\
+             b000000000000000000000000000000000000000 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922\n\
+             c000000000000000000000000000000000000000 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383\n\
+             d000000000000000000000000000000000000000 127.0.0.1:7004@17004 master - 0 0 4 connected\n",
+        )
+        .unwrap();
+        // A rebalance onto one node: one wave.
+        let fill = [pair(&nodes, 0, 3), pair(&nodes, 1, 3), pair(&nodes, 2, 3)];
+        assert_eq!(waves(&fill), vec![vec![0, 1, 2]]);
+        // A -> B and B -> A (a fix of slots open both ways): one after the other.
+        let both = [pair(&nodes, 0, 1), pair(&nodes, 1, 0), pair(&nodes, 2, 3)];
+        assert_eq!(waves(&both), vec![vec![0, 2], vec![1]]);
     }
 }

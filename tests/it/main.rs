@@ -8,6 +8,7 @@ mod examples;
 mod faults;
 mod fix;
 mod lab;
+mod many;
 mod offline;
 mod owner_override;
 mod pty;

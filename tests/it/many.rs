@@ -1,0 +1,240 @@
+//! `fix` at scale, through the engine: hundreds of open slots in both directions, some
+//! with keys on both sides, settled with every key and value; its dry run prints the
+//! same plan; Ctrl+C in the middle leaves no slot half-done.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use slotsmith::cluster::topology::parse_cluster_nodes;
+
+use crate::support::{assert_check_clean, lab_value, run, signal, spawn, TestCluster};
+
+/// Every node's own markers: port -> (migrating slots, importing slots).
+fn markers(tc: &TestCluster) -> BTreeMap<u16, (Vec<u16>, Vec<u16>)> {
+    tc.ports()
+        .into_iter()
+        .map(|p| {
+            let nodes = parse_cluster_nodes(&tc.redis_cli(p, &["CLUSTER", "NODES"])).unwrap();
+            let me = nodes.into_iter().find(|n| n.is_myself()).unwrap();
+            (
+                p,
+                (
+                    me.migrating.keys().copied().collect(),
+                    me.importing.keys().copied().collect(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Open `slots` from the master on port `a` (their owner) to the one on port `b`.
+fn open_slots(tc: &TestCluster, a: u16, b: u16, slots: &[u16]) {
+    let id = |p: u16| tc.redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
+    let (ida, idb) = (id(a), id(b));
+    let client = |p: u16| {
+        redis::Client::open(format!("redis://127.0.0.1:{p}"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    let (mut ca, mut cb) = (client(a), client(b));
+    for s in slots {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(s)
+            .arg("IMPORTING")
+            .arg(&ida)
+            .query(&mut cb)
+            .unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(s)
+            .arg("MIGRATING")
+            .arg(&idb)
+            .query(&mut ca)
+            .unwrap();
+    }
+}
+
+/// Move half of the keys of each slot from `a` to `b` (an interrupted move that got
+/// part-way).
+fn move_half(tc: &TestCluster, a: u16, b: u16, slots: &[u16]) -> usize {
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{a}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut moved = 0;
+    for s in slots {
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(s)
+            .arg(100)
+            .query(&mut con)
+            .unwrap();
+        let half: Vec<&String> = keys.iter().take(keys.len() / 2).collect();
+        if half.is_empty() {
+            continue;
+        }
+        let mut cmd = redis::cmd("MIGRATE");
+        cmd.arg("127.0.0.1")
+            .arg(b)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS");
+        for k in &half {
+            cmd.arg(k.as_str());
+        }
+        let _: () = cmd.query(&mut con).unwrap();
+        moved += half.len();
+    }
+    let _ = tc;
+    moved
+}
+
+/// Every key the lab loaded reads back with its value, through a cluster client.
+fn assert_every_key(seed: &str, keys: u64) {
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{seed}")]).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for chunk in (0..keys).collect::<Vec<u64>>().chunks(500) {
+        let names: Vec<String> = chunk.iter().map(|i| format!("key:{i:06}")).collect();
+        for (i, name) in chunk.iter().zip(&names) {
+            let got: Option<String> = redis::cmd("GET").arg(name).query(&mut con).unwrap();
+            assert_eq!(got.as_deref(), Some(lab_value(*i).as_str()), "{name}");
+        }
+    }
+}
+
+/// The lines of a fix's output that state its plan and what it did, in the words of
+/// a live run (a dry run says "would").
+fn plan_and_results(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with(">>> ")
+                || l.starts_with("[PLAN] slot")
+                || l.starts_with("[OK] slot")
+                || l.contains(" slot(s) ")
+        })
+        .filter(|l| !l.contains("The cluster"))
+        .map(|l| {
+            l.replace("[PLAN]", "[OK]")
+                .replace("would be owned", "owned")
+                .replace("would move", "moved")
+        })
+        .collect()
+}
+
+#[test]
+fn hundreds_of_open_slots_in_both_directions_through_the_engine() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 4;
+        s.replicas = 0;
+        s.empty = 0;
+        s.keys = 20_000;
+    });
+    let seed = tc.seed();
+    let ports = tc.ports();
+    let (a, b) = (ports[0], ports[1]);
+    // a owns 0-4095, b 4096-8191: 150 slots each way, 30 of a's with keys on both sides.
+    let a_to_b: Vec<u16> = (0..150).collect();
+    let b_to_a: Vec<u16> = (4096..4246).collect();
+    open_slots(&tc, a, b, &a_to_b);
+    open_slots(&tc, b, a, &b_to_a);
+    let split = move_half(&tc, a, b, &a_to_b[..30]);
+    assert!(split > 0);
+    let before = markers(&tc);
+    assert_eq!(before[&a].0.len(), 150, "{before:?}");
+
+    let dry = run(&["-c", &seed, "--dry-run", "fix"]);
+    assert_eq!(dry.code, 0, "{dry}");
+    assert_eq!(markers(&tc), before, "the dry run changed the cluster");
+    let live = run(&["-c", &seed, "fix", "-y"]);
+    assert_eq!(live.code, 0, "{live}");
+    // Hundreds of slots: a line per pair, not per slot, in the plan and the result.
+    assert!(
+        live.stdout
+            .contains(">>> 150 open slot(s) 0-149: move from")
+            && live
+                .stdout
+                .contains(">>> 150 open slot(s) 4096-4245: move from"),
+        "{live}"
+    );
+    assert!(
+        live.stdout
+            .lines()
+            .filter(|l| l.starts_with("[OK] 150 slot(s)"))
+            .count()
+            == 2,
+        "{live}"
+    );
+    assert_eq!(
+        plan_and_results(&dry.stdout),
+        plan_and_results(&live.stdout),
+        "dry run:\n{dry}\nlive:\n{live}"
+    );
+    for (p, (m, i)) in markers(&tc) {
+        assert!(m.is_empty() && i.is_empty(), "{p} still has open slots");
+    }
+    assert_check_clean(&tc);
+    assert_every_key(&seed, 20_000);
+}
+
+#[test]
+fn ctrl_c_in_the_middle_of_a_fix_of_500_slots_leaves_none_half_done() {
+    let tc = TestCluster::with(|s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 0;
+        s.keys = 30_000;
+    });
+    let seed = tc.seed();
+    let ports = tc.ports();
+    let (a, b) = (ports[0], ports[1]);
+    let slots: Vec<u16> = (0..500).collect();
+    open_slots(&tc, a, b, &slots);
+    let before = markers(&tc);
+
+    let mut child = spawn(&["-c", &seed, "fix", "-y"]);
+    // Interrupt as soon as the first slot has moved.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = markers(&tc);
+        if now[&a].0.len() < 500 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the fix never started moving"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    // Every slot is either settled or exactly as it was before: none half-done.
+    let after = markers(&tc);
+    let (m_before, i_before) = (&before[&a].0, &before[&b].1);
+    let (m_after, i_after) = (&after[&a].0, &after[&b].1);
+    assert_eq!(
+        m_after, i_after,
+        "a slot migrating on one side only: {after:?}"
+    );
+    assert!(m_after.iter().all(|s| m_before.contains(s)), "{after:?}");
+    assert!(i_before.len() == 500);
+    assert!(
+        m_after.len() < 500,
+        "nothing settled before the interruption"
+    );
+    for (p, (m, i)) in &after {
+        if *p != a && *p != b {
+            assert!(m.is_empty() && i.is_empty(), "{p}: {after:?}");
+        }
+    }
+    // The rest is still fix's to settle, with every key.
+    let out = run(&["-c", &seed, "fix", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_check_clean(&tc);
+    assert_every_key(&seed, 30_000);
+}
