@@ -155,13 +155,14 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
 
     let signatures: Vec<Vec<String>> = reachable.iter().map(|(_, s)| signature(&s.nodes)).collect();
     let agree = signatures.windows(2).all(|w| w[0] == w[1]);
-    let tables: Vec<Vec<Option<&str>>> = reachable
-        .iter()
-        .map(|(_, s)| owner_table(&s.nodes))
-        .collect();
+    // A table of 16384 owners per view is only worth building when the views differ.
     let disagreements = if agree {
         Vec::new()
     } else {
+        let tables: Vec<Vec<Option<&str>>> = reachable
+            .iter()
+            .map(|(_, s)| owner_table(&s.nodes))
+            .collect();
         find_disagreements(&reachable, &tables)
     };
 
@@ -178,7 +179,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
     let uncovered_slots: Vec<u16> = (0..SLOTS)
         .filter(|&s| merged_owners[usize::from(s)].is_empty())
         .collect();
-    let open_slots = find_open_slots(&reachable, &tables, &merged_owners);
+    let open_slots = find_open_slots(&reachable, &merged_owners);
     let claimed_twice = find_several_owners(&merged_owners);
 
     let mut nodes = Nodes {
@@ -281,11 +282,7 @@ fn find_disagreements(
 
 /// Slots in migrating or importing state on the `myself` line of any reachable node,
 /// with every owner any view claims.
-fn find_open_slots(
-    reachable: &[(&str, &NodeState)],
-    tables: &[Vec<Option<&str>>],
-    merged_owners: &[Vec<&str>],
-) -> Vec<OpenSlot> {
+fn find_open_slots(reachable: &[(&str, &NodeState)], merged_owners: &[Vec<&str>]) -> Vec<OpenSlot> {
     let mut open: BTreeMap<u16, OpenSlot> = BTreeMap::new();
     for me in reachable.iter().filter_map(|(_, s)| s.myself()) {
         for &slot in me.migrating.keys() {
@@ -297,7 +294,9 @@ fn find_open_slots(
     }
     for (&slot, o) in open.iter_mut() {
         let i = usize::from(slot);
-        let claimed = tables.iter().filter_map(|t| t.get(i).copied().flatten());
+        let claimed = reachable
+            .iter()
+            .filter_map(|(_, s)| owner_in(&s.nodes, slot));
         for owner in claimed.chain(merged_owners.get(i).into_iter().flatten().copied()) {
             push_unique(&mut o.owners, owner);
         }
@@ -759,13 +758,37 @@ fn signature(nodes: &[NodeInfo]) -> Vec<String> {
     let mut sig: Vec<String> = nodes
         .iter()
         .filter(|n| !n.slots.is_empty())
-        .map(|n| {
-            let slots: Vec<u16> = slots_of(n).collect();
-            format!("{}:{}", n.id, format_ranges(&ranges_of(&slots)))
-        })
+        .map(|n| format!("{}:{}", n.id, format_ranges(&normal_ranges(&n.slots))))
         .collect();
     sig.sort();
     sig
+}
+
+/// Slot ranges sorted, merged where they touch or overlap, and cut to valid slots:
+/// what `ranges_of` gives for the slots they cover, without listing each slot.
+fn normal_ranges(ranges: &[(u16, u16)]) -> Vec<(u16, u16)> {
+    let mut sorted: Vec<(u16, u16)> = ranges
+        .iter()
+        .filter(|&&(a, b)| a <= b && a < SLOTS)
+        .map(|&(a, b)| (a, b.min(SLOTS - 1)))
+        .collect();
+    sorted.sort_unstable();
+    let mut out: Vec<(u16, u16)> = Vec::with_capacity(sorted.len());
+    for (a, b) in sorted {
+        match out.last_mut() {
+            Some((_, end)) if a <= end.saturating_add(1) => *end = (*end).max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The owner of `slot` in one view: the first node that claims it.
+fn owner_in(nodes: &[NodeInfo], slot: u16) -> Option<&str> {
+    nodes
+        .iter()
+        .find(|n| n.slots.iter().any(|&(a, b)| a <= slot && slot <= b))
+        .map(|n| n.id.as_str())
 }
 
 /// The owner id of every slot in one view (the first claimer if several claim it).
@@ -872,6 +895,25 @@ mod tests {
 
     fn id(c: char) -> String {
         c.to_string().repeat(40)
+    }
+
+    #[test]
+    fn normal_ranges_cover_what_the_slots_cover() {
+        let cases: [&[(u16, u16)]; 5] = [
+            &[(5, 9), (0, 4), (20, 20)],
+            &[(0, 100), (50, 60), (101, 101)],
+            &[(16380, 16383), (16000, 16390)],
+            &[(7, 3), (1, 1)],
+            &[],
+        ];
+        for ranges in cases {
+            let slots: Vec<u16> = ranges
+                .iter()
+                .flat_map(|&(a, b)| a..=b)
+                .filter(|&s| s < SLOTS)
+                .collect();
+            assert_eq!(normal_ranges(ranges), ranges_of(&slots), "{ranges:?}");
+        }
     }
 
     /// One line of `CLUSTER NODES` for node `c` at port `port`, 40 times `c` as id.
