@@ -22,7 +22,7 @@ use super::conn::Pool;
 use super::live::{migrate_args, LiveCluster};
 use super::mover::{self, LeftAlone, MoveOpts, SlotMove, SlotMoved};
 use super::topology::{format_ranges, ranges_of};
-use super::{merged_nodes, Cluster, ClusterError, NodeInfo, Reply, Result};
+use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Reply, Result};
 use crate::journal::Journal;
 use crate::progress::Progress;
 
@@ -193,18 +193,27 @@ async fn setslot_all(
     Ok(failed)
 }
 
-/// Read back every master's view right before a batch's first write. Returns the
-/// batch's slots that are still as they were planned (the others are left alone and
-/// named), or why the whole call must stop: a marker this run did not set, a failover
-/// of the pair's nodes, a cluster that no longer serves.
-async fn recheck(ctx: &Ctx<'_>, pair: &Pair, batch: &[u16], run: &Run) -> Result<Vec<u16>> {
-    let views = ctx.live.views_async().await?;
-    if let Some(mover::NotServing::Down(why)) = mover::not_serving(&ctx.live.seed(), &views) {
+/// Read every node's view, one round to the addresses known; a node that does not
+/// answer is a view with its error.
+async fn read_views(ctx: &Ctx<'_>, addrs: &[String]) -> Vec<NodeView> {
+    futures::future::join_all(addrs.iter().map(|a| async move {
+        NodeView {
+            addr: a.clone(),
+            state: ctx.live.node_state(a).await.map_err(|e| e.to_string()),
+        }
+    }))
+    .await
+}
+
+/// What a view of the whole cluster says against going on: a cluster that stopped
+/// serving, or a marker this run did not set (another tool moving slots).
+fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> {
+    if let Some(mover::NotServing::Down(why)) = mover::not_serving(&ctx.live.seed(), views) {
         return Err(ClusterError::Refused(format!(
             "the cluster stopped serving while slots moved: {why}"
         )));
     }
-    let nodes = merged_nodes(&views);
+    let nodes = merged_nodes(views);
     // Ours: the slots of this call (its other pairs open and settle theirs while the
     // views are read) and any other slot this process has open.
     let ours: BTreeSet<u16> = crate::interrupt::open_slots().into_iter().collect();
@@ -232,6 +241,46 @@ async fn recheck(ctx: &Ctx<'_>, pair: &Pair, batch: &[u16], run: &Run) -> Result
             }
         }
     }
+    Ok(())
+}
+
+/// Every node's view, read beside a pair's batch (off its path: a source busy with
+/// its own MIGRATEs answers late). What it shows stops the run before the pair's next
+/// batch, and it stands for the nodes other than the pair's two in that batch's check.
+async fn watch(ctx: &Ctx<'_>, addrs: &[String], run: &Run) -> Vec<NodeView> {
+    let views = read_views(ctx, addrs).await;
+    if let Err(e) = against_going_on(ctx, &views, run) {
+        run.stop(e);
+    }
+    views
+}
+
+/// Right before a batch's first write: the source's and the target's views, read
+/// now, with `others` (every node's view, read beside the pair's previous batch) for
+/// the rest of the cluster. Returns the batch's slots that are still as they were
+/// planned (the others are left alone and named), or why the whole call must stop:
+/// a marker this run did not set, a failover of the pair's nodes, a cluster that no
+/// longer serves.
+async fn recheck(
+    ctx: &Ctx<'_>,
+    pair: &Pair,
+    batch: &[u16],
+    run: &Run,
+    others: &[NodeView],
+) -> Result<Vec<u16>> {
+    let ends = [pair.src.addr(), pair.dst.addr()];
+    let mut views = read_views(ctx, &ends).await;
+    for v in &views {
+        if let Err(e) = &v.state {
+            return Err(ClusterError::Refused(format!(
+                "{} stopped answering while slots moved: {e}",
+                v.addr
+            )));
+        }
+    }
+    views.extend(others.iter().filter(|v| !ends.contains(&v.addr)).cloned());
+    against_going_on(ctx, &views, run)?;
+    let nodes = merged_nodes(&views);
     for (end, planned) in [("source", &pair.src), ("target", &pair.dst)] {
         let now = nodes.iter().find(|n| n.id == planned.id);
         if !now.is_some_and(NodeInfo::is_master) {
@@ -349,6 +398,7 @@ async fn move_batch(
         replace: false,
         ..opts.migrate
     };
+    let limit = opts.pipeline.max(1);
     while !active.is_empty() {
         let gets: Vec<Vec<Vec<u8>>> = active
             .iter()
@@ -357,7 +407,7 @@ async fn move_batch(
                     b"CLUSTER".to_vec(),
                     b"GETKEYSINSLOT".to_vec(),
                     s.to_string().into_bytes(),
-                    opts.pipeline.max(1).to_string().into_bytes(),
+                    limit.to_string().into_bytes(),
                 ]
             })
             .collect();
@@ -410,7 +460,13 @@ async fn move_batch(
                 Ok(_) => {
                     keys += k.len() as u64;
                     *per_slot.entry(s).or_default() += k.len() as u64;
-                    active.push(s);
+                    // Fewer keys than asked for were all the slot had: a MIGRATING
+                    // source creates no key in it (it sends writes of new keys to the
+                    // target), and it refuses to let go of a slot it still holds
+                    // keys of, which the careful mover then finishes.
+                    if k.len() as u64 >= limit {
+                        active.push(s);
+                    }
                 }
                 Err(_) => careful.push(s),
             }
@@ -426,7 +482,7 @@ async fn move_batch(
         .filter(|s| !careful.contains(s))
         .collect();
     // Target first: once it owns the slot, the source can let go.
-    let failed = setslot_all(ctx, &dst, &done, &["NODE", &pair.dst.id], "").await?;
+    let failed = assign_on_target(ctx, pair, &done, &to_import).await?;
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
     // A source that gave away its last slot may already be a replica.
@@ -441,6 +497,79 @@ async fn move_batch(
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
     Ok((done, careful))
+}
+
+/// `SETSLOT NODE` on the target for a batch's slots; the slots whose command failed.
+///
+/// A target that is given a slot it imports bumps its config epoch unless it is
+/// already the highest, and broadcasts a PONG to every node, whose whole slot table
+/// each receiver walks. Per slot that is the cost of a large move: 4096 slots onto a
+/// node of a 7-node cluster made 24,576 PONGs and kept both cores busy. So only two
+/// slots of the batch take that path: the first imported one (the bump, made before
+/// the target claims any other slot of the batch, so that its claim outranks the
+/// source's everywhere) and the last (one broadcast that carries the whole batch).
+/// Every other slot is made `STABLE` on the target right before its `NODE`, in the
+/// same pipeline, which drops the importing marker without a broadcast.
+async fn assign_on_target(
+    ctx: &Ctx<'_>,
+    pair: &Pair,
+    slots: &[u16],
+    imported: &[u16],
+) -> Result<Vec<u16>> {
+    let marked: Vec<u16> = slots
+        .iter()
+        .copied()
+        .filter(|s| imported.contains(s))
+        .collect();
+    let quiet: BTreeSet<u16> = match marked.as_slice() {
+        [_, middle @ .., _] => middle.iter().copied().collect(),
+        _ => BTreeSet::new(),
+    };
+    if quiet.is_empty() {
+        return setslot_all(ctx, &pair.dst.addr(), slots, &["NODE", &pair.dst.id], "").await;
+    }
+    let dst = pair.dst.addr();
+    let mut cmds: Vec<Vec<Vec<u8>>> = Vec::with_capacity(slots.len() + quiet.len());
+    for &s in slots {
+        if quiet.contains(&s) {
+            cmds.push(setslot_cmd(s, &["STABLE"]));
+        }
+        cmds.push(setslot_cmd(s, &["NODE", &pair.dst.id]));
+    }
+    let command = format!(
+        "CLUSTER SETSLOT {} NODE {} ({} slots, pipelined; STABLE first on {})",
+        format_ranges(&ranges_of(slots)),
+        pair.dst.id,
+        slots.len(),
+        format_ranges(&ranges_of(&quiet.iter().copied().collect::<Vec<_>>())),
+    );
+    let pool = ctx.pool;
+    let mut replies = match pool.pipeline(&dst, &cmds, pool.options().timeout * 4).await {
+        Ok(r) => r.into_iter(),
+        Err(e) => {
+            ctx.log(&dst, command, &[e.to_string()]);
+            return Err(e);
+        }
+    };
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for &s in slots {
+        let mut replies_of_slot = vec![replies.next()];
+        if quiet.contains(&s) {
+            replies_of_slot.push(replies.next());
+        }
+        let error = replies_of_slot.into_iter().find_map(|r| match r {
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(e.to_string()),
+            None => Some("no reply".to_string()),
+        });
+        if let Some(e) = error {
+            failed.push(s);
+            errors.push(e);
+        }
+    }
+    ctx.log(&dst, command, &errors);
+    Ok(failed)
 }
 
 /// Tell the other masters the new owner of a batch's slots. They learn it by gossip
@@ -467,7 +596,7 @@ async fn tell_others(ctx: &Ctx<'_>, pair: &Pair, done: Vec<u16>, others: &[Strin
 async fn move_pair(
     ctx: &Ctx<'_>,
     pair: &Pair,
-    others: &[String],
+    cluster: &Around<'_>,
     opts: &MoveOpts,
     progress: &Progress,
     run: &Run,
@@ -475,11 +604,13 @@ async fn move_pair(
     let mut out = PairDone::default();
     // The slots of the last batch the other masters have yet to be told of.
     let mut untold: Vec<u16> = Vec::new();
+    // Every node's view, read beside the previous batch (before the first: the call's).
+    let mut seen: Vec<NodeView> = cluster.views.to_vec();
     for batch in pair.slots.chunks(run.batch) {
         if crate::interrupt::requested() || run.stopped() {
             break;
         }
-        let batch = match recheck(ctx, pair, batch, run).await {
+        let batch = match recheck(ctx, pair, batch, run, &seen).await {
             Ok(b) => b,
             Err(e) => {
                 run.stop(e);
@@ -488,10 +619,12 @@ async fn move_pair(
         };
         crate::interrupt::opened(&batch);
         let told = std::mem::take(&mut untold);
-        let (moved, ()) = futures::join!(
+        let (moved, (), views) = futures::join!(
             move_batch(ctx, pair, &batch, opts, run, progress),
-            tell_others(ctx, pair, told, others)
+            tell_others(ctx, pair, told, cluster.masters),
+            watch(ctx, cluster.nodes, run)
         );
+        seen = views;
         match moved {
             Ok((done, careful)) => {
                 untold = done.clone();
@@ -515,8 +648,18 @@ async fn move_pair(
             }
         }
     }
-    tell_others(ctx, pair, untold, others).await;
+    tell_others(ctx, pair, untold, cluster.masters).await;
     out
+}
+
+/// The rest of the cluster, for every pair of a call.
+struct Around<'a> {
+    /// The masters' addresses, told each batch's new owner.
+    masters: &'a [String],
+    /// Every node's address, watched beside each batch.
+    nodes: &'a [String],
+    /// Every node's view when the call started.
+    views: &'a [NodeView],
 }
 
 /// Finish one slot of a pair with the careful mover, from whatever state the batch
@@ -612,11 +755,17 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     ));
     let nodes = merged_nodes(&views);
     let pairs = lanes(mover::pairs_of(&nodes, moves)?, opts.parallel);
-    let others: Vec<String> = nodes
+    let masters: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_master() && !n.failing() && !n.noaddr())
         .map(|n| n.addr())
         .collect();
+    let addrs: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
+    let cluster = Around {
+        masters: &masters,
+        nodes: &addrs,
+        views: &views,
+    };
     let run = Run {
         open_before: nodes
             .iter()
@@ -642,9 +791,9 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             live.handle().block_on(
                 stream::iter(wave)
                     .map(|i| {
-                        let (ctx, others, progress, run) = (&ctx, &others, &progress, &run);
+                        let (ctx, cluster, progress, run) = (&ctx, &cluster, &progress, &run);
                         let p = &pairs[i];
-                        async move { (i, move_pair(ctx, p, others, opts, progress, run).await) }
+                        async move { (i, move_pair(ctx, p, cluster, opts, progress, run).await) }
                     })
                     .buffer_unordered(opts.parallel.max(1))
                     .collect::<Vec<_>>(),
