@@ -270,21 +270,25 @@ async fn recheck(
 ) -> Result<Vec<u16>> {
     let ends = [pair.src.addr(), pair.dst.addr()];
     let mut views = read_views(ctx, &ends).await;
-    for v in &views {
-        if let Err(e) = &v.state {
-            return Err(ClusterError::Refused(format!(
-                "{} stopped answering while slots moved: {e}",
-                v.addr
-            )));
-        }
+    if views.iter().all(|v| v.state.is_ok()) {
+        views.extend(others.iter().filter(|v| !ends.contains(&v.addr)).cloned());
+    } else {
+        // An end that does not answer: what the others say of it now decides
+        // (a failover under way, a node down).
+        views = ctx.live.views_async().await?;
     }
-    views.extend(others.iter().filter(|v| !ends.contains(&v.addr)).cloned());
     against_going_on(ctx, &views, run)?;
     let nodes = merged_nodes(&views);
     for (end, planned) in [("source", &pair.src), ("target", &pair.dst)] {
         let now = nodes.iter().find(|n| n.id == planned.id);
         if !now.is_some_and(NodeInfo::is_master) {
-            let what = match now.and_then(|n| mover::serving_master(&nodes, &n.id)) {
+            // Who serves the shard now, from every node as it is now (the views
+            // watched beside the last batch predate the failover).
+            let fresh = match ctx.live.views_async().await {
+                Ok(v) => merged_nodes(&v),
+                Err(_) => nodes.clone(),
+            };
+            let what = match mover::serving_master(&fresh, &planned.id) {
                 Some(m) => format!("is now a replica of {} (a failover happened)", m.addr()),
                 None => "is no longer a master of the cluster".to_string(),
             };
