@@ -27,7 +27,7 @@ use crate::journal::Journal;
 use crate::progress::Progress;
 
 /// Slots handled together in one pipelined step.
-const BATCH: usize = 128;
+const BATCH: usize = 256;
 
 /// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
 /// [`BATCH`], larger (up to twice) when fewer pairs than `parallel` move, so that a
@@ -444,22 +444,29 @@ async fn move_batch(
             // overwrite reported) by the careful mover.
             .map(|(_, k)| migrate_args(&dst, k, first_try, pool.options()))
             .collect::<Result<_>>()?;
-        let replies = pool.pipeline(&src, &cmds, migrate_timeout).await?;
+        // One journal line for the pipeline: the slots, the keys, each failure.
+        let slots: Vec<u16> = with_keys.iter().map(|(s, _)| *s).collect();
+        let command = format!(
+            "{} (slots {}, {} keys, one MIGRATE per slot, pipelined)",
+            crate::cluster::conn::describe(&cmds[0]),
+            format_ranges(&ranges_of(&slots)),
+            with_keys.iter().map(|(_, k)| k.len()).sum::<usize>()
+        );
+        let replies = match pool.pipeline(&src, &cmds, migrate_timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.log(&src, command, &[e.to_string()]);
+                return Err(e);
+            }
+        };
         active.clear();
         let mut keys = 0u64;
+        let mut errors = Vec::new();
         let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
-        for (((s, k), r), words) in with_keys.into_iter().zip(replies).zip(&cmds) {
-            let error: Vec<String> = r
-                .as_ref()
-                .err()
-                .map(|e| e.to_string())
-                .into_iter()
-                .collect();
-            ctx.log(
-                &src,
-                format!("{} (slot {s})", crate::cluster::conn::describe(words)),
-                &error,
-            );
+        for ((s, k), r) in with_keys.into_iter().zip(replies) {
+            if let Err(e) = &r {
+                errors.push(format!("slot {s}: {e}"));
+            }
             match r {
                 Ok(_) => {
                     keys += k.len() as u64;
@@ -476,6 +483,7 @@ async fn move_batch(
             }
         }
         drop(per_slot);
+        ctx.log(&src, command, &errors);
         run.keys.fetch_add(keys, Ordering::Relaxed);
         progress.done(0, keys);
     }

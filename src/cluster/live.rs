@@ -154,6 +154,33 @@ impl LiveCluster {
     }
 
     /// One node's own `CLUSTER NODES`, `DBSIZE` and `cluster_state`, in one round trip.
+    /// How many keys one node holds in each of `slots`, where it holds any: one
+    /// pipelined `COUNTKEYSINSLOT` per slot.
+    async fn key_counts_async(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+        let mut out = Vec::new();
+        let timeout = self.pool.options().timeout * 4;
+        for chunk in slots.chunks(4096) {
+            let cmds: Vec<Vec<Vec<u8>>> = chunk
+                .iter()
+                .map(|s| {
+                    vec![
+                        b"CLUSTER".to_vec(),
+                        b"COUNTKEYSINSLOT".to_vec(),
+                        slot_words(*s),
+                    ]
+                })
+                .collect();
+            let replies = self.pool.pipeline(addr, &cmds, timeout).await?;
+            for (s, r) in chunk.iter().zip(replies) {
+                match r? {
+                    Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn node_state(&self, addr: &str) -> Result<NodeState> {
         let replies = self
             .pool
@@ -475,30 +502,14 @@ impl Cluster for LiveCluster {
                 &all
             }
         };
-        self.block_on(async {
-            let mut out = Vec::new();
-            let timeout = self.pool.options().timeout * 4;
-            for chunk in slots.chunks(4096) {
-                let cmds: Vec<Vec<Vec<u8>>> = chunk
-                    .iter()
-                    .map(|s| {
-                        vec![
-                            b"CLUSTER".to_vec(),
-                            b"COUNTKEYSINSLOT".to_vec(),
-                            slot_words(*s),
-                        ]
-                    })
-                    .collect();
-                let replies = self.pool.pipeline(addr, &cmds, timeout).await?;
-                for (s, r) in chunk.iter().zip(replies) {
-                    match r? {
-                        Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
-                        _ => {}
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.block_on(self.key_counts_async(addr, slots))
+    }
+
+    fn key_counts_of(&self, asks: &[(String, Vec<u16>)]) -> Vec<Result<Vec<(u16, u64)>>> {
+        self.block_on(join_all(
+            asks.iter()
+                .map(|(addr, slots)| self.key_counts_async(addr, slots)),
+        ))
     }
 
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {

@@ -128,6 +128,13 @@ pub trait Cluster {
     /// How many keys one node holds in each of `slots` (every slot when `None`), for
     /// the slots where it holds any.
     fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>>;
+    /// [`Cluster::key_counts`] of several nodes, each for its own slots, in order; a
+    /// live cluster asks them all at once.
+    fn key_counts_of(&self, asks: &[(String, Vec<u16>)]) -> Vec<Result<Vec<(u16, u64)>>> {
+        asks.iter()
+            .map(|(addr, slots)| self.key_counts(addr, Some(slots)))
+            .collect()
+    }
     /// `DUMP` payloads of keys on one node (`None` where the key does not exist).
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>>;
     /// Make one node the owner of a slot atomically and make its claim win:

@@ -86,11 +86,13 @@ pub fn states(c: &dyn Cluster, slots: &[u16]) -> Result<Vec<SlotState>> {
         .collect();
     // Keys per slot of every reachable master (one that cannot be asked is down).
     let mut keys: BTreeMap<String, BTreeMap<u16, u64>> = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.is_master() && !n.failing()) {
-        if !answered.contains(&n.id.as_str()) {
-            continue;
-        }
-        match c.key_counts(&n.addr(), Some(slots)) {
+    let asked: Vec<&NodeInfo> = nodes
+        .iter()
+        .filter(|n| n.is_master() && !n.failing() && answered.contains(&n.id.as_str()))
+        .collect();
+    let asks: Vec<(String, Vec<u16>)> = asked.iter().map(|n| (n.addr(), slots.to_vec())).collect();
+    for (n, counts) in asked.iter().zip(c.key_counts_of(&asks)) {
+        match counts {
             Ok(counts) => {
                 keys.insert(n.id.clone(), counts.into_iter().collect());
             }

@@ -9,7 +9,7 @@ use super::def;
 use crate::cluster::check::check;
 use crate::cluster::conn::args;
 use crate::cluster::slot::slot_of;
-use crate::cluster::Reply;
+use crate::cluster::{NodeInfo, Reply};
 use crate::script::host::{key_value, node_map, runtime_error, slot_arg, Host, RhaiResult};
 
 pub fn register(engine: &mut Engine, host: &Rc<Host>) {
@@ -204,26 +204,28 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         &["node: Node", "Map"],
         "Keys a node holds in slots it does not own (in its own view), as a map slot -> count:\nkeys that clients cannot reach, or that a migration left. Counts the owned slots first and\nstops there when they hold every key (DBSIZE), so a healthy master costs little.",
         move |node: Dynamic| -> RhaiResult<Map> {
-            // The node as it describes itself (the last topology read keeps each
-            // reachable node's own view of its slots).
             let me = h.locate(&node)?;
-            let owned: Vec<u16> = (0..crate::cluster::SLOTS).filter(|s| me.owns(*s)).collect();
-            let in_owned: u64 = h
-                .cl(h.cluster.key_counts(&me.addr(), Some(&owned)))?
+            let mut out = stray_keys(&h, &[me])?;
+            Ok(out.pop().unwrap_or_default())
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "stray_keys",
+        &["nodes: Array", "Map"],
+        "stray_keys of several nodes, all asked at once, as a map id -> (slot -> count).",
+        move |nodes: Array| -> RhaiResult<Map> {
+            let nodes: Vec<NodeInfo> = nodes
                 .iter()
-                .map(|(_, c)| c)
-                .sum();
-            // DBSIZE after the count: a write or a delete in between makes them differ,
-            // and then every other slot is counted.
-            let dbsize = match h.cl(h.cluster.call(&me.addr(), &args(["DBSIZE"])))? {
-                crate::cluster::Reply::Int(n) => n.max(0) as u64,
-                _ => u64::MAX,
-            };
-            if in_owned == dbsize {
-                return Ok(Map::new());
-            }
-            let others: Vec<u16> = (0..crate::cluster::SLOTS).filter(|s| !me.owns(*s)).collect();
-            Ok(count_map(h.cl(h.cluster.key_counts(&me.addr(), Some(&others)))?))
+                .map(|n| h.locate(n))
+                .collect::<RhaiResult<_>>()?;
+            let counts = stray_keys(&h, &nodes)?;
+            Ok(nodes
+                .iter()
+                .zip(counts)
+                .map(|(n, c)| (n.id.as_str().into(), Dynamic::from(c)))
+                .collect())
         },
     );
     let h = host.clone();
@@ -306,4 +308,46 @@ fn count_map(counts: Vec<(u16, u64)>) -> Map {
         .into_iter()
         .map(|(s, c)| (s.to_string().into(), Dynamic::from(c as i64)))
         .collect()
+}
+
+/// Keys each node holds in slots it does not own (in its own view, as the last
+/// topology read keeps it), as slot -> count. The owned slots are counted first, every
+/// node at once; only a node whose DBSIZE (read after the count: a write or a delete
+/// in between makes them differ) says there are more has its other slots counted.
+fn stray_keys(h: &Host, nodes: &[NodeInfo]) -> RhaiResult<Vec<Map>> {
+    let owned: Vec<(String, Vec<u16>)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n.addr(),
+                (0..crate::cluster::SLOTS).filter(|s| n.owns(*s)).collect(),
+            )
+        })
+        .collect();
+    let in_owned: Vec<u64> = h
+        .cluster
+        .key_counts_of(&owned)
+        .into_iter()
+        .map(|r| h.cl(r).map(|c| c.iter().map(|(_, n)| n).sum()))
+        .collect::<RhaiResult<_>>()?;
+    let mut rest: Vec<(String, Vec<u16>)> = Vec::new();
+    let mut which: Vec<usize> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let dbsize = match h.cl(h.cluster.call(&n.addr(), &args(["DBSIZE"])))? {
+            crate::cluster::Reply::Int(k) => k.max(0) as u64,
+            _ => u64::MAX,
+        };
+        if in_owned[i] != dbsize {
+            rest.push((
+                n.addr(),
+                (0..crate::cluster::SLOTS).filter(|s| !n.owns(*s)).collect(),
+            ));
+            which.push(i);
+        }
+    }
+    let mut out = vec![Map::new(); nodes.len()];
+    for (i, counts) in which.into_iter().zip(h.cluster.key_counts_of(&rest)) {
+        out[i] = count_map(h.cl(counts)?);
+    }
+    Ok(out)
 }
