@@ -103,6 +103,8 @@ struct Run {
     stop: Mutex<Option<ClusterError>>,
     keys: AtomicU64,
     left_alone: Mutex<Vec<LeftAlone>>,
+    /// The watcher's latest read of every node (before its first: the call's).
+    seen: Mutex<std::sync::Arc<Vec<NodeView>>>,
     /// Keys moved per slot, for the slots moved.
     slot_keys: Mutex<std::collections::BTreeMap<u16, u64>>,
 }
@@ -244,20 +246,38 @@ fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> 
     Ok(())
 }
 
-/// Every node's view, read beside a pair's batch (off its path: a source busy with
-/// its own MIGRATEs answers late). What it shows stops the run before the pair's next
-/// batch, and it stands for the nodes other than the pair's two in that batch's check.
-async fn watch(ctx: &Ctx<'_>, addrs: &[String], run: &Run) -> Vec<NodeView> {
-    let views = read_views(ctx, addrs).await;
-    if let Err(e) = against_going_on(ctx, &views, run) {
-        run.stop(e);
+/// How often, at most, the watcher reads every node while slots move.
+const WATCH_EVERY: Duration = Duration::from_millis(25);
+
+/// Every node's view, read over and over while the pairs move (at most every
+/// [`WATCH_EVERY`]), off the pairs' path: a source busy with its MIGRATEs answers
+/// late, and no pair waits for it. What a read shows stops the run before any pair's
+/// next batch; the latest read stands for the nodes other than a pair's two in that
+/// pair's check of its next batch. Ends when `done` is notified.
+async fn watch(ctx: &Ctx<'_>, addrs: &[String], run: &Run, done: &tokio::sync::Notify) {
+    let finished = done.notified();
+    tokio::pin!(finished);
+    loop {
+        let started = Instant::now();
+        tokio::select! {
+            views = read_views(ctx, addrs) => {
+                if let Err(e) = against_going_on(ctx, &views, run) {
+                    run.stop(e);
+                }
+                *run.seen.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(views);
+            }
+            () = &mut finished => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(WATCH_EVERY.saturating_sub(started.elapsed())) => {}
+            () = &mut finished => return,
+        }
     }
-    views
 }
 
 /// Right before a batch's first write: the source's and the target's views, read
-/// now, with `others` (every node's view, read beside the pair's previous batch) for
-/// the rest of the cluster. Returns the batch's slots that are still as they were
+/// now, with `others` (the watcher's latest read of every node) for the rest of the
+/// cluster. Returns the batch's slots that are still as they were
 /// planned (the others are left alone and named), or why the whole call must stop:
 /// a marker this run did not set, a failover of the pair's nodes, a cluster that no
 /// longer serves.
@@ -613,54 +633,56 @@ async fn move_pair(
     progress: &Progress,
     run: &Run,
 ) -> PairDone {
-    let mut out = PairDone::default();
-    // The slots of the last batch the other masters have yet to be told of.
-    let mut untold: Vec<u16> = Vec::new();
-    // Every node's view, read beside the previous batch (before the first: the call's).
-    let mut seen: Vec<NodeView> = cluster.views.to_vec();
-    for batch in pair.slots.chunks(run.batch) {
-        if crate::interrupt::requested() || run.stopped() {
-            break;
+    // The other masters are told each batch's new owner beside the pair's next
+    // batches, never holding them up (they learn it by gossip anyway).
+    let (tell, mut told) = tokio::sync::mpsc::unbounded_channel::<Vec<u16>>();
+    let telling = async {
+        while let Some(done) = told.recv().await {
+            tell_others(ctx, pair, done, cluster.masters).await;
         }
-        let batch = match recheck(ctx, pair, batch, run, &seen).await {
-            Ok(b) => b,
-            Err(e) => {
-                run.stop(e);
+    };
+    let moving = async {
+        let mut out = PairDone::default();
+        for batch in pair.slots.chunks(run.batch) {
+            if crate::interrupt::requested() || run.stopped() {
                 break;
             }
-        };
-        crate::interrupt::opened(&batch);
-        let told = std::mem::take(&mut untold);
-        let (moved, (), views) = futures::join!(
-            move_batch(ctx, pair, &batch, opts, run, progress),
-            tell_others(ctx, pair, told, cluster.masters),
-            watch(ctx, cluster.nodes, run)
-        );
-        seen = views;
-        match moved {
-            Ok((done, careful)) => {
-                untold = done.clone();
-                crate::interrupt::settled(&done);
-                {
-                    let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
-                    for s in &done {
-                        per_slot.entry(*s).or_default();
-                    }
+            let seen = run.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let batch = match recheck(ctx, pair, batch, run, &seen).await {
+                Ok(b) => b,
+                Err(e) => {
+                    run.stop(e);
+                    break;
                 }
-                out.slots += done.len() as u64;
-                progress.done(done.len() as u64, 0);
-                out.careful.extend(careful);
-            }
-            Err(e) => {
-                // The careful mover resumes every slot of this batch from its state;
-                // the pair takes no new batch.
-                out.careful.extend(batch);
-                run.stop(e);
-                break;
+            };
+            crate::interrupt::opened(&batch);
+            match move_batch(ctx, pair, &batch, opts, run, progress).await {
+                Ok((done, careful)) => {
+                    crate::interrupt::settled(&done);
+                    {
+                        let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
+                        for s in &done {
+                            per_slot.entry(*s).or_default();
+                        }
+                    }
+                    out.slots += done.len() as u64;
+                    progress.done(done.len() as u64, 0);
+                    out.careful.extend(careful);
+                    let _ = tell.send(done);
+                }
+                Err(e) => {
+                    // The careful mover resumes every slot of this batch from its
+                    // state; the pair takes no new batch.
+                    out.careful.extend(batch);
+                    run.stop(e);
+                    break;
+                }
             }
         }
-    }
-    tell_others(ctx, pair, untold, cluster.masters).await;
+        drop(tell);
+        out
+    };
+    let (out, ()) = futures::join!(moving, telling);
     out
 }
 
@@ -670,8 +692,6 @@ struct Around<'a> {
     masters: &'a [String],
     /// Every node's address, watched beside each batch.
     nodes: &'a [String],
-    /// Every node's view when the call started.
-    views: &'a [NodeView],
 }
 
 /// Finish one slot of a pair with the careful mover, from whatever state the batch
@@ -776,7 +796,6 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     let cluster = Around {
         masters: &masters,
         nodes: &addrs,
-        views: &views,
     };
     let run = Run {
         open_before: nodes
@@ -789,6 +808,7 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         keys: AtomicU64::new(0),
         left_alone: Mutex::new(Vec::new()),
         slot_keys: Mutex::new(std::collections::BTreeMap::new()),
+        seen: Mutex::new(std::sync::Arc::new(views.clone())),
     };
     let progress = Progress::new(moves.len() as u64);
     let pool = live.pool().clone();
@@ -797,10 +817,11 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         pool: &pool,
         journal: live.journal(),
     };
-    let mut results: Vec<(usize, PairDone)> = Vec::new();
-    for wave in waves(&pairs) {
-        results.extend(
-            live.handle().block_on(
+    let done = tokio::sync::Notify::new();
+    let moving = async {
+        let mut results: Vec<(usize, PairDone)> = Vec::new();
+        for wave in waves(&pairs) {
+            results.extend(
                 stream::iter(wave)
                     .map(|i| {
                         let (ctx, cluster, progress, run) = (&ctx, &cluster, &progress, &run);
@@ -808,10 +829,16 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
                         async move { (i, move_pair(ctx, p, cluster, opts, progress, run).await) }
                     })
                     .buffer_unordered(opts.parallel.max(1))
-                    .collect::<Vec<_>>(),
-            ),
-        );
-    }
+                    .collect::<Vec<_>>()
+                    .await,
+            );
+        }
+        done.notify_one();
+        results
+    };
+    let (results, ()) = live
+        .handle()
+        .block_on(async { futures::join!(moving, watch(&ctx, cluster.nodes, &run, &done)) });
     progress.finish();
     crate::progress::detail(&format!(
         "-- move_slots: batches done after {:.0} ms",
