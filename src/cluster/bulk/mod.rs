@@ -1,15 +1,17 @@
-//! The fast slot mover of the live cluster. Round trips, not bytes, dominate moving
-//! thousands of slots, so every step is pipelined per node over a batch of slots:
-//! IMPORTING on the target, MIGRATING on the source, GETKEYSINSLOT and MIGRATE,
-//! then SETSLOT NODE on the target, the source and every other master, in that order.
-//! Several source/target pairs run at once. A slot that hits anything unusual
-//! (BUSYKEY, a transient error) is finished afterwards by the careful one-slot mover.
+//! The fast slot mover of the live cluster. Round trips and the servers' CPU, not
+//! bytes, dominate moving thousands of slots, so every step is pipelined per node over
+//! a batch of slots: IMPORTING on the target, MIGRATING on the source, GETKEYSINSLOT
+//! and MIGRATE, then SETSLOT NODE on the target and the source, in that order; the
+//! other masters are told beside the pair's next batches. Several source/target pairs
+//! run at once. A slot that hits anything unusual (BUSYKEY, a transient error) is
+//! finished afterwards by the careful one-slot mover.
 //!
-//! Right before each batch's first write, every master's view is read back: a slot
-//! whose state changed since it was planned is left alone and named; a marker this
-//! run did not set (another tool moving slots), a failover of the pair's nodes or a
-//! cluster that stopped serving stops the run. Whatever way it ends, it says which
-//! slots it leaves open.
+//! Right before each batch's first write, the pair's two masters are read back, and a
+//! watcher reads every node over and over while the pairs move: a slot whose state
+//! changed since it was planned is left alone and named; a marker this run did not
+//! set (another tool moving slots), a failover of the pair's nodes or a cluster that
+//! stopped serving stops the run before the next batch. Whatever way it ends, it says
+//! which slots it leaves open.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +27,12 @@ use super::topology::{format_ranges, ranges_of};
 use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Reply, Result};
 use crate::journal::Journal;
 use crate::progress::Progress;
+
+mod setslot;
+mod watch;
+
+use setslot::{assign_on_target, setslot_all, tell_others};
+use watch::{recheck, watch};
 
 /// Slots handled together in one pipelined step.
 const BATCH: usize = 256;
@@ -125,16 +133,6 @@ impl Run {
     }
 }
 
-fn setslot_cmd(slot: u16, words: &[&str]) -> Vec<Vec<u8>> {
-    let mut c = vec![
-        b"CLUSTER".to_vec(),
-        b"SETSLOT".to_vec(),
-        slot.to_string().into_bytes(),
-    ];
-    c.extend(words.iter().map(|w| w.as_bytes().to_vec()));
-    c
-}
-
 /// Where the bulk mover's writes go, and the journal that records them.
 struct Ctx<'a> {
     live: &'a LiveCluster,
@@ -153,236 +151,6 @@ impl Ctx<'_> {
             j.record(node, &command, reply);
         }
     }
-}
-
-/// Run one pipelined SETSLOT per slot on a node; the slots whose command failed.
-async fn setslot_all(
-    ctx: &Ctx<'_>,
-    addr: &str,
-    slots: &[u16],
-    words: &[&str],
-    ok_if: &str,
-) -> Result<Vec<u16>> {
-    if slots.is_empty() {
-        return Ok(Vec::new());
-    }
-    let pool = ctx.pool;
-    let cmds: Vec<Vec<Vec<u8>>> = slots.iter().map(|s| setslot_cmd(*s, words)).collect();
-    let command = format!(
-        "CLUSTER SETSLOT {} {} ({} slots, pipelined)",
-        format_ranges(&ranges_of(slots)),
-        words.join(" "),
-        slots.len()
-    );
-    let replies = match pool.pipeline(addr, &cmds, pool.options().timeout * 4).await {
-        Ok(r) => r,
-        Err(e) => {
-            ctx.log(addr, command, &[e.to_string()]);
-            return Err(e);
-        }
-    };
-    let mut failed = Vec::new();
-    let mut errors = Vec::new();
-    for (s, r) in slots.iter().zip(replies) {
-        if let Err(e) = r {
-            if ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)) {
-                failed.push(*s);
-                errors.push(e.to_string());
-            }
-        }
-    }
-    ctx.log(addr, command, &errors);
-    Ok(failed)
-}
-
-/// Read every node's view, one round to the addresses known; a node that does not
-/// answer is a view with its error.
-async fn read_views(ctx: &Ctx<'_>, addrs: &[String]) -> Vec<NodeView> {
-    futures::future::join_all(addrs.iter().map(|a| async move {
-        NodeView {
-            addr: a.clone(),
-            state: ctx.live.node_state(a).await.map_err(|e| e.to_string()),
-        }
-    }))
-    .await
-}
-
-/// What a view of the whole cluster says against going on: a cluster that stopped
-/// serving, or a marker this run did not set (another tool moving slots).
-fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> {
-    if let Some(mover::NotServing::Down(why)) = mover::not_serving(&ctx.live.seed(), views) {
-        return Err(ClusterError::Refused(format!(
-            "the cluster stopped serving while slots moved: {why}"
-        )));
-    }
-    let nodes = merged_nodes(views);
-    // Ours: the slots of this call (its other pairs open and settle theirs while the
-    // views are read) and any other slot this process has open.
-    let ours: BTreeSet<u16> = crate::interrupt::open_slots().into_iter().collect();
-    for n in &nodes {
-        let marks = n
-            .migrating
-            .iter()
-            .map(|(s, to)| (s, "MIGRATING", "to", to))
-            .chain(
-                n.importing
-                    .iter()
-                    .map(|(s, from)| (s, "IMPORTING", "from", from)),
-            );
-        for (slot, what, dir, other) in marks {
-            if !ours.contains(slot) && !run.asked.contains(slot) && !run.open_before.contains(slot)
-            {
-                let other = nodes
-                    .iter()
-                    .find(|o| &o.id == other)
-                    .map_or(other.clone(), NodeInfo::addr);
-                return Err(ClusterError::Refused(format!(
-                    "another run is changing slots on this cluster: slot {slot} is {what} on {} ({dir} {other}), which this run did not set",
-                    n.addr()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// How often, at most, the watcher reads every node while slots move.
-const WATCH_EVERY: Duration = Duration::from_millis(25);
-
-/// Every node's view, read over and over while the pairs move (at most every
-/// [`WATCH_EVERY`]), off the pairs' path: a source busy with its MIGRATEs answers
-/// late, and no pair waits for it. What a read shows stops the run before any pair's
-/// next batch; the latest read stands for the nodes other than a pair's two in that
-/// pair's check of its next batch. Ends when `done` is notified.
-async fn watch(ctx: &Ctx<'_>, addrs: &[String], run: &Run, done: &tokio::sync::Notify) {
-    let finished = done.notified();
-    tokio::pin!(finished);
-    loop {
-        let started = Instant::now();
-        tokio::select! {
-            views = read_views(ctx, addrs) => {
-                if let Err(e) = against_going_on(ctx, &views, run) {
-                    run.stop(e);
-                }
-                *run.seen.lock().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(views);
-            }
-            () = &mut finished => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(WATCH_EVERY.saturating_sub(started.elapsed())) => {}
-            () = &mut finished => return,
-        }
-    }
-}
-
-/// Right before a batch's first write: the source's and the target's views, read
-/// now, with `others` (the watcher's latest read of every node) for the rest of the
-/// cluster. Returns the batch's slots that are still as they were
-/// planned (the others are left alone and named), or why the whole call must stop:
-/// a marker this run did not set, a failover of the pair's nodes, a cluster that no
-/// longer serves.
-async fn recheck(
-    ctx: &Ctx<'_>,
-    pair: &Pair,
-    batch: &[u16],
-    run: &Run,
-    others: &[NodeView],
-) -> Result<Vec<u16>> {
-    let ends = [pair.src.addr(), pair.dst.addr()];
-    let mut views = read_views(ctx, &ends).await;
-    if views.iter().all(|v| v.state.is_ok()) {
-        views.extend(others.iter().filter(|v| !ends.contains(&v.addr)).cloned());
-    } else {
-        // An end that does not answer: what the others say of it now decides
-        // (a failover under way, a node down).
-        views = ctx.live.views_async().await?;
-    }
-    against_going_on(ctx, &views, run)?;
-    let nodes = merged_nodes(&views);
-    for (end, planned) in [("source", &pair.src), ("target", &pair.dst)] {
-        let now = nodes.iter().find(|n| n.id == planned.id);
-        if !now.is_some_and(NodeInfo::is_master) {
-            // Who serves the shard now, from every node as it is now (the views
-            // watched beside the last batch predate the failover).
-            let fresh = match ctx.live.views_async().await {
-                Ok(v) => merged_nodes(&v),
-                Err(_) => nodes.clone(),
-            };
-            let what = match mover::serving_master(&fresh, &planned.id) {
-                Some(m) => format!("is now a replica of {} (a failover happened)", m.addr()),
-                None => "is no longer a master of the cluster".to_string(),
-            };
-            return Err(ClusterError::Refused(format!(
-                "the {end} {} {what}",
-                planned.addr()
-            )));
-        }
-    }
-    let (Some(src), Some(dst)) = (
-        nodes.iter().find(|n| n.id == pair.src.id),
-        nodes.iter().find(|n| n.id == pair.dst.id),
-    ) else {
-        return Ok(Vec::new());
-    };
-    let mut keep = Vec::with_capacity(batch.len());
-    for &slot in batch {
-        let state = |src: &NodeInfo, dst: &NodeInfo| {
-            (
-                src.owns(slot),
-                src.migrating.get(&slot).cloned(),
-                dst.owns(slot),
-                dst.importing.get(&slot).cloned(),
-            )
-        };
-        let why = if state(src, dst) != state(&pair.src, &pair.dst) {
-            Some(describe_slot(&nodes, slot))
-        } else {
-            mover::check_move(&nodes, slot, src, dst)
-                .err()
-                .map(|e| e.to_string())
-        };
-        match why {
-            None => keep.push(slot),
-            Some(why) => run
-                .left_alone
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(LeftAlone {
-                    slot,
-                    why: format!("changed since it was planned: {why}"),
-                }),
-        }
-    }
-    Ok(keep)
-}
-
-/// Who owns a slot now and which markers it has, for the operator.
-fn describe_slot(nodes: &[NodeInfo], slot: u16) -> String {
-    let addr = |id: &String| {
-        nodes
-            .iter()
-            .find(|n| &n.id == id)
-            .map_or(id.clone(), NodeInfo::addr)
-    };
-    let owners: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.is_master() && n.owns(slot))
-        .map(NodeInfo::addr)
-        .collect();
-    let mut parts = vec![if owners.is_empty() {
-        "no owner".to_string()
-    } else {
-        format!("owned by {}", owners.join(" and "))
-    }];
-    for n in nodes {
-        if let Some(to) = n.migrating.get(&slot) {
-            parts.push(format!("MIGRATING on {} to {}", n.addr(), addr(to)));
-        }
-        if let Some(from) = n.importing.get(&slot) {
-            parts.push(format!("IMPORTING on {} from {}", n.addr(), addr(from)));
-        }
-    }
-    parts.join(", ")
 }
 
 /// Move one batch of a pair's slots: the slots settled, and those that need care.
@@ -529,98 +297,6 @@ async fn move_batch(
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
     Ok((done, careful))
-}
-
-/// `SETSLOT NODE` on the target for a batch's slots; the slots whose command failed.
-///
-/// A target that is given a slot it imports bumps its config epoch unless it is
-/// already the highest, and broadcasts a PONG to every node, whose whole slot table
-/// each receiver walks. Per slot that is the cost of a large move: 4096 slots onto a
-/// node of a 7-node cluster made 24,576 PONGs and kept both cores busy. So only two
-/// slots of the batch take that path: the first imported one (the bump, made before
-/// the target claims any other slot of the batch, so that its claim outranks the
-/// source's everywhere) and the last (one broadcast that carries the whole batch).
-/// Every other slot is made `STABLE` on the target right before its `NODE`, in the
-/// same pipeline, which drops the importing marker without a broadcast.
-async fn assign_on_target(
-    ctx: &Ctx<'_>,
-    pair: &Pair,
-    slots: &[u16],
-    imported: &[u16],
-) -> Result<Vec<u16>> {
-    let marked: Vec<u16> = slots
-        .iter()
-        .copied()
-        .filter(|s| imported.contains(s))
-        .collect();
-    let quiet: BTreeSet<u16> = match marked.as_slice() {
-        [_, middle @ .., _] => middle.iter().copied().collect(),
-        _ => BTreeSet::new(),
-    };
-    if quiet.is_empty() {
-        return setslot_all(ctx, &pair.dst.addr(), slots, &["NODE", &pair.dst.id], "").await;
-    }
-    let dst = pair.dst.addr();
-    let mut cmds: Vec<Vec<Vec<u8>>> = Vec::with_capacity(slots.len() + quiet.len());
-    for &s in slots {
-        if quiet.contains(&s) {
-            cmds.push(setslot_cmd(s, &["STABLE"]));
-        }
-        cmds.push(setslot_cmd(s, &["NODE", &pair.dst.id]));
-    }
-    let command = format!(
-        "CLUSTER SETSLOT {} NODE {} ({} slots, pipelined; STABLE first on {})",
-        format_ranges(&ranges_of(slots)),
-        pair.dst.id,
-        slots.len(),
-        format_ranges(&ranges_of(&quiet.iter().copied().collect::<Vec<_>>())),
-    );
-    let pool = ctx.pool;
-    let mut replies = match pool.pipeline(&dst, &cmds, pool.options().timeout * 4).await {
-        Ok(r) => r.into_iter(),
-        Err(e) => {
-            ctx.log(&dst, command, &[e.to_string()]);
-            return Err(e);
-        }
-    };
-    let mut failed = Vec::new();
-    let mut errors = Vec::new();
-    for &s in slots {
-        let mut replies_of_slot = vec![replies.next()];
-        if quiet.contains(&s) {
-            replies_of_slot.push(replies.next());
-        }
-        let error = replies_of_slot.into_iter().find_map(|r| match r {
-            Some(Ok(_)) => None,
-            Some(Err(e)) => Some(e.to_string()),
-            None => Some("no reply".to_string()),
-        });
-        if let Some(e) = error {
-            failed.push(s);
-            errors.push(e);
-        }
-    }
-    ctx.log(&dst, command, &errors);
-    Ok(failed)
-}
-
-/// Tell the other masters the new owner of a batch's slots. They learn it by gossip
-/// anyway (its epoch is higher): telling them is for speed, so it runs beside the
-/// pair's next batch, and one that misses it does not stop the move (the journal
-/// records it).
-async fn tell_others(ctx: &Ctx<'_>, pair: &Pair, done: Vec<u16>, others: &[String]) {
-    if done.is_empty() {
-        return;
-    }
-    let (src, dst) = (pair.src.addr(), pair.dst.addr());
-    let node_words = ["NODE", pair.dst.id.as_str()];
-    futures::future::join_all(
-        others
-            .iter()
-            .filter(|a| **a != src && **a != dst)
-            .map(|a| setslot_all(ctx, a, &done, &node_words, "only with masters")),
-    )
-    .await;
 }
 
 /// Move a pair's slots batch after batch, until they are all moved, the call stops
