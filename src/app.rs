@@ -618,7 +618,11 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
 }
 
 fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Result<i32, AppError> {
-    let lab_err = |e: lab::LabError| AppError::Failed(e.to_string());
+    // A layout or server that cannot be is bad input (exit 2); the rest failed (exit 1).
+    let lab_err = |e: lab::LabError| match e {
+        lab::LabError::Spec(_) => AppError::Usage(e.to_string()),
+        e => AppError::Failed(e.to_string()),
+    };
     let password = g.password.clone().filter(|p| !p.is_empty());
     let open = |port: u16| -> Result<lab::Lab, AppError> {
         Ok(lab::Lab::open(port)
@@ -632,8 +636,10 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             replicas,
             empty,
             keys,
+            server,
         } => {
             let mut spec = lab::LabSpec::new(port.port);
+            spec.server = server.clone();
             spec.masters = *masters as usize;
             spec.replicas = *replicas as usize;
             spec.empty = *empty as usize;

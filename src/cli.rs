@@ -314,6 +314,15 @@ pub enum LabAction {
         /// Keys to load.
         #[arg(long, default_value_t = 0)]
         keys: u64,
+        /// The server binary every node runs: redis-server or any compatible one, such
+        /// as Valkey's valkey-server
+        #[arg(
+            long,
+            value_name = "PATH",
+            env = "SLOTSMITH_SERVER",
+            default_value = "redis-server"
+        )]
+        server: std::path::PathBuf,
     },
     /// Break the lab cluster on purpose.
     Break {

@@ -6,7 +6,7 @@ use slotsmith::cluster::slot::slot_of;
 use slotsmith::cluster::Cluster;
 use slotsmith::lab::{self, Fault, LabError, LabRole};
 
-use crate::support::{pid_alive, TestCluster};
+use crate::support::{pid_alive, run, run_env, valkey_server, TestCluster};
 
 #[test]
 fn up_break_down() {
@@ -80,6 +80,13 @@ fn up_break_down() {
     assert!(status.nodes.iter().all(|n| n.alive));
     assert_eq!(status.nodes.iter().map(|n| n.slots).sum::<usize>(), 16384);
     assert!(status.to_string().contains("cluster_state:ok"));
+    assert!(
+        status
+            .nodes
+            .iter()
+            .all(|n| n.server.as_deref() == Some("redis 7.0.15")),
+        "{status}"
+    );
 
     // break stuck-slot 5519: 7002 migrating to the empty master, keys on both sides.
     let (src, dst) = (ports[1], ports[6]);
@@ -151,4 +158,65 @@ fn up_break_down() {
     assert!(!dir.exists());
     let again = tc.lab().down().expect("second down");
     assert!(!again.removed);
+}
+
+#[test]
+fn a_lab_of_another_server_binary() {
+    // Valkey's valkey-server: a healthy cluster, and lab status names the server.
+    let tc = TestCluster::with(|s| {
+        s.server = valkey_server();
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 0;
+        s.keys = 300;
+    });
+    let check = tc.cluster_check();
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(check.contains("[OK] 300 keys in 3 masters."), "{check}");
+    let root = tc
+        .lab()
+        .dir
+        .parent()
+        .expect("lab root")
+        .to_string_lossy()
+        .to_string();
+    let base = tc.ports()[0].to_string();
+    let out = run_env(
+        &["lab", "status", "--port", &base],
+        &[("SLOTSMITH_LAB_DIR", &root)],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("cluster_state:ok"), "{out}");
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(2)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(rows.iter().all(|r| r.contains("valkey 9.1.2")), "{out}");
+
+    // A server binary that cannot be run: exit 2, one sentence naming it.
+    for out in [
+        run(&[
+            "lab",
+            "up",
+            "--port",
+            "29990",
+            "--server",
+            "/nonexistent/valkey-server",
+        ]),
+        run_env(
+            &["lab", "up", "--port", "29990"],
+            &[("SLOTSMITH_SERVER", "/nonexistent/valkey-server")],
+        ),
+    ] {
+        assert_eq!(out.code, 2, "{out}");
+        assert!(
+            out.stderr
+                .contains("cannot run the server binary /nonexistent/valkey-server"),
+            "{out}"
+        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    }
 }

@@ -48,6 +48,34 @@ fn ports_free(base: u16, count: usize) -> bool {
     })
 }
 
+/// Valkey 9.1.2's `valkey-server`, as `scripts/setup` installs it: `$SLOTSMITH_VALKEY`,
+/// else `valkey-9.1.2/valkey-server` in `$SLOTSMITH_CACHE`, `$XDG_CACHE_HOME/slotsmith`
+/// or `~/.cache/slotsmith`.
+pub fn valkey_server() -> std::path::PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let path = var("SLOTSMITH_VALKEY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = var("SLOTSMITH_CACHE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    var("XDG_CACHE_HOME")
+                        .map(std::path::PathBuf::from)
+                        .unwrap_or_else(|| {
+                            std::path::PathBuf::from(var("HOME").expect("HOME")).join(".cache")
+                        })
+                        .join("slotsmith")
+                });
+            cache.join("valkey-9.1.2").join("valkey-server")
+        });
+    assert!(
+        path.is_file(),
+        "Valkey 9.1.2 is not installed at {}: run scripts/setup",
+        path.display()
+    );
+    path
+}
+
 /// The `slotsmith` binary, built by cargo for the integration tests.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slotsmith"))

@@ -46,6 +46,8 @@ const LOAD_BATCH: usize = 1000;
 const SEED_KEY: &str = "user:loadtest_user_33:reservations";
 const STATE_FILE: &str = "lab.json";
 
+pub mod server;
+
 /// What went wrong starting, breaking, inspecting or stopping a lab cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -157,6 +159,8 @@ pub struct LabSpec {
     pub tls: Option<LabTls>,
     /// The lab's own directory (one sub-directory per node, and `lab.json`).
     pub dir: PathBuf,
+    /// The server binary every node runs (see [`server::chosen`]).
+    pub server: PathBuf,
 }
 
 impl LabSpec {
@@ -175,6 +179,7 @@ impl LabSpec {
             user: None,
             tls: None,
             dir: lab_dir(port),
+            server: server::chosen(None),
         }
     }
 
@@ -382,6 +387,9 @@ pub struct Lab {
     /// Keys loaded by `up`.
     #[serde(default)]
     pub keys: u64,
+    /// The server binary the nodes run.
+    #[serde(default = "default_server")]
+    pub server: PathBuf,
     /// The ACL user the nodes require (the `default` user is off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -393,6 +401,11 @@ pub struct Lab {
     pub dir: PathBuf,
     #[serde(skip)]
     secret: Option<String>,
+}
+
+/// The server of a lab recorded before labs named theirs.
+fn default_server() -> PathBuf {
+    PathBuf::from(server::DEFAULT)
 }
 
 impl Lab {
@@ -539,13 +552,18 @@ impl Lab {
                 role: "-".into(),
                 slots: 0,
                 keys: None,
+                server: None,
                 open: Vec::new(),
                 error: None,
             };
             match answer {
                 Ok(Probe {
-                    state: st, info, ..
+                    state: st,
+                    info,
+                    server,
+                    ..
                 }) => {
+                    row.server = Some(server);
                     if state.is_none() {
                         state = info_field(&info, "cluster_state").map(str::to_string);
                     }
@@ -773,6 +791,8 @@ pub struct NodeStatus {
     pub slots: usize,
     /// `DBSIZE`, when the node answers.
     pub keys: Option<u64>,
+    /// The server and its version, when the node answers: `redis 7.0.15`.
+    pub server: Option<String>,
     /// Its open slots: `5519->127.0.0.1:7007` (migrating), `5519<-127.0.0.1:7002` (importing).
     pub open: Vec<String>,
     /// Why it could not be asked.
@@ -800,24 +820,26 @@ impl fmt::Display for LabStatus {
         )?;
         writeln!(
             f,
-            "{:<6} {:>8} {:<5} {:<8} {:>6} {:>9}  OPEN",
-            "PORT", "PID", "ALIVE", "ROLE", "SLOTS", "KEYS"
+            "{:<6} {:>8} {:<5} {:<8} {:>6} {:>9}  {:<14} OPEN",
+            "PORT", "PID", "ALIVE", "ROLE", "SLOTS", "KEYS", "SERVER"
         )?;
         for n in &self.nodes {
             let keys = n.keys.map_or("-".to_string(), |k| k.to_string());
+            let server = n.server.as_deref().unwrap_or("-");
             let mut tail = n.open.join(" ");
             if let Some(e) = &n.error {
                 tail = e.clone();
             }
             writeln!(
                 f,
-                "{:<6} {:>8} {:<5} {:<8} {:>6} {:>9}  {}",
+                "{:<6} {:>8} {:<5} {:<8} {:>6} {:>9}  {:<14} {}",
                 n.port,
                 n.pid,
                 if n.alive { "yes" } else { "no" },
                 n.role,
                 n.slots,
                 keys,
+                server,
                 tail
             )?;
         }
@@ -866,7 +888,7 @@ impl fmt::Display for DownReport {
 /// primitives, and `spec.keys` keys loaded.
 pub fn up(spec: &LabSpec, rt: &Handle) -> Result<Lab, LabError> {
     spec.validate()?;
-    ensure_redis_server()?;
+    server::check(&spec.server)?;
     let planned = spec.layout();
 
     if spec.dir.exists() {
@@ -999,6 +1021,7 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
         nodes: Vec::new(),
         has_password: spec.password.is_some(),
         keys: 0,
+        server: spec.server.clone(),
         user: spec.user.clone(),
         tls: spec.tls.clone(),
         dir: spec.dir.clone(),
@@ -1134,24 +1157,6 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
     Ok(lab)
 }
 
-/// Fail early and clearly when `redis-server` is missing.
-fn ensure_redis_server() -> Result<(), LabError> {
-    match Command::new("redis-server")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(LabError::NotInstalled),
-        Err(e) => Err(LabError::Start {
-            port: 0,
-            reason: format!("cannot run redis-server ({e})"),
-        }),
-    }
-}
-
 fn check_free(port: u16, what: &str) -> Result<(), LabError> {
     match TcpListener::bind((HOST, port)) {
         Ok(_) => Ok(()),
@@ -1167,7 +1172,7 @@ fn check_free(port: u16, what: &str) -> Result<(), LabError> {
 fn start_node(dir: &Path, port: u16, spec: &LabSpec) -> Result<(), LabError> {
     let node_dir = dir.join(port.to_string());
     let path = |name: &str| node_dir.join(name).to_string_lossy().to_string();
-    let mut cmd = Command::new("redis-server");
+    let mut cmd = Command::new(&spec.server);
     match &spec.tls {
         None => cmd.args(["--port", &port.to_string()]),
         // TLS only: no plain-text port; the bus (port + 10000) and replication use TLS.
@@ -1221,13 +1226,7 @@ fn start_node(dir: &Path, port: u16, spec: &LabSpec) -> Result<(), LabError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => LabError::NotInstalled,
-            _ => LabError::Start {
-                port,
-                reason: format!("cannot run redis-server ({e})"),
-            },
-        })?;
+        .map_err(|e| server::not_runnable(&spec.server, &e))?;
     if !out.status.success() {
         let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if text.is_empty() {
@@ -1265,6 +1264,8 @@ struct Probe {
     info: String,
     /// `INFO replication`.
     replication: String,
+    /// The server's name and version (`INFO server`): `valkey 9.1.2`.
+    server: String,
 }
 
 /// Ask one node for its `CLUSTER NODES`, `DBSIZE`, `CLUSTER INFO` and `INFO replication`.
@@ -1275,10 +1276,12 @@ async fn probe(cluster: &LiveCluster, addr: &str) -> Result<Probe, ClusterError>
         .pool()
         .cmd(addr, &args(["INFO", "replication"]))
         .await?;
+    let about = cluster.pool().cmd(addr, &args(["INFO", "server"])).await?;
     Ok(Probe {
         state,
         info: text_of(info),
         replication: text_of(replication),
+        server: server::name_and_version(&text_of(about)),
     })
 }
 
@@ -1528,7 +1531,7 @@ fn running(pid: u32, port: u16) -> bool {
     }
     let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline);
-    cmdline.contains("redis-server") && cmdline.contains(&port.to_string())
+    server::is_server_title(&cmdline) && cmdline.contains(&port.to_string())
 }
 
 /// Send `sig` to `pid`; true when the process exists and accepted it.
