@@ -111,13 +111,57 @@ struct Run {
     stop: Mutex<Option<ClusterError>>,
     keys: AtomicU64,
     left_alone: Mutex<Vec<LeftAlone>>,
+    /// Nodes with a MIGRATE pipeline of this run in flight, and how many.
+    busy: Mutex<std::collections::HashMap<String, usize>>,
     /// The watcher's latest read of every node (before its first: the call's).
     seen: Mutex<std::sync::Arc<Vec<NodeView>>>,
     /// Keys moved per slot, for the slots moved.
     slot_keys: Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
+/// A node marked busy with a MIGRATE pipeline of this run while this lives.
+struct Busy<'a> {
+    run: &'a Run,
+    addr: String,
+}
+
+impl<'a> Busy<'a> {
+    fn new(run: &'a Run, addr: &str) -> Self {
+        *run.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(addr.to_string())
+            .or_default() += 1;
+        Busy {
+            run,
+            addr: addr.to_string(),
+        }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.run.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = busy.get_mut(&self.addr) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.addr);
+            }
+        }
+    }
+}
+
 impl Run {
+    /// The nodes with a MIGRATE pipeline of this run in flight.
+    fn busy_nodes(&self) -> Vec<String> {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     fn stopped(&self) -> bool {
         self.stop
             .lock()
@@ -240,7 +284,11 @@ async fn move_batch(
             format_ranges(&ranges_of(&slots)),
             with_keys.iter().map(|(_, k)| k.len()).sum::<usize>()
         );
-        let replies = match pool.pipeline(&src, &cmds, migrate_timeout).await {
+        let migrated = {
+            let _busy = Busy::new(run, &src);
+            pool.pipeline(&src, &cmds, migrate_timeout).await
+        };
+        let replies = match migrated {
             Ok(r) => r,
             Err(e) => {
                 ctx.log(&src, command, &[e.to_string()]);
@@ -259,10 +307,9 @@ async fn move_batch(
                 Ok(_) => {
                     keys += k.len() as u64;
                     *per_slot.entry(s).or_default() += k.len() as u64;
-                    // Fewer keys than asked for were all the slot had: a MIGRATING
-                    // source creates no key in it (it sends writes of new keys to the
-                    // target), and it refuses to let go of a slot it still holds
-                    // keys of, which the careful mover then finishes.
+                    // Fewer keys than asked for were all the slot had: once
+                    // MIGRATING, a source creates no key in the slot (a command on a
+                    // key it lacks is sent to the target with ASK or TRYAGAIN).
                     if k.len() as u64 >= limit {
                         active.push(s);
                     }
@@ -324,7 +371,7 @@ async fn move_pair(
                 break;
             }
             let seen = run.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let batch = match recheck(ctx, pair, batch, run, &seen).await {
+            let batch = match recheck(ctx, pair, batch, run, cluster.nodes, &seen).await {
                 Ok(b) => b,
                 Err(e) => {
                     run.stop(e);
@@ -485,6 +532,7 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         left_alone: Mutex::new(Vec::new()),
         slot_keys: Mutex::new(std::collections::BTreeMap::new()),
         seen: Mutex::new(std::sync::Arc::new(views.clone())),
+        busy: Mutex::new(std::collections::HashMap::new()),
     };
     let progress = Progress::new(moves.len() as u64);
     let pool = live.pool().clone();

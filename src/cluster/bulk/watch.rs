@@ -89,23 +89,38 @@ pub(super) async fn watch(ctx: &Ctx<'_>, addrs: &[String], run: &Run, done: &tok
     }
 }
 
-/// Right before a batch's first write: the source's and the target's views, read
-/// now, with `others` (the watcher's latest read of every node) for the rest of the
-/// cluster. Returns the batch's slots that are still as they were
-/// planned (the others are left alone and named), or why the whole call must stop:
-/// a marker this run did not set, a failover of the pair's nodes, a cluster that no
-/// longer serves.
+/// Right before a batch's first write: every node's view read now, but for the
+/// nodes busy with this run's MIGRATEs (another pair's source answers only when its
+/// MIGRATEs are done), which `others`, the watcher's latest read, stands for. A busy
+/// node is a master this run is moving slots away from; every other node, a replica
+/// that a failover may have just promoted included, is read fresh. Returns the
+/// batch's slots that are still as they were planned (the others are left alone and
+/// named), or why the whole call must stop: a marker this run did not set, a
+/// failover of the pair's nodes, a cluster that no longer serves.
 pub(super) async fn recheck(
     ctx: &Ctx<'_>,
     pair: &Pair,
     batch: &[u16],
     run: &Run,
+    addrs: &[String],
     others: &[NodeView],
 ) -> Result<Vec<u16>> {
     let ends = [pair.src.addr(), pair.dst.addr()];
-    let mut views = read_views(ctx, &ends).await;
-    if views.iter().all(|v| v.state.is_ok()) {
-        views.extend(others.iter().filter(|v| !ends.contains(&v.addr)).cloned());
+    let busy = run.busy_nodes();
+    let mut fresh: Vec<String> = ends.to_vec();
+    fresh.extend(
+        addrs
+            .iter()
+            .filter(|a| !ends.contains(a) && !busy.contains(*a))
+            .cloned(),
+    );
+    let mut views = read_views(ctx, &fresh).await;
+    if views
+        .iter()
+        .filter(|v| ends.contains(&v.addr))
+        .all(|v| v.state.is_ok())
+    {
+        views.extend(others.iter().filter(|v| !fresh.contains(&v.addr)).cloned());
     } else {
         // An end that does not answer: what the others say of it now decides
         // (a failover under way, a node down).
@@ -116,8 +131,8 @@ pub(super) async fn recheck(
     for (end, planned) in [("source", &pair.src), ("target", &pair.dst)] {
         let now = nodes.iter().find(|n| n.id == planned.id);
         if !now.is_some_and(NodeInfo::is_master) {
-            // Who serves the shard now, from every node as it is now (the views
-            // watched beside the last batch predate the failover).
+            // Who serves the shard now, from every node as it is now (the
+            // watcher's views of the busy nodes may predate the failover).
             let fresh = match ctx.live.views_async().await {
                 Ok(v) => merged_nodes(&v),
                 Err(_) => nodes.clone(),
