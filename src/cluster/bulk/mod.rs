@@ -6,9 +6,9 @@
 //! run at once. A slot that hits anything unusual (BUSYKEY, a transient error) is
 //! finished afterwards by the careful one-slot mover.
 //!
-//! Right before each batch's first write, the pair's two masters are read back, and a
-//! watcher reads every node over and over while the pairs move: a slot whose state
-//! changed since it was planned is left alone and named; a marker this run did not
+//! Right before each batch's first write, every node is read back but those busy
+//! with this run's MIGRATEs, which a watcher reads over and over beside the pairs: a
+//! slot whose state changed since it was planned is left alone and named; a marker this run did not
 //! set (another tool moving slots), a failover of the pair's nodes or a cluster that
 //! stopped serving stops the run before the next batch. Whatever way it ends, it says
 //! which slots it leaves open.

@@ -61,7 +61,7 @@ fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> 
 }
 
 /// How often, at most, the watcher reads every node while slots move.
-const WATCH_EVERY: Duration = Duration::from_millis(25);
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// Every node's view, read over and over while the pairs move (at most every
 /// [`WATCH_EVERY`]), off the pairs' path: a source busy with its MIGRATEs answers
