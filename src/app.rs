@@ -85,6 +85,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             threshold,
             pipeline,
             migrate_timeout,
+            migration,
             simulate,
         } => {
             if !threshold.is_finite() || *threshold < 0.0 {
@@ -102,6 +103,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             a.extend(["--threshold".to_string(), threshold.to_string()]);
             // --simulate is --dry-run: the whole script runs against the in-memory copy.
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
+            a.extend(["--migration".to_string(), migration.clone()]);
             run_script(g, &rt, "rebalance", &a, *simulate)
         }
         Command::Reshard {
@@ -110,6 +112,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             slots,
             pipeline,
             migrate_timeout,
+            migration,
             simulate,
         } => {
             let mut a = vec![
@@ -121,6 +124,7 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
                 slots.to_string(),
             ];
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
+            a.extend(["--migration".to_string(), migration.clone()]);
             run_script(g, &rt, "reshard", &a, *simulate)
         }
         Command::Run { script, args } => run_script(g, &rt, script, args, false),

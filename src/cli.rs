@@ -137,6 +137,11 @@ pub enum Command {
         /// MIGRATE timeout in milliseconds.
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         migrate_timeout: Option<u64>,
+        /// How slots move: atomic (the server's own slot migration, Valkey 9+), legacy
+        /// (IMPORTING/MIGRATING, MIGRATE, SETSLOT), or auto: atomic when every master
+        /// involved has it
+        #[arg(long, value_name = "auto|atomic|legacy", default_value = "auto", value_parser = ["auto", "atomic", "legacy"])]
+        migration: String,
         /// The same as --dry-run: show the plan, write nothing.
         #[arg(long)]
         simulate: bool,
@@ -158,6 +163,11 @@ pub enum Command {
         /// MIGRATE timeout in milliseconds.
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         migrate_timeout: Option<u64>,
+        /// How slots move: atomic (the server's own slot migration, Valkey 9+), legacy
+        /// (IMPORTING/MIGRATING, MIGRATE, SETSLOT), or auto: atomic when every master
+        /// involved has it
+        #[arg(long, value_name = "auto|atomic|legacy", default_value = "auto", value_parser = ["auto", "atomic", "legacy"])]
+        migration: String,
         /// The same as --dry-run: show the plan, write nothing.
         #[arg(long)]
         simulate: bool,

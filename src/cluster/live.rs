@@ -156,7 +156,7 @@ impl LiveCluster {
     /// One node's own `CLUSTER NODES`, `DBSIZE` and `cluster_state`, in one round trip.
     /// How many keys one node holds in each of `slots`, where it holds any: one
     /// pipelined `COUNTKEYSINSLOT` per slot.
-    async fn key_counts_async(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+    pub async fn key_counts_async(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
         let mut out = Vec::new();
         let timeout = self.pool.options().timeout * 4;
         for chunk in slots.chunks(4096) {
@@ -590,6 +590,10 @@ impl Cluster for LiveCluster {
 
     fn other_runs(&self) -> Result<Vec<OtherRun>> {
         self.block_on(self.look(None))
+    }
+
+    fn moves_atomically(&self, addr: &str) -> Result<bool> {
+        self.block_on(super::bulk::supports_atomic(&self.pool, addr))
     }
 
     fn release_lease(&self) {

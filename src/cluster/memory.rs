@@ -657,6 +657,10 @@ impl Cluster for MemoryCluster {
     fn other_runs(&self) -> Result<Vec<super::lease::OtherRun>> {
         self.base.other_runs()
     }
+
+    fn moves_atomically(&self, addr: &str) -> Result<bool> {
+        self.base.moves_atomically(addr)
+    }
 }
 
 /// A replica learns who owns which slot from its master (by gossip, a moment after

@@ -159,6 +159,10 @@ pub trait Cluster {
     fn other_runs(&self) -> Result<Vec<lease::OtherRun>> {
         Ok(Vec::new())
     }
+    /// Whether a node moves slots itself (`CLUSTER MIGRATESLOTS`, Valkey 9+).
+    fn moves_atomically(&self, _addr: &str) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The merged topology: every node as it describes itself when reachable (so its

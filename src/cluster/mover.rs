@@ -11,6 +11,32 @@ use super::{
     merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, NodeView, Result, SetSlot,
 };
 
+/// Which protocol `move_slots` moves with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Migration {
+    /// Atomic when every master involved supports it, legacy otherwise.
+    #[default]
+    Auto,
+    /// The server's own atomic slot migration (`CLUSTER MIGRATESLOTS`, Valkey 9+).
+    Atomic,
+    /// IMPORTING/MIGRATING markers, `MIGRATE` and `SETSLOT NODE`, on every server.
+    Legacy,
+}
+
+impl std::str::FromStr for Migration {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Migration::Auto),
+            "atomic" => Ok(Migration::Atomic),
+            "legacy" => Ok(Migration::Legacy),
+            other => Err(format!(
+                "the migration must be auto, atomic or legacy, not \"{other}\""
+            )),
+        }
+    }
+}
+
 /// How to move keys.
 #[derive(Debug, Clone, Copy)]
 pub struct MoveOpts {
@@ -19,6 +45,8 @@ pub struct MoveOpts {
     pub migrate: MigrateOpts,
     /// Source/target pairs moved at the same time by `move_slots`.
     pub parallel: usize,
+    /// Which protocol `move_slots` uses.
+    pub migration: Migration,
 }
 
 impl Default for MoveOpts {
@@ -27,6 +55,7 @@ impl Default for MoveOpts {
             pipeline: 100,
             migrate: MigrateOpts::default(),
             parallel: 4,
+            migration: Migration::Auto,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! clusters that the tests start themselves through `slotsmith::lab`, the same code
 //! operators use. Shared helpers live in `support`.
 
+mod atomic;
 mod check;
 mod dryrun;
 mod examples;

@@ -28,8 +28,11 @@ use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Reply, Resu
 use crate::journal::Journal;
 use crate::progress::Progress;
 
+mod atomic;
 mod setslot;
 mod watch;
+
+pub use atomic::supports as supports_atomic;
 
 use setslot::{assign_on_target, setslot_all, tell_others};
 use watch::{recheck, watch};
@@ -509,7 +512,30 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         started.elapsed().as_secs_f64() * 1000.0
     ));
     let nodes = merged_nodes(&views);
-    let pairs = lanes(mover::pairs_of(&nodes, moves)?, opts.parallel);
+    let pairs = mover::pairs_of(&nodes, moves)?;
+    {
+        let pool = live.pool().clone();
+        let ctx = Ctx {
+            live,
+            pool: &pool,
+            journal: live.journal(),
+        };
+        let atomic = live.handle().block_on(async {
+            match atomic::chosen(&ctx, &pairs, opts.migration).await? {
+                true => {
+                    let progress = Progress::new(moves.len() as u64);
+                    let r = atomic::move_pairs(&ctx, &pairs, &progress).await;
+                    progress.finish();
+                    r.map(Some)
+                }
+                false => Ok(None),
+            }
+        })?;
+        if let Some(done) = atomic {
+            return Ok(done);
+        }
+    }
+    let pairs = lanes(pairs, opts.parallel);
     let masters: Vec<String> = nodes
         .iter()
         .filter(|n| n.is_master() && !n.failing() && !n.noaddr())

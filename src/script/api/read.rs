@@ -134,6 +134,17 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
     let h = host.clone();
     def(
         engine,
+        "moves_atomically",
+        &["node: Node", "bool"],
+        "Whether a node moves slots itself: atomic slot migration (CLUSTER MIGRATESLOTS,\nValkey 9 or later), which move_slots uses when every master involved has it.",
+        move |node: Dynamic| -> RhaiResult<bool> {
+            let n = h.locate(&node)?;
+            h.cl(h.cluster.moves_atomically(&n.addr()))
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
         "check",
         &["Map"],
         "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors.",

@@ -74,12 +74,19 @@ fn move_opts(opts: &Map) -> RhaiResult<MoveOpts> {
                 }
                 out.parallel = p as usize;
             }
+            "migration" => {
+                let text = v
+                    .clone()
+                    .into_string()
+                    .map_err(|_| runtime_error("opts.migration must be \"auto\", \"atomic\" or \"legacy\""))?;
+                out.migration = text.parse().map_err(runtime_error)?;
+            }
             "timeout" | "replace" => {
                 rest.insert(k.clone(), v.clone());
             }
             other => {
                 return Err(runtime_error(format!(
-                    "unknown option \"{other}\" (known: pipeline, timeout, replace, parallel)"
+                    "unknown option \"{other}\" (known: pipeline, timeout, replace, parallel, migration)"
                 )))
             }
         }

@@ -1,0 +1,371 @@
+//! The atomic back-end of the engine, for servers that move slots themselves (Valkey 9:
+//! `CLUSTER MIGRATESLOTS`): one command per source for all its ranges and targets,
+//! then `CLUSTER GETSLOTMIGRATIONS` polled on every source until each job has ended.
+//! An interruption cancels the jobs in flight (`CLUSTER CANCELSLOTMIGRATIONS` on every
+//! source) and waits for them to end. No marker is set and the client moves no key: a
+//! job that fails or is cancelled leaves its slots with the source.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::{Ctx, Pair};
+use crate::cluster::conn::{args, Pool};
+use crate::cluster::mover::{Migration, SlotMoved};
+use crate::cluster::topology::{format_ranges, ranges_of};
+use crate::cluster::{ClusterError, Reply, Result};
+use crate::progress::Progress;
+
+/// How often the jobs are polled.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Whether a node moves slots itself: `COMMAND INFO CLUSTER|MIGRATESLOTS` describes
+/// the command (a server without it answers with a nil).
+pub async fn supports(pool: &Pool, addr: &str) -> Result<bool> {
+    match pool
+        .cmd(addr, &args(["COMMAND", "INFO", "CLUSTER|MIGRATESLOTS"]))
+        .await?
+    {
+        Reply::Array(items) => Ok(items.iter().any(|i| matches!(i, Reply::Array(_)))),
+        _ => Ok(false),
+    }
+}
+
+/// Whether the pairs move atomically: never with `legacy`; with `auto` when every
+/// source and target supports it and none has a slot open by the legacy protocol
+/// (the server refuses an atomic move while one is); with `atomic` then or never,
+/// saying why. Says which protocol it chose.
+pub(super) async fn chosen(ctx: &Ctx<'_>, pairs: &[Pair], migration: Migration) -> Result<bool> {
+    if migration == Migration::Legacy {
+        return Ok(false);
+    }
+    let mut ends: Vec<&crate::cluster::NodeInfo> = Vec::new();
+    for p in pairs {
+        for n in [&p.src, &p.dst] {
+            if !ends.iter().any(|e| e.id == n.id) {
+                ends.push(n);
+            }
+        }
+    }
+    let support = futures::future::join_all(
+        ends.iter()
+            .map(|n| async move { supports(ctx.pool, &n.addr()).await }),
+    )
+    .await;
+    let mut lacking = Vec::new();
+    for (n, s) in ends.iter().zip(support) {
+        if !s? {
+            lacking.push(n.addr());
+        }
+    }
+    let marked: Vec<String> = ends
+        .iter()
+        .filter(|n| !n.migrating.is_empty() || !n.importing.is_empty())
+        .map(|n| n.addr())
+        .collect();
+    if migration == Migration::Atomic {
+        if !lacking.is_empty() {
+            return Err(ClusterError::State(format!(
+                "{} cannot move slots atomically (no CLUSTER MIGRATESLOTS: atomic slot migration needs Valkey 9 or later); use --migration legacy or auto",
+                lacking.join(", ")
+            )));
+        }
+        if !marked.is_empty() {
+            return Err(ClusterError::State(format!(
+                "{} has a slot open by the legacy protocol, and the server refuses an atomic move until it is settled: run slotsmith fix first",
+                marked.join(", ")
+            )));
+        }
+    }
+    let atomic = lacking.is_empty() && marked.is_empty();
+    if !atomic {
+        crate::progress::note(
+            ">>> Moving with the legacy protocol (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)",
+        );
+    }
+    Ok(atomic)
+}
+
+/// One job as `CLUSTER GETSLOTMIGRATIONS` describes it.
+#[derive(Debug, Clone, Default)]
+struct Job {
+    name: String,
+    operation: String,
+    slots: Vec<u16>,
+    state: String,
+    message: String,
+}
+
+impl Job {
+    fn ended(&self) -> bool {
+        matches!(self.state.as_str(), "success" | "cancelled" | "failed")
+    }
+}
+
+/// Text of a reply item.
+fn text(r: &Reply) -> String {
+    match r {
+        Reply::Bulk(b) => String::from_utf8_lossy(b).to_string(),
+        Reply::Status(s) => s.clone(),
+        Reply::Int(i) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Slots of `"0-1365 5462-6826"`.
+fn slots_of(ranges: &str) -> Vec<u16> {
+    let mut out = Vec::new();
+    for r in ranges.split([' ', ',']).filter(|r| !r.is_empty()) {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+            out.extend(a..=b);
+        }
+    }
+    out
+}
+
+/// The jobs of a `CLUSTER GETSLOTMIGRATIONS` reply (each a flat name/value array or a
+/// map; fields by name, extra ones ignored).
+fn jobs_of(reply: Reply) -> Vec<Job> {
+    let Reply::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let pairs: Vec<(String, String)> = match item {
+                Reply::Array(flat) => flat
+                    .chunks(2)
+                    .filter_map(|kv| match kv {
+                        [k, v] => Some((text(k), text(v))),
+                        _ => None,
+                    })
+                    .collect(),
+                Reply::Map(m) => m.iter().map(|(k, v)| (text(k), text(v))).collect(),
+                _ => Vec::new(),
+            };
+            let mut job = Job::default();
+            for (k, v) in pairs {
+                match k.as_str() {
+                    "name" => job.name = v,
+                    "operation" => job.operation = v,
+                    "slot_ranges" => job.slots = slots_of(&v),
+                    "state" => job.state = v,
+                    "message" => job.message = v,
+                    _ => {}
+                }
+            }
+            job
+        })
+        .collect()
+}
+
+async fn jobs(ctx: &Ctx<'_>, addr: &str) -> Result<Vec<Job>> {
+    let r = ctx
+        .pool
+        .cmd(addr, &args(["CLUSTER", "GETSLOTMIGRATIONS"]))
+        .await?;
+    Ok(jobs_of(r))
+}
+
+/// `CLUSTER MIGRATESLOTS SLOTSRANGE a b ... NODE target [SLOTSRANGE ... NODE ...]` for
+/// one source's pairs.
+fn migrateslots(pairs: &[&Pair]) -> Vec<Vec<u8>> {
+    let mut cmd = args(["CLUSTER", "MIGRATESLOTS"]);
+    for p in pairs {
+        cmd.push(b"SLOTSRANGE".to_vec());
+        for (a, b) in ranges_of(&p.slots) {
+            cmd.push(a.to_string().into_bytes());
+            cmd.push(b.to_string().into_bytes());
+        }
+        cmd.push(b"NODE".to_vec());
+        cmd.push(p.dst.id.clone().into_bytes());
+    }
+    cmd
+}
+
+/// What one source's jobs did.
+#[derive(Default)]
+struct SourceDone {
+    moved: Vec<u16>,
+    failed: Vec<(Vec<u16>, String)>,
+    cancelled: Vec<u16>,
+}
+
+/// Move the pairs' slots with one `CLUSTER MIGRATESLOTS` per source.
+pub(super) async fn move_pairs(
+    ctx: &Ctx<'_>,
+    pairs: &[Pair],
+    progress: &Progress,
+) -> Result<SlotMoved> {
+    let started = Instant::now();
+    let mut by_source: BTreeMap<String, Vec<&Pair>> = BTreeMap::new();
+    for p in pairs {
+        by_source.entry(p.src.addr()).or_default().push(p);
+    }
+    // Keys per slot before the move, for the report.
+    let mut slot_keys: BTreeMap<u16, u64> = BTreeMap::new();
+    let counts = futures::future::join_all(by_source.iter().map(|(src, ps)| {
+        let slots: Vec<u16> = ps.iter().flat_map(|p| p.slots.iter().copied()).collect();
+        async move { ctx.live.key_counts_async(src, &slots).await }
+    }))
+    .await;
+    for c in counts {
+        slot_keys.extend(c?);
+    }
+    // Start every source's jobs; the ones it had before are not this call's.
+    let started_jobs = futures::future::join_all(by_source.iter().map(|(src, ps)| async move {
+        let before: BTreeSet<String> = jobs(ctx, src).await?.into_iter().map(|j| j.name).collect();
+        let cmd = migrateslots(ps);
+        let shown = format!(
+            "CLUSTER MIGRATESLOTS {}",
+            ps.iter()
+                .map(|p| format!(
+                    "SLOTSRANGE {} NODE {}",
+                    format_ranges(&ranges_of(&p.slots)),
+                    p.dst.id
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let r = ctx.pool.cmd(src, &cmd).await;
+        ctx.log(
+            src,
+            shown,
+            &r.as_ref()
+                .err()
+                .map(|e| vec![e.to_string()])
+                .unwrap_or_default(),
+        );
+        r.map(|_| before)
+    }))
+    .await;
+    let mut watching: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut refused: Option<ClusterError> = None;
+    for ((src, _), r) in by_source.iter().zip(started_jobs) {
+        match r {
+            Ok(before) => {
+                watching.insert(src.clone(), before);
+            }
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    crate::progress::note(&format!(
+        ">>> Moving with atomic slot migration: one CLUSTER MIGRATESLOTS on each of {} source(s)",
+        watching.len()
+    ));
+    // Poll until every job of this call has ended; cancel them on an interruption.
+    let mut cancelled = false;
+    let mut done: BTreeMap<String, SourceDone> = BTreeMap::new();
+    let mut counted = 0u64;
+    loop {
+        if crate::interrupt::requested() && !cancelled {
+            cancelled = true;
+            for src in watching.keys() {
+                let r = ctx
+                    .pool
+                    .cmd(src, &args(["CLUSTER", "CANCELSLOTMIGRATIONS"]))
+                    .await;
+                let errors: Vec<String> = match &r {
+                    // Its jobs had already ended.
+                    Err(e) if e.to_string().contains("No migrations ongoing") => Vec::new(),
+                    Err(e) => vec![e.to_string()],
+                    Ok(_) => Vec::new(),
+                };
+                ctx.log(src, "CLUSTER CANCELSLOTMIGRATIONS".into(), &errors);
+            }
+        }
+        let polled = futures::future::join_all(
+            watching
+                .iter()
+                .map(|(src, before)| async move { (src.clone(), before, jobs(ctx, src).await) }),
+        )
+        .await;
+        let mut all_ended = true;
+        done.clear();
+        for (src, before, r) in polled {
+            let mine: Vec<Job> = r?
+                .into_iter()
+                .filter(|j| j.operation == "EXPORT" && !before.contains(&j.name))
+                .collect();
+            let d = done.entry(src).or_default();
+            for j in mine {
+                if !j.ended() {
+                    all_ended = false;
+                    continue;
+                }
+                match j.state.as_str() {
+                    "success" => d.moved.extend(j.slots),
+                    "cancelled" => d.cancelled.extend(j.slots),
+                    _ => d.failed.push((j.slots, j.message)),
+                }
+            }
+        }
+        let moved: u64 = done.values().map(|d| d.moved.len() as u64).sum();
+        if moved > counted {
+            progress.done(moved - counted, 0);
+            counted = moved;
+        }
+        if all_ended {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let mut out = SlotMoved::default();
+    let mut failures: Vec<String> = Vec::new();
+    for (src, d) in &done {
+        for s in &d.moved {
+            let k = slot_keys.get(s).copied().unwrap_or(0);
+            out.slot_keys.insert(*s, k);
+            out.keys += k;
+        }
+        out.slots += d.moved.len() as u64;
+        for (slots, message) in &d.failed {
+            failures.push(format!(
+                "the atomic migration of slots {} from {src} failed: {message}",
+                format_ranges(&ranges_of(slots))
+            ));
+        }
+    }
+    out.interrupted = cancelled && (out.slots as usize) < pairs.iter().map(|p| p.slots.len()).sum();
+    out.seconds = started.elapsed().as_secs_f64();
+    let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
+    let cause = refused.or_else(|| failures.first().map(|f| ClusterError::State(f.clone())));
+    match cause {
+        Some(cause) => Err(ClusterError::Stopped {
+            cause: Box::new(cause),
+            progress: out.progress(asked),
+        }),
+        None => Ok(out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_read_by_field_name() {
+        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+        let reply = Reply::Array(vec![Reply::Array(vec![
+            bulk("name"),
+            bulk("23086fd6"),
+            bulk("operation"),
+            bulk("EXPORT"),
+            bulk("slot_ranges"),
+            bulk("0-2 5-5"),
+            bulk("state"),
+            bulk("success"),
+            bulk("message"),
+            bulk(""),
+            bulk("cow_size"),
+            Reply::Int(0),
+        ])]);
+        let jobs = jobs_of(reply);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].slots, vec![0, 1, 2, 5]);
+        assert!(jobs[0].ended());
+        assert_eq!(jobs[0].operation, "EXPORT");
+    }
+}
