@@ -3,7 +3,11 @@
 //! on Redis 7.0.15, which has none, `--migration atomic` is refused before anything is
 //! written and `auto` says it uses the legacy protocol.
 
-use crate::support::{assert_check_clean, assert_lab_keys, run, valkey_server, TestCluster};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    assert_check_clean, assert_lab_keys, run, signal, spawn, valkey_server, TestCluster,
+};
 
 /// Jobs still in flight on any node (`CLUSTER GETSLOTMIGRATIONS` states that are not
 /// terminal).
@@ -103,4 +107,58 @@ fn redis_refuses_atomic_before_writing_and_auto_says_legacy() {
     assert!(out.stderr.contains("legacy protocol"), "{out}");
     assert_check_clean(&tc);
     assert_lab_keys(&tc, 1000, 1000, 7);
+}
+
+#[test]
+fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
+    const KEYS: u64 = 100_000;
+    let tc = TestCluster::with(|s| {
+        s.server = valkey_server();
+        s.masters = 3;
+        s.replicas = 1;
+        s.empty = 1;
+        s.keys = KEYS;
+    });
+    let ports = tc.ports();
+    let target = ports[6];
+    let target_pid = tc.lab().node(target).expect("lab node").pid as i32;
+    let mut child = spawn(&["-c", &tc.seed(), "rebalance", "--use-empty-masters", "-y"]);
+    // Once a job is under way, the target stops answering (the jobs stall), and the
+    // operator presses Ctrl+C.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tc
+        .redis_cli(ports[0], &["CLUSTER", "GETSLOTMIGRATIONS"])
+        .contains("EXPORT")
+    {
+        assert!(Instant::now() < deadline, "no atomic job started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rebalance ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling a server process this test's lab started.
+    unsafe { libc::kill(target_pid, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: as above.
+    unsafe { libc::kill(target_pid, libc::SIGCONT) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the rebalance did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !jobs_in_flight(&tc).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", jobs_in_flight(&tc));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every slot owned by exactly one master, every key there.
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, KEYS, KEYS, 97);
 }
