@@ -52,6 +52,9 @@ struct Overlay {
     /// Change of DBSIZE per node.
     delta: HashMap<String, i64>,
     plan: Vec<Planned>,
+    /// Steps taken only to reach a state a recorded command reaches at once (an atomic
+    /// move), so not recorded themselves.
+    muted: bool,
 }
 
 /// One node's own view of one slot.
@@ -150,6 +153,9 @@ impl MemoryCluster {
         keys: u64,
         to: Option<String>,
     ) {
+        if self.inner.borrow().muted {
+            return;
+        }
         self.inner.borrow_mut().plan.push(Planned {
             node: node.to_string(),
             command,
@@ -706,18 +712,72 @@ fn replicas_follow_masters(views: &mut [NodeView]) {
     }
 }
 
-/// Move slots in the order the live bulk mover sends its commands (per pair, 128
-/// slots at a time: every IMPORTING, every MIGRATING, the keys, then SETSLOT NODE on
-/// the target, the source and the other masters), so a dry run shows the same plan.
+/// Move slots as the live engine does, so a dry run shows the same plan: atomic
+/// (one `CLUSTER MIGRATESLOTS` per source) when the live run would be, else in the
+/// order the legacy mover sends its commands (per pair, in batches: every IMPORTING,
+/// every MIGRATING, the keys, then SETSLOT NODE on the target, the source and the
+/// other masters).
 fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
     let started = std::time::Instant::now();
     let ids = mover::ends_of(moves);
     let nodes = super::merged_nodes(&mover::ready(c, &ids, mover::GOSSIP_WAIT)?);
-    let pairs: Vec<(String, String, Vec<u16>)> = mover::pairs_of(&nodes, moves)?
+    let total = SlotMoved::default();
+    let grouped = mover::pairs_of(&nodes, moves)?;
+    let ends = mover::ends_of_pairs(&grouped);
+    let mut known = Vec::new();
+    if opts.migration != mover::Migration::Legacy {
+        for n in ends {
+            known.push((n, c.moves_atomically(&n.addr())?));
+        }
+    }
+    if mover::goes_atomic(opts.migration, &known)? {
+        // One CLUSTER MIGRATESLOTS per source, as the live cluster sends it; the
+        // model then reaches its end state by the steps of the legacy protocol,
+        // unrecorded.
+        let mut by_source: BTreeMap<String, Vec<&mover::PairMoves>> = BTreeMap::new();
+        for p in &grouped {
+            by_source.entry(p.src.addr()).or_default().push(p);
+        }
+        for (src, ps) in by_source {
+            let slots: Vec<u16> = ps.iter().flat_map(|p| p.slots.iter().copied()).collect();
+            let keys: u64 = c
+                .key_counts(&src, Some(&slots))?
+                .iter()
+                .map(|(_, k)| k)
+                .sum();
+            let command = format!(
+                "CLUSTER MIGRATESLOTS {}",
+                ps.iter()
+                    .map(|p| format!(
+                        "SLOTSRANGE {} NODE {}",
+                        format_ranges(&ranges_of(&p.slots)),
+                        p.dst.id
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            let to = (ps.len() == 1).then(|| ps[0].dst.addr());
+            c.record(&src, command, None, keys, to);
+        }
+        c.inner.borrow_mut().muted = true;
+    }
+    let pairs: Vec<(String, String, Vec<u16>)> = grouped
         .into_iter()
         .map(|p| (p.src.id, p.dst.id, p.slots))
         .collect();
-    let mut total = SlotMoved::default();
+    let r = move_pairs_in_phases(c, pairs, opts, started, total);
+    c.inner.borrow_mut().muted = false;
+    r
+}
+
+/// The legacy protocol's steps over the pairs, batch by batch.
+fn move_pairs_in_phases(
+    c: &MemoryCluster,
+    pairs: Vec<(String, String, Vec<u16>)>,
+    opts: &MoveOpts,
+    started: std::time::Instant,
+    mut total: SlotMoved,
+) -> Result<SlotMoved> {
     for (src_id, dst_id, slots) in pairs {
         let src = c.address_of(&src_id)?;
         let dst = c.address_of(&dst_id)?;
@@ -789,6 +849,17 @@ pub fn summarize(plan: &[Planned], id_of: impl Fn(&str) -> Option<String>) -> Pl
     for p in plan {
         if let Some(to) = &p.to {
             *keys_moved.entry(format!("{} -> {to}", p.node)).or_default() += p.keys;
+        }
+        if let Some(rest) = p.command.strip_prefix("CLUSTER MIGRATESLOTS ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            for w in words.windows(2).filter(|w| w[0] == "SLOTSRANGE") {
+                for r in w[1].split(',') {
+                    let (a, b) = r.split_once('-').unwrap_or((r, r));
+                    if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+                        slots.extend(a..=b);
+                    }
+                }
+            }
         }
         if let Some(s) = p.slot {
             let node_cmd = format!("CLUSTER SETSLOT {s} NODE ");

@@ -37,6 +37,61 @@ impl std::str::FromStr for Migration {
     }
 }
 
+/// Whether a move goes atomic, from what its masters (sources and targets) are:
+/// each with whether it moves slots itself. Never with `legacy`; with `auto` when every
+/// one does and none has a slot open by the legacy protocol (the server refuses an
+/// atomic move while one is); with `atomic` then or never, saying why. The live and
+/// the in-memory cluster decide alike.
+pub fn goes_atomic(migration: Migration, ends: &[(&NodeInfo, bool)]) -> Result<bool> {
+    if migration == Migration::Legacy {
+        return Ok(false);
+    }
+    let lacking: Vec<String> = ends
+        .iter()
+        .filter(|(_, s)| !s)
+        .map(|(n, _)| n.addr())
+        .collect();
+    let marked: Vec<String> = ends
+        .iter()
+        .filter(|(n, _)| !n.migrating.is_empty() || !n.importing.is_empty())
+        .map(|(n, _)| n.addr())
+        .collect();
+    if migration == Migration::Atomic {
+        if !lacking.is_empty() {
+            return Err(ClusterError::State(format!(
+                "{} cannot move slots atomically (no CLUSTER MIGRATESLOTS: atomic slot migration needs Valkey 9 or later); use --migration legacy or auto",
+                lacking.join(", ")
+            )));
+        }
+        if !marked.is_empty() {
+            return Err(ClusterError::State(format!(
+                "{} has a slot open by the legacy protocol, and the server refuses an atomic move until it is settled: run slotsmith fix first",
+                marked.join(", ")
+            )));
+        }
+    }
+    let atomic = lacking.is_empty() && marked.is_empty();
+    crate::progress::note(if atomic {
+        ">>> Moving with atomic slot migration (CLUSTER MIGRATESLOTS, one per source)"
+    } else {
+        ">>> Moving with the legacy protocol (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)"
+    });
+    Ok(atomic)
+}
+
+/// The distinct sources and targets of some pairs.
+pub fn ends_of_pairs(pairs: &[PairMoves]) -> Vec<&NodeInfo> {
+    let mut ends: Vec<&NodeInfo> = Vec::new();
+    for p in pairs {
+        for n in [&p.src, &p.dst] {
+            if !ends.iter().any(|e| e.id == n.id) {
+                ends.push(n);
+            }
+        }
+    }
+    ends
+}
+
 /// How to move keys.
 #[derive(Debug, Clone, Copy)]
 pub struct MoveOpts {

@@ -36,6 +36,21 @@ fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
         s.keys = KEYS;
     });
     let seed = tc.seed();
+    // The dry run prints one CLUSTER MIGRATESLOTS per source and writes nothing.
+    let before = tc.cluster_check();
+    let out = run(&["-c", &seed, "--dry-run", "rebalance", "--use-empty-masters"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        out.stdout
+            .matches("CLUSTER MIGRATESLOTS SLOTSRANGE")
+            .count(),
+        3,
+        "{out}"
+    );
+    assert!(out.stdout.contains("4096 slots change owner"), "{out}");
+    assert!(!out.stdout.contains("MIGRATE to"), "{out}");
+    assert_eq!(tc.cluster_check(), before, "the dry run wrote");
+
     let out = run(&["-c", &seed, "rebalance", "--use-empty-masters", "-y"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("atomic slot migration"), "{out}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, Pair};
 use crate::cluster::conn::{args, Pool};
-use crate::cluster::mover::{Migration, SlotMoved};
+use crate::cluster::mover::{self, Migration, SlotMoved};
 use crate::cluster::topology::{format_ranges, ranges_of};
 use crate::cluster::{ClusterError, Reply, Result};
 use crate::progress::Progress;
@@ -30,59 +30,23 @@ pub async fn supports(pool: &Pool, addr: &str) -> Result<bool> {
     }
 }
 
-/// Whether the pairs move atomically: never with `legacy`; with `auto` when every
-/// source and target supports it and none has a slot open by the legacy protocol
-/// (the server refuses an atomic move while one is); with `atomic` then or never,
-/// saying why. Says which protocol it chose.
+/// Whether the pairs move atomically (see [`crate::cluster::mover::goes_atomic`]),
+/// every source and target asked at once whether it moves slots itself.
 pub(super) async fn chosen(ctx: &Ctx<'_>, pairs: &[Pair], migration: Migration) -> Result<bool> {
     if migration == Migration::Legacy {
-        return Ok(false);
+        return mover::goes_atomic(migration, &[]);
     }
-    let mut ends: Vec<&crate::cluster::NodeInfo> = Vec::new();
-    for p in pairs {
-        for n in [&p.src, &p.dst] {
-            if !ends.iter().any(|e| e.id == n.id) {
-                ends.push(n);
-            }
-        }
-    }
+    let ends = mover::ends_of_pairs(pairs);
     let support = futures::future::join_all(
         ends.iter()
             .map(|n| async move { supports(ctx.pool, &n.addr()).await }),
     )
     .await;
-    let mut lacking = Vec::new();
-    for (n, s) in ends.iter().zip(support) {
-        if !s? {
-            lacking.push(n.addr());
-        }
+    let mut known = Vec::new();
+    for (n, s) in ends.into_iter().zip(support) {
+        known.push((n, s?));
     }
-    let marked: Vec<String> = ends
-        .iter()
-        .filter(|n| !n.migrating.is_empty() || !n.importing.is_empty())
-        .map(|n| n.addr())
-        .collect();
-    if migration == Migration::Atomic {
-        if !lacking.is_empty() {
-            return Err(ClusterError::State(format!(
-                "{} cannot move slots atomically (no CLUSTER MIGRATESLOTS: atomic slot migration needs Valkey 9 or later); use --migration legacy or auto",
-                lacking.join(", ")
-            )));
-        }
-        if !marked.is_empty() {
-            return Err(ClusterError::State(format!(
-                "{} has a slot open by the legacy protocol, and the server refuses an atomic move until it is settled: run slotsmith fix first",
-                marked.join(", ")
-            )));
-        }
-    }
-    let atomic = lacking.is_empty() && marked.is_empty();
-    if !atomic {
-        crate::progress::note(
-            ">>> Moving with the legacy protocol (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE)",
-        );
-    }
-    Ok(atomic)
+    mover::goes_atomic(migration, &known)
 }
 
 /// One job as `CLUSTER GETSLOTMIGRATIONS` describes it.
@@ -251,10 +215,6 @@ pub(super) async fn move_pairs(
             }
         }
     }
-    crate::progress::note(&format!(
-        ">>> Moving with atomic slot migration: one CLUSTER MIGRATESLOTS on each of {} source(s)",
-        watching.len()
-    ));
     // Poll until every job of this call has ended; cancel them on an interruption.
     let mut cancelled = false;
     let mut done: BTreeMap<String, SourceDone> = BTreeMap::new();
