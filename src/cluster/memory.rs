@@ -745,17 +745,7 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
                 .iter()
                 .map(|(_, k)| k)
                 .sum();
-            let command = format!(
-                "CLUSTER MIGRATESLOTS {}",
-                ps.iter()
-                    .map(|p| format!(
-                        "SLOTSRANGE {} NODE {}",
-                        format_ranges(&ranges_of(&p.slots)),
-                        p.dst.id
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            let command = mover::migrateslots_text(&ps);
             let to = (ps.len() == 1).then(|| ps[0].dst.addr());
             c.record(&src, command, None, keys, to);
         }

@@ -79,6 +79,22 @@ pub fn goes_atomic(migration: Migration, ends: &[(&NodeInfo, bool)]) -> Result<b
     Ok(atomic)
 }
 
+/// `CLUSTER MIGRATESLOTS SLOTSRANGE 0-1365 NODE <id> ...` for one source's pairs, as
+/// the journal and a dry run show it.
+pub fn migrateslots_text(pairs: &[&PairMoves]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "SLOTSRANGE {} NODE {}",
+                super::topology::format_ranges(&super::topology::ranges_of(&p.slots)),
+                p.dst.id
+            )
+        })
+        .collect();
+    format!("CLUSTER MIGRATESLOTS {}", parts.join(" "))
+}
+
 /// The distinct sources and targets of some pairs.
 pub fn ends_of_pairs(pairs: &[PairMoves]) -> Vec<&NodeInfo> {
     let mut ends: Vec<&NodeInfo> = Vec::new();

@@ -25,16 +25,21 @@ fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
     out
 }
 
-#[test]
-fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
-    const KEYS: u64 = 20_000;
-    let tc = TestCluster::with(|s| {
+/// A seed-like Valkey 9.1.2 lab: 3 masters with a replica each, 1 empty master.
+fn valkey_lab(keys: u64) -> TestCluster {
+    TestCluster::with(|s| {
         s.server = valkey_server();
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
-        s.keys = KEYS;
-    });
+        s.keys = keys;
+    })
+}
+
+#[test]
+fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
+    const KEYS: u64 = 20_000;
+    let tc = valkey_lab(KEYS);
     let seed = tc.seed();
     // The dry run prints one CLUSTER MIGRATESLOTS per source and writes nothing.
     let before = tc.cluster_check();
@@ -127,13 +132,7 @@ fn redis_refuses_atomic_before_writing_and_auto_says_legacy() {
 #[test]
 fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     const KEYS: u64 = 100_000;
-    let tc = TestCluster::with(|s| {
-        s.server = valkey_server();
-        s.masters = 3;
-        s.replicas = 1;
-        s.empty = 1;
-        s.keys = KEYS;
-    });
+    let tc = valkey_lab(KEYS);
     let ports = tc.ports();
     let target = ports[6];
     let target_pid = tc.lab().node(target).expect("lab node").pid as i32;

@@ -180,17 +180,7 @@ pub(super) async fn move_pairs(
     let started_jobs = futures::future::join_all(by_source.iter().map(|(src, ps)| async move {
         let before: BTreeSet<String> = jobs(ctx, src).await?.into_iter().map(|j| j.name).collect();
         let cmd = migrateslots(ps);
-        let shown = format!(
-            "CLUSTER MIGRATESLOTS {}",
-            ps.iter()
-                .map(|p| format!(
-                    "SLOTSRANGE {} NODE {}",
-                    format_ranges(&ranges_of(&p.slots)),
-                    p.dst.id
-                ))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let shown = mover::migrateslots_text(ps);
         let r = ctx.pool.cmd(src, &cmd).await;
         ctx.log(
             src,
