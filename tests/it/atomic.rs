@@ -62,7 +62,7 @@ fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
     assert!(out.stdout.contains("[OK] The cluster is healthy"), "{out}");
     assert!(jobs_in_flight(&tc).is_empty(), "{:?}", jobs_in_flight(&tc));
     assert_check_clean(&tc);
-    assert_lab_keys(&tc, KEYS, KEYS, 97);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
     // Each master holds its share: 4096 slots.
     let check = tc.cluster_check();
     assert_eq!(check.matches("| 4096 slots |").count(), 4, "{check}");
@@ -87,7 +87,7 @@ fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.contains("atomic slot migration"), "{out}");
     assert_check_clean(&tc);
-    assert_lab_keys(&tc, KEYS, KEYS, 97);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
 }
 
 #[test]
@@ -174,5 +174,5 @@ fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     }
     // Every slot owned by exactly one master, every key there.
     assert_check_clean(&tc);
-    assert_lab_keys(&tc, KEYS, KEYS, 97);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
 }
