@@ -52,6 +52,27 @@ impl Home {
     fn run(&self, args: &[&str]) -> Output {
         self.run_at(self.path(), args)
     }
+
+    /// `slotsmith ARGS` with `input` on its stdin (a piped REPL), and `extra` env.
+    fn run_piped(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        input: &[u8],
+    ) -> std::process::Output {
+        use std::io::Write;
+        let mut child = crate::support::bin()
+            .args(args)
+            .envs(self.env())
+            .envs(extra.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
 }
 
 /// One sentence on stderr, no script location (`file.rhai:12:5`).
@@ -183,25 +204,11 @@ fn only_named_code_runs_and_every_write_is_on_the_record() {
     std::fs::create_dir_all(mine.parent().unwrap()).unwrap();
     std::fs::write(&mine, "print(\"mine\");\n").unwrap();
     std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let mut child = crate::support::bin()
-        .args(["-c", &seed, "repl"])
-        .envs(home.env())
-        .env("EDITOR", "true")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b":edit mine\n")
-            .unwrap();
-    }
-    let edited = child.wait_with_output().unwrap();
+    let edited = home.run_piped(
+        &["-c", &seed, "repl"],
+        &[("EDITOR", "true")],
+        b":edit mine\n",
+    );
     assert_eq!(
         std::fs::read_to_string(&mine).unwrap_or_default(),
         "print(\"mine\");\n",
@@ -243,22 +250,7 @@ fn only_named_code_runs_and_every_write_is_on_the_record() {
     let (from, to) = (ports[0], ports[3]);
     let slot = 0;
     let statement = format!("move_slot({slot}, \"127.0.0.1:{from}\", \"127.0.0.1:{to}\")\n");
-    let mut child = crate::support::bin()
-        .args(["-c", &seed, "-y", "repl"])
-        .envs(home.env())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(statement.as_bytes())
-        .unwrap();
-    let repl = child.wait_with_output().unwrap();
+    let repl = home.run_piped(&["-c", &seed, "-y", "repl"], &[], statement.as_bytes());
     assert_eq!(repl.status.code(), Some(0), "{repl:?}");
     let out = home.run(&["--json", "journal"]);
     let doc: Value = serde_json::from_str(&out.stdout).expect("journal --json");
@@ -334,18 +326,7 @@ fn only_named_code_runs_and_every_write_is_on_the_record() {
     let doc: Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["exit_code"], 2, "{doc}");
     // A typo in the REPL gets the closest names.
-    let out = {
-        let mut child = crate::support::bin()
-            .args(["-c", &seed, "repl"])
-            .envs(home.env())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"nodez()\n").unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let out = home.run_piped(&["-c", &seed, "repl"], &[], b"nodez()\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean node(), nodes()?"), "{stderr}");
 }

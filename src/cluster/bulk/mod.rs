@@ -513,27 +513,22 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
     ));
     let nodes = merged_nodes(&views);
     let pairs = mover::pairs_of(&nodes, moves)?;
-    {
-        let pool = live.pool().clone();
-        let ctx = Ctx {
-            live,
-            pool: &pool,
-            journal: live.journal(),
-        };
-        let atomic = live.handle().block_on(async {
-            match atomic::chosen(&ctx, &pairs, opts.migration).await? {
-                true => {
-                    let progress = Progress::new(moves.len() as u64);
-                    let r = atomic::move_pairs(&ctx, &pairs, &progress).await;
-                    progress.finish();
-                    r.map(Some)
-                }
-                false => Ok(None),
-            }
-        })?;
-        if let Some(done) = atomic {
-            return Ok(done);
+    let pool = live.pool().clone();
+    let ctx = Ctx {
+        live,
+        pool: &pool,
+        journal: live.journal(),
+    };
+    let progress = Progress::new(moves.len() as u64);
+    let atomic = live.handle().block_on(async {
+        match atomic::chosen(&ctx, &pairs, opts.migration).await? {
+            true => atomic::move_pairs(&ctx, &pairs, &progress).await.map(Some),
+            false => Ok(None),
         }
+    });
+    if let Some(result) = atomic.transpose() {
+        progress.finish();
+        return result;
     }
     let pairs = lanes(pairs, opts.parallel);
     let masters: Vec<String> = nodes
@@ -559,13 +554,6 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         slot_keys: Mutex::new(std::collections::BTreeMap::new()),
         seen: Mutex::new(std::sync::Arc::new(views.clone())),
         busy: Mutex::new(std::collections::HashMap::new()),
-    };
-    let progress = Progress::new(moves.len() as u64);
-    let pool = live.pool().clone();
-    let ctx = Ctx {
-        live,
-        pool: &pool,
-        journal: live.journal(),
     };
     let done = tokio::sync::Notify::new();
     let moving = async {
