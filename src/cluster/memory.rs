@@ -55,6 +55,8 @@ struct Overlay {
     /// Steps taken only to reach a state a recorded command reaches at once (an atomic
     /// move), so not recorded themselves.
     muted: bool,
+    /// Whether a node moves slots itself, as the base said (asked once per node).
+    atomic: HashMap<String, bool>,
 }
 
 /// One node's own view of one slot.
@@ -395,7 +397,10 @@ impl Cluster for MemoryCluster {
                 st.keys = (st.keys as i64 + d).max(0) as u64;
             }
         }
-        replicas_follow_masters(&mut views);
+        drop(inner);
+        replicas_follow_masters(&mut views, |addr| {
+            self.moves_atomically(addr).unwrap_or(false)
+        });
         Ok(views)
     }
 
@@ -665,33 +670,47 @@ impl Cluster for MemoryCluster {
     }
 
     fn moves_atomically(&self, addr: &str) -> Result<bool> {
-        self.base.moves_atomically(addr)
+        if let Some(known) = self.inner.borrow().atomic.get(addr) {
+            return Ok(*known);
+        }
+        let known = self.base.moves_atomically(addr)?;
+        self.inner
+            .borrow_mut()
+            .atomic
+            .insert(addr.to_string(), known);
+        Ok(known)
     }
 }
 
 /// A replica learns who owns which slot from its master (by gossip, a moment after
 /// the master does): in the copy, every replica's view of the owners is its master's.
 /// The plan never writes to replicas, so without this a dry run would end with the
-/// replicas disagreeing where the live run ends agreed.
-fn replicas_follow_masters(views: &mut [NodeView]) {
+/// replicas disagreeing where the live run ends agreed. Servers that move slots
+/// themselves (Valkey 9) also replicate every `CLUSTER SETSLOT` to the master's
+/// replicas before answering: there a replica's own markers are its master's too
+/// (`replicates(master address)` says which masters do).
+fn replicas_follow_masters(views: &mut [NodeView], replicates: impl Fn(&str) -> bool) {
     // Master id -> (node id, slots) as that master sees them.
     type Table = Vec<(String, Vec<(u16, u16)>)>;
-    let owners: HashMap<String, Table> = views
-        .iter()
-        .filter_map(|v| v.state.as_ref().ok())
-        .filter_map(|st| {
-            let me = st.myself()?;
-            me.is_master().then(|| {
-                (
-                    me.id.clone(),
-                    st.nodes
-                        .iter()
-                        .map(|n| (n.id.clone(), n.slots.clone()))
-                        .collect(),
-                )
-            })
-        })
-        .collect();
+    type Markers = (BTreeMap<u16, String>, BTreeMap<u16, String>);
+    let mut owners: HashMap<String, Table> = HashMap::new();
+    let mut markers: HashMap<String, Markers> = HashMap::new();
+    for v in views.iter() {
+        let Ok(st) = v.state.as_ref() else { continue };
+        let Some(me) = st.myself().filter(|me| me.is_master()) else {
+            continue;
+        };
+        owners.insert(
+            me.id.clone(),
+            st.nodes
+                .iter()
+                .map(|n| (n.id.clone(), n.slots.clone()))
+                .collect(),
+        );
+        if replicates(&v.addr) {
+            markers.insert(me.id.clone(), (me.migrating.clone(), me.importing.clone()));
+        }
+    }
     for v in views.iter_mut() {
         let Ok(st) = v.state.as_mut() else { continue };
         let Some(master) = st
@@ -707,6 +726,10 @@ fn replicas_follow_masters(views: &mut [NodeView]) {
         for n in &mut st.nodes {
             if let Some((_, slots)) = table.iter().find(|(id, _)| *id == n.id) {
                 n.slots = slots.clone();
+            }
+            if let (true, Some((migrating, importing))) = (n.is_myself(), markers.get(&master)) {
+                n.migrating = migrating.clone();
+                n.importing = importing.clone();
             }
         }
     }

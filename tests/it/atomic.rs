@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_check_clean, assert_lab_keys, run, signal, spawn, valkey_server, TestCluster,
+    assert_check_clean, assert_lab_keys, run, signal, spawn, Server, TestCluster,
 };
 
 /// Jobs still in flight on any node (`CLUSTER GETSLOTMIGRATIONS` states that are not
@@ -27,8 +27,7 @@ fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
 
 /// A seed-like Valkey 9.1.2 lab: 3 masters with a replica each, 1 empty master.
 fn valkey_lab(keys: u64) -> TestCluster {
-    TestCluster::with(|s| {
-        s.server = valkey_server();
+    TestCluster::with(Server::Valkey, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
@@ -92,7 +91,7 @@ fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
 
 #[test]
 fn redis_refuses_atomic_before_writing_and_auto_says_legacy() {
-    let tc = TestCluster::with(|s| {
+    let tc = TestCluster::with(Server::Redis, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;

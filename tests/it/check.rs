@@ -6,11 +6,11 @@ use std::net::TcpListener;
 use serde_json::Value;
 use slotsmith::lab::Fault;
 
-use crate::support::{port_of, run, TestCluster};
+use crate::support::{port_of, run, Server, TestCluster};
 
-#[test]
-fn check_reports_health_then_the_open_slot() {
-    let tc = TestCluster::start(2000);
+on_both_servers!(check_reports_health_then_the_open_slot);
+fn check_reports_health_then_the_open_slot(server: Server) {
+    let tc = TestCluster::start(server, 2000);
     let seed = tc.seed();
 
     let out = run(&["-c", &seed, "check"]);
@@ -107,8 +107,8 @@ fn check_reports_health_then_the_open_slot() {
     assert_eq!(total, tc.total_keys());
 }
 
-#[test]
-fn unreachable_seed_refused_connection_and_wrong_password_exit_2() {
+on_both_servers!(unreachable_seed_refused_connection_and_wrong_password_exit_2);
+fn unreachable_seed_refused_connection_and_wrong_password_exit_2(server: Server) {
     // Nothing listens: refused.
     let free = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
@@ -136,7 +136,7 @@ fn unreachable_seed_refused_connection_and_wrong_password_exit_2() {
     assert!(out.stderr.contains("localhost"), "{out}");
 
     // A cluster with a password: the wrong one is refused, the right one works.
-    let tc = TestCluster::with(|s| {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 0;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use slotsmith::cluster::topology::parse_cluster_nodes;
 use slotsmith::lab::{Fault, LabRole};
 
-use crate::support::{fingerprint, port_of, run_env, Output, TestCluster};
+use crate::support::{fingerprint, port_of, run_env, Output, Server, TestCluster};
 
 /// Every runbook in `examples/`; each one is run below.
 const EXAMPLES: &[&str] = &[
@@ -136,11 +136,11 @@ fn api_definitions_writes_a_file_for_editors() {
     }
 }
 
+on_both_servers!(reports_audit_wait_and_move_a_hot_slot);
 /// The read-only runbooks (key report, replica audit, wait for agreement), a user
 /// script importing `fix`, and move-hot-slot, on one lab cluster.
-#[test]
-fn reports_audit_wait_and_move_a_hot_slot() {
-    let tc = TestCluster::with(|s| {
+fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
@@ -434,10 +434,10 @@ fn reports_audit_wait_and_move_a_hot_slot() {
     assert_eq!(bad.code, 2, "{bad}");
 }
 
+on_both_servers!(drain_a_master_then_make_it_a_replica);
 /// drain-node: dry run, then live with --replicate-to, on its own lab cluster.
-#[test]
-fn drain_a_master_then_make_it_a_replica() {
-    let tc = TestCluster::with(|s| {
+fn drain_a_master_then_make_it_a_replica(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;

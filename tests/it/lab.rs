@@ -6,11 +6,11 @@ use slotsmith::cluster::slot::slot_of;
 use slotsmith::cluster::Cluster;
 use slotsmith::lab::{self, Fault, LabError, LabRole};
 
-use crate::support::{pid_alive, run, run_env, valkey_server, TestCluster};
+use crate::support::{pid_alive, run, run_env, Server, TestCluster};
 
-#[test]
-fn up_break_down() {
-    let tc = TestCluster::start(1000);
+on_both_servers!(up_break_down);
+fn up_break_down(server: Server) {
+    let tc = TestCluster::start(server, 1000);
     let ports = tc.ports();
     assert_eq!(ports.len(), 7);
     let base = ports[0];
@@ -84,7 +84,7 @@ fn up_break_down() {
         status
             .nodes
             .iter()
-            .all(|n| n.server.as_deref() == Some("redis 7.0.15")),
+            .all(|n| n.server.as_deref() == Some(&server.to_string().to_lowercase())),
         "{status}"
     );
 
@@ -163,8 +163,7 @@ fn up_break_down() {
 #[test]
 fn a_lab_of_another_server_binary() {
     // Valkey's valkey-server: a healthy cluster, and lab status names the server.
-    let tc = TestCluster::with(|s| {
-        s.server = valkey_server();
+    let tc = TestCluster::with(Server::Valkey, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 0;

@@ -2,6 +2,9 @@
 //! clusters that the tests start themselves through `slotsmith::lab`, the same code
 //! operators use. Shared helpers live in `support`.
 
+#[macro_use]
+mod support;
+
 mod atomic;
 mod check;
 mod dryrun;
@@ -20,6 +23,5 @@ mod repl;
 mod safety;
 mod scripts;
 mod secure;
-mod support;
 mod traffic;
 mod truth;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use slotsmith::cluster::topology::parse_cluster_nodes;
 
-use crate::support::{assert_check_clean, lab_value, run, signal, spawn, TestCluster};
+use crate::support::{assert_check_clean, lab_value, run, signal, spawn, Server, TestCluster};
 
 /// Every node's own markers: port -> (migrating slots, importing slots).
 fn markers(tc: &TestCluster) -> BTreeMap<u16, (Vec<u16>, Vec<u16>)> {
@@ -125,9 +125,9 @@ fn plan_and_results(stdout: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn hundreds_of_open_slots_in_both_directions_through_the_engine() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(hundreds_of_open_slots_in_both_directions_through_the_engine);
+fn hundreds_of_open_slots_in_both_directions_through_the_engine(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 4;
         s.replicas = 0;
         s.empty = 0;
@@ -180,9 +180,9 @@ fn hundreds_of_open_slots_in_both_directions_through_the_engine() {
     assert_every_key(&seed, 20_000);
 }
 
-#[test]
-fn ctrl_c_in_the_middle_of_a_fix_of_500_slots_leaves_none_half_done() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(ctrl_c_in_the_middle_of_a_fix_of_500_slots_leaves_none_half_done);
+fn ctrl_c_in_the_middle_of_a_fix_of_500_slots_leaves_none_half_done(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 0;

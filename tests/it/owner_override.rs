@@ -4,7 +4,7 @@
 //! real cluster with the classic stuck slot, plain `fix` would complete the migration;
 //! the runbook rolls it back instead, and no key is lost.
 
-use crate::support::{port_of, run_env, Output, TestCluster};
+use crate::support::{port_of, run_env, Output, Server, TestCluster};
 use slotsmith::lab::Fault;
 
 const SLOT: u16 = 5519;
@@ -42,9 +42,9 @@ fn keys_on(tc: &TestCluster, port: u16) -> u64 {
         .expect("a number")
 }
 
-#[test]
-fn an_owner_rule_of_ones_own_changes_what_fix_does() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(an_owner_rule_of_ones_own_changes_what_fix_does);
+fn an_owner_rule_of_ones_own_changes_what_fix_does(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.replicas = 0;
         s.keys = 200;
     });

@@ -12,7 +12,7 @@ use slotsmith::cluster::topology::parse_cluster_nodes;
 
 use crate::support::{
     assert_check_clean, assert_healthy, run, signal, slots_of, spawn, verify_acked,
-    wait_for_progress, workload, Output, TestCluster,
+    wait_for_progress, workload, Output, Server, TestCluster,
 };
 
 /// Wait for a run that was started with [`spawn`], at most `limit`.
@@ -96,9 +96,9 @@ fn assert_no_open_slot(tc: &TestCluster) {
     }
 }
 
-#[test]
-fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing);
+fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
@@ -125,7 +125,18 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing() {
             (i * 5000) as u16,
             stop.clone(),
         );
-        let mut args = vec!["-c", seed.as_str(), "rebalance", "--pipeline", "10", "-y"];
+        // The legacy protocol on both servers: its slots in flight are what is raced here
+        // (the atomic back-end's interruptions are tested in `atomic`).
+        let mut args = vec![
+            "-c",
+            seed.as_str(),
+            "rebalance",
+            "--migration",
+            "legacy",
+            "--pipeline",
+            "10",
+            "-y",
+        ];
         args.extend(round.iter().copied());
         let mut rebalance = spawn(&args);
         // 0.5 s into the move (planning a 200k-key rebalance takes a moment first).
@@ -174,6 +185,8 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing() {
         "-c",
         seed.as_str(),
         "rebalance",
+        "--migration",
+        "legacy",
         "--use-empty-masters",
         "--pipeline",
         "10",
@@ -210,9 +223,9 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing() {
     }
 }
 
-#[test]
-fn plans_made_before_the_cluster_changed_are_not_applied() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(plans_made_before_the_cluster_changed_are_not_applied);
+fn plans_made_before_the_cluster_changed_are_not_applied(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -324,9 +337,9 @@ print(`stopped: ${{r.stopped}}; fixed ${{r.fixed.len()}}`);
     );
 }
 
-#[test]
-fn a_master_that_stops_answering_stops_the_move_cleanly() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(a_master_that_stops_answering_stops_the_move_cleanly);
+fn a_master_that_stops_answering_stops_the_move_cleanly(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -372,6 +385,8 @@ fn a_master_that_stops_answering_stops_the_move_cleanly() {
         "-c",
         &seed,
         "rebalance",
+        "--migration",
+        "legacy",
         "--use-empty-masters",
         "--pipeline",
         "5",
@@ -414,9 +429,9 @@ fn a_master_that_stops_answering_stops_the_move_cleanly() {
     assert_healthy(&tc, keys);
 }
 
-#[test]
-fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force);
+fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
@@ -431,6 +446,8 @@ fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force() {
         "-c",
         &seed,
         "rebalance",
+        "--migration",
+        "legacy",
         "--use-empty-masters",
         "--pipeline",
         "5",
@@ -477,9 +494,9 @@ fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force() {
     assert_healthy(&tc, keys);
 }
 
-#[test]
-fn a_reshard_right_after_a_node_joins_succeeds_or_refuses_before_writing() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(a_reshard_right_after_a_node_joins_succeeds_or_refuses_before_writing);
+fn a_reshard_right_after_a_node_joins_succeeds_or_refuses_before_writing(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 0;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use slotsmith::cluster::topology::parse_cluster_nodes;
 
-use crate::support::{assert_check_clean, assert_lab_keys, run, Output, TestCluster};
+use crate::support::{assert_check_clean, assert_lab_keys, run, Output, Server, TestCluster};
 
 /// Slots each node holds in its own view (0 for a replica), by port.
 fn slot_counts(tc: &TestCluster) -> BTreeMap<u16, usize> {
@@ -44,10 +44,10 @@ fn assert_refused(out: &Output, code: i32, phrase: &str) {
     assert!(first.contains(phrase), "expected \"{phrase}\" in: {out}");
 }
 
-#[test]
-fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
+on_both_servers!(rebalance_and_reshard_move_exact_shares_and_keep_every_key);
+fn rebalance_and_reshard_move_exact_shares_and_keep_every_key(server: Server) {
     const KEYS: u64 = 20_000;
-    let tc = TestCluster::with(|s| {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -302,10 +302,10 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key() {
     assert_check_clean(&tc);
 }
 
-#[test]
-fn draining_a_master_with_a_replica_leaves_a_healthy_cluster() {
+on_both_servers!(draining_a_master_with_a_replica_leaves_a_healthy_cluster);
+fn draining_a_master_with_a_replica_leaves_a_healthy_cluster(server: Server) {
     const KEYS: u64 = 5_000;
-    let tc = TestCluster::with(|s| {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;

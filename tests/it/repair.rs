@@ -5,7 +5,7 @@
 use slotsmith::cluster::slot::{key_in_slot, slot_of};
 use slotsmith::cluster::topology::parse_cluster_nodes;
 
-use crate::support::{run, TestCluster};
+use crate::support::{run, Server, TestCluster};
 
 /// `n` keys of `slot` written through the owner, with distinct values.
 fn fill(tc: &TestCluster, owner: u16, slot: u16, n: usize) -> Vec<(String, String)> {
@@ -100,9 +100,9 @@ fn assert_settled(
     }
 }
 
-#[test]
-fn complete_and_cancel_settle_a_slot_on_the_chosen_node() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(complete_and_cancel_settle_a_slot_on_the_chosen_node);
+fn complete_and_cancel_settle_a_slot_on_the_chosen_node(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;

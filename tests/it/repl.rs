@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::pty::{Terminal, WAIT};
-use crate::support::TestCluster;
+use crate::support::{Server, TestCluster};
 
 const PROMPT: &str = "slotsmith> ";
 
@@ -46,9 +46,9 @@ fn start_with(seed: &str, state: &Path, env: &[(&str, &str)]) -> Terminal {
     t
 }
 
-#[test]
-fn repl_on_a_terminal_and_through_a_pipe() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(repl_on_a_terminal_and_through_a_pipe);
+fn repl_on_a_terminal_and_through_a_pipe(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -272,13 +272,13 @@ fn piped_statements(tc: &TestCluster) {
     );
 }
 
+on_both_servers!(stdlib_modules_edited_and_extended_from_the_repl);
 /// The bundled scripts as modules from the REPL: their documented steps, a changed
 /// plan applied, `:edit` (with an editor that appends what the test says) reloading a
 /// script or keeping the old one when the edit breaks it, `:show`, and `:save`d
 /// functions in a later session and in `slotsmith run`.
-#[test]
-fn stdlib_modules_edited_and_extended_from_the_repl() {
-    let tc = TestCluster::with(|s| {
+fn stdlib_modules_edited_and_extended_from_the_repl(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;

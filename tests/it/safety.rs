@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    assert_healthy, fingerprint, run, run_env, signal, slots_of, spawn, wait_for_progress,
+    assert_healthy, fingerprint, run, run_env, signal, slots_of, spawn, wait_for_progress, Server,
     TestCluster,
 };
 
-#[test]
-fn bad_input_changes_nothing_and_says_why() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(bad_input_changes_nothing_and_says_why);
+fn bad_input_changes_nothing_and_says_why(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -212,9 +212,9 @@ fn bad_input_changes_nothing_and_says_why() {
     );
 }
 
-#[test]
-fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole);
+fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -227,6 +227,10 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
         "-c",
         seed.as_str(),
         "rebalance",
+        // The legacy protocol's slots in flight are what is interrupted here (the
+        // atomic back-end's interruptions are tested in `atomic`).
+        "--migration",
+        "legacy",
         "--use-empty-masters",
         "--pipeline",
         "3",
@@ -246,7 +250,8 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     // It says how to go on: the same command again.
     assert!(
-        stderr.contains("to finish, run `") && stderr.contains("rebalance --use-empty-masters"),
+        stderr.contains("to finish, run `")
+            && stderr.contains("rebalance --migration legacy --use-empty-masters"),
         "{stderr}"
     );
     let moved = slots_of(&tc, empty);

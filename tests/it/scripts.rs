@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use crate::support::{port_of, run, run_env, TestCluster};
+use crate::support::{port_of, run, run_env, Server, TestCluster};
 
-#[test]
-fn a_user_script_reads_what_redis_cli_reads_and_its_setslot_changes_the_cluster() {
-    let tc = TestCluster::start(500);
+on_both_servers!(a_user_script_reads_what_redis_cli_reads_and_its_setslot_changes_the_cluster);
+fn a_user_script_reads_what_redis_cli_reads_and_its_setslot_changes_the_cluster(server: Server) {
+    let tc = TestCluster::start(server, 500);
     let seed = tc.seed();
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("look.rhai");

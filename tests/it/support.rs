@@ -1,6 +1,7 @@
-//! Helpers shared by the integration tests: [`TestCluster`], a lab cluster on a free
-//! port range in its own temporary directory, stopped on drop, with ways to check what
-//! an operator would check (the real `redis-cli`, key counts); and [`bin`].
+//! Helpers shared by the integration tests: [`TestCluster`], a lab cluster of a
+//! [`Server`] on a free port range in its own temporary directory, stopped on drop,
+//! with ways to check what an operator would check (the real `redis-cli`, key counts);
+//! `on_both_servers!`, which runs a test once on each server; and [`bin`].
 
 #![allow(dead_code)]
 
@@ -80,6 +81,60 @@ pub fn valkey_server() -> std::path::PathBuf {
     path
 }
 
+/// The server a test cluster runs: every test that starts a cluster runs once on each
+/// (see [`on_both_servers!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// Debian's `redis-server` 7.0.15 on `PATH`.
+    Redis,
+    /// Valkey 9.1.2 as `scripts/setup` installs it ([`valkey_server`]).
+    Valkey,
+}
+
+impl Server {
+    /// The binary the lab starts for each node.
+    pub fn binary(self) -> std::path::PathBuf {
+        match self {
+            Server::Redis => std::path::PathBuf::from("redis-server"),
+            Server::Valkey => valkey_server(),
+        }
+    }
+
+    /// Whether the server moves slots itself (`CLUSTER MIGRATESLOTS`).
+    pub fn atomic(self) -> bool {
+        self == Server::Valkey
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Server::Redis => "Redis 7.0.15",
+            Server::Valkey => "Valkey 9.1.2",
+        })
+    }
+}
+
+/// `on_both_servers!(name, ...)`: each named test function (`fn name(server: Server)`)
+/// runs once on each server, as the tests `name::redis` and `name::valkey`.
+macro_rules! on_both_servers {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn redis() {
+                eprintln!("server: {}", $crate::support::Server::Redis);
+                super::$name($crate::support::Server::Redis)
+            }
+
+            #[test]
+            fn valkey() {
+                eprintln!("server: {}", $crate::support::Server::Valkey);
+                super::$name($crate::support::Server::Valkey)
+            }
+        }
+    )+};
+}
+
 /// The `slotsmith` binary, built by cargo for the integration tests.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slotsmith"))
@@ -107,12 +162,12 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// The seed lab's shape (3 masters, 1 replica each, 1 empty master) with `keys` keys.
-    pub fn start(keys: u64) -> TestCluster {
-        TestCluster::with(|spec| spec.keys = keys)
+    pub fn start(server: Server, keys: u64) -> TestCluster {
+        TestCluster::with(server, |spec| spec.keys = keys)
     }
 
-    /// A lab whose spec `edit` adjusts (port and directory are chosen here).
-    pub fn with(edit: impl Fn(&mut LabSpec)) -> TestCluster {
+    /// A lab of `server` whose spec `edit` adjusts (port and directory are chosen here).
+    pub fn with(server: Server, edit: impl Fn(&mut LabSpec)) -> TestCluster {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -126,6 +181,7 @@ impl TestCluster {
         for _ in 0..20 {
             let base = next_base();
             let mut spec = LabSpec::new(base);
+            spec.server = server.binary();
             edit(&mut spec);
             spec.port = base;
             spec.dir = dir.path().join(base.to_string());

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use slotsmith::lab::Fault;
 
-use crate::support::{run, verify_acked as verify, workload, TestCluster};
+use crate::support::{run, verify_acked as verify, workload, Server, TestCluster};
 
-#[test]
-fn writes_during_a_rebalance_and_a_fix_are_all_readable_afterwards() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(writes_during_a_rebalance_and_a_fix_are_all_readable_afterwards);
+fn writes_during_a_rebalance_and_a_fix_are_all_readable_afterwards(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;

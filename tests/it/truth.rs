@@ -10,7 +10,7 @@ use serde_json::Value;
 use slotsmith::cluster::slot::key_in_slot;
 
 use crate::pty::Terminal;
-use crate::support::{fingerprint, run_in, Output, TestCluster};
+use crate::support::{fingerprint, run_in, Output, Server, TestCluster};
 
 /// Runs with their own state and config directories (journals, user scripts).
 struct Home {
@@ -87,9 +87,9 @@ fn has_location(text: &str) -> bool {
         .any(|(i, m)| text[i + m.len()..].starts_with(|c: char| c.is_ascii_digit()))
 }
 
-#[test]
-fn only_named_code_runs_and_every_write_is_on_the_record() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(only_named_code_runs_and_every_write_is_on_the_record);
+fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 0;
         s.empty = 1;
@@ -331,9 +331,9 @@ fn only_named_code_runs_and_every_write_is_on_the_record() {
     assert!(stderr.contains("did you mean node(), nodes()?"), "{stderr}");
 }
 
-#[test]
-fn what_is_printed_is_true() {
-    let tc = TestCluster::with(|s| {
+on_both_servers!(what_is_printed_is_true);
+fn what_is_printed_is_true(server: Server) {
+    let tc = TestCluster::with(server, |s| {
         s.masters = 3;
         s.replicas = 1;
         s.empty = 1;
