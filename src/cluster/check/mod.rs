@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod migrations;
 mod render;
 
 pub use render::render;
@@ -53,6 +54,10 @@ pub struct CheckReport {
     /// so no slot can move while any does.
     #[serde(default)]
     pub not_serving: Vec<String>,
+    /// Atomic slot migrations in flight, and those that failed a moment ago (see
+    /// [`migrations::add`]); a job in flight makes the report not ok.
+    #[serde(default)]
+    pub migrations: Vec<migrations::Migration>,
 }
 
 /// Slots on which the reachable nodes' views differ, and what each of them says.
@@ -229,6 +234,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
             .filter(|(_, s)| s.says_fail())
             .map(|(a, _)| a.to_string())
             .collect(),
+        migrations: Vec::new(),
     };
     report.several_owners = claimed_twice
         .into_iter()

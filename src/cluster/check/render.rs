@@ -10,6 +10,7 @@ use crate::cluster::SLOTS;
 pub fn render(report: &CheckReport) -> String {
     let disagreement = disagreement_errors(report);
     let open = open_slot_warnings(report);
+    let jobs = super::migrations::warnings(report);
     let coverage = coverage_errors(report);
     let mut out: Vec<String> = Vec::new();
 
@@ -78,7 +79,7 @@ pub fn render(report: &CheckReport) -> String {
         }
     }
     for w in &report.warnings {
-        if !open.contains(w) {
+        if !open.contains(w) && !jobs.contains(w) {
             out.push(format!("[WARNING] {w}"));
         }
     }
@@ -91,6 +92,7 @@ pub fn render(report: &CheckReport) -> String {
     }
     out.push(">>> Check for open slots...".to_string());
     out.extend(open.iter().map(|w| format!("[WARNING] {w}")));
+    out.extend(super::migrations::render(report));
     out.push(">>> Check slots coverage...".to_string());
     if report.uncovered.is_empty() {
         out.push(format!("[OK] All {SLOTS} slots covered."));

@@ -677,3 +677,112 @@ fn keys_per_slot_average() {
     assert!(has_line(&out, "[OK] 63000 keys in 3 masters."));
     assert!(has_line(&out, "3.85 keys per slot on average."), "{out}");
 }
+
+fn job(
+    name: &str,
+    op: &str,
+    slots: (u16, u16),
+    state: &str,
+    message: &str,
+    time: u64,
+) -> crate::cluster::jobs::SlotJob {
+    crate::cluster::jobs::SlotJob {
+        name: name.into(),
+        operation: op.into(),
+        slots: vec![slots],
+        source: id('a'),
+        target: id('b'),
+        state: state.into(),
+        message: message.into(),
+        create_time: time,
+        last_update_time: time,
+    }
+}
+
+#[test]
+fn atomic_jobs_in_flight_are_warnings_and_recent_failures_are_listed() {
+    let topo = healthy();
+    let views = all_views(&topo);
+    let now = 1_800_000_000;
+    let (a, b) = ("127.0.0.1:7001".to_string(), "127.0.0.1:7002".to_string());
+    let jobs = vec![
+        (
+            a.clone(),
+            vec![
+                job("j4", "EXPORT", (100, 199), "snapshotting", "", now - 5),
+                job(
+                    "j3",
+                    "EXPORT",
+                    (0, 9),
+                    "failed",
+                    "Connection lost to target.",
+                    now - 60,
+                ),
+                job("j2", "EXPORT", (10, 19), "cancelled", "", now - 60),
+                job("j1", "EXPORT", (20, 29), "failed", "Timed out", now - 7200),
+            ],
+        ),
+        (
+            b.clone(),
+            vec![
+                job(
+                    "j4",
+                    "IMPORT",
+                    (100, 199),
+                    "receiving-snapshot",
+                    "",
+                    now - 5,
+                ),
+                job(
+                    "j3",
+                    "IMPORT",
+                    (0, 9),
+                    "failed",
+                    "Timed out after too long with no interaction",
+                    now - 60,
+                ),
+                job(
+                    "j2",
+                    "IMPORT",
+                    (10, 19),
+                    "failed",
+                    "Connection lost to source.",
+                    now - 60,
+                ),
+            ],
+        ),
+    ];
+    let mut r = check("s", &views);
+    assert!(r.ok);
+    crate::cluster::check::migrations::add(&mut r, &views, &jobs, now);
+    assert!(!r.ok, "a job in flight");
+    // The cancelled job and the failure of two hours ago are not listed.
+    let names: Vec<&str> = r.migrations.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, vec!["j4", "j3"]);
+    let out = render(&r);
+    let flying = "[WARNING] The atomic migration of slots 100-199 from 127.0.0.1:7001 to 127.0.0.1:7002 is in flight (snapshotting on 127.0.0.1:7001, receiving-snapshot on 127.0.0.1:7002; started 5 s ago)";
+    assert!(out.contains(flying), "{out}");
+    assert!(out.contains("[FAILED] The atomic migration of slots 0-9 from 127.0.0.1:7001 to 127.0.0.1:7002 failed 60 s ago: \"Connection lost to target.\" (127.0.0.1:7001); \"Timed out after too long with no interaction\" (127.0.0.1:7002). Its slots are owned now: 0-9 by 127.0.0.1:7001."), "{out}");
+    assert_eq!(out.matches("in flight").count(), 1, "{out}");
+
+    // Once it has ended, the report is ok again; a failure that may have moved the
+    // slots with lost writes is a warning naming the owner.
+    let unpaused =
+        "Unpaused before migration completed (migration may have succeeded with lost writes)";
+    let jobs = vec![(
+        a,
+        vec![job("j5", "EXPORT", (0, 9), "failed", unpaused, now - 5)],
+    )];
+    let mut r = check("s", &views);
+    crate::cluster::check::migrations::add(&mut r, &views, &jobs, now);
+    assert!(r.ok);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("may have moved anyway")
+                && w.contains("They are owned now: 0-9 by 127.0.0.1:7001")),
+        "{:?}",
+        r.warnings
+    );
+    let _ = b;
+}

@@ -6,8 +6,9 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::def;
-use crate::cluster::check::check;
+use crate::cluster::check::{check, migrations};
 use crate::cluster::conn::args;
+use crate::cluster::jobs::SlotJob;
 use crate::cluster::slot::slot_of;
 use crate::cluster::{NodeInfo, Reply};
 use crate::script::host::{key_value, node_map, runtime_error, slot_arg, Host, RhaiResult};
@@ -147,10 +148,28 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         engine,
         "check",
         &["Map"],
-        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors.",
+        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors, and\nmigrations: atomic slot migrations in flight (not ok: other moves must wait) or failed\nwithin the last hour, each #{name, slots, source, target, in_flight, state, age, nodes, text}.",
         move || -> RhaiResult<Dynamic> {
             let views = h.cl(h.cluster.views())?;
-            let report = check(&h.cluster.seed(), &views);
+            let mut report = check(&h.cluster.seed(), &views);
+            // Every node that answered is asked for its atomic slot migration jobs, at
+            // once; one that cannot say has no jobs to report (its trouble is reported
+            // from its view).
+            let asked: Vec<String> = views
+                .iter()
+                .filter(|v| v.state.is_ok())
+                .map(|v| v.addr.clone())
+                .collect();
+            let jobs: Vec<(String, Vec<SlotJob>)> = asked
+                .iter()
+                .cloned()
+                .zip(h.cluster.slot_migrations_of(&asked))
+                .filter_map(|(a, r)| r.ok().map(|j| (a, j)))
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            migrations::add(&mut report, &views, &jobs, now);
             rhai::serde::to_dynamic(&report)
         },
     );
