@@ -779,8 +779,9 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
         // One CLUSTER MIGRATESLOTS per source, as the live cluster sends it; the
         // model then reaches its end state by the steps of the legacy protocol,
         // unrecorded.
+        let (sent, _) = mover::not_yet_moved(grouped.clone());
         let mut by_source: BTreeMap<String, Vec<&mover::PairMoves>> = BTreeMap::new();
-        for p in &grouped {
+        for p in &sent {
             by_source.entry(p.src.addr()).or_default().push(p);
         }
         for (src, ps) in by_source {

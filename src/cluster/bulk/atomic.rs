@@ -85,6 +85,9 @@ pub(super) async fn move_pairs(
     progress: &Progress,
 ) -> Result<SlotMoved> {
     let started = Instant::now();
+    let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
+    let (pairs, already) = mover::not_yet_moved(pairs.to_vec());
+    let pairs = &pairs[..];
     let mut by_source: BTreeMap<String, Vec<&Pair>> = BTreeMap::new();
     for p in pairs {
         by_source.entry(p.src.addr()).or_default().push(p);
@@ -202,6 +205,10 @@ pub(super) async fn move_pairs(
             .unwrap_or_default()
     };
     let mut out = SlotMoved::default();
+    for s in &already {
+        out.slot_keys.insert(*s, 0);
+    }
+    out.slots = already.len() as u64;
     let mut failures: Vec<String> = Vec::new();
     for (src, d) in &done {
         let mut moved = d.moved.clone();
@@ -230,9 +237,8 @@ pub(super) async fn move_pairs(
         }
         out.slots += moved.len() as u64;
     }
-    out.interrupted = cancelled && (out.slots as usize) < pairs.iter().map(|p| p.slots.len()).sum();
+    out.interrupted = cancelled && (out.slots as usize) < asked;
     out.seconds = started.elapsed().as_secs_f64();
-    let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
     let cause = refused.or_else(|| failures.first().map(|f| ClusterError::State(f.clone())));
     match cause {
         Some(cause) => Err(ClusterError::Stopped {
