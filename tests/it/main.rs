@@ -3,6 +3,7 @@
 //! operators use. Shared helpers live in `support`.
 
 mod atomic;
+mod atomic_repair;
 mod check;
 mod dryrun;
 mod examples;
