@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use crate::atomic::{jobs_in_flight, valkey_lab};
+use slotsmith::lab::Fault;
+
 use crate::support::{assert_check_clean, assert_lab_keys, run, TestCluster};
 
 /// A file for a runbook, in a directory of its own.
@@ -308,6 +310,33 @@ print(`cancelled: ${{cancel_slot_migrations("{src}")}}`);
     assert_eq!(owner_port(&tc, src, 5570), p[0]);
     assert_check_clean(&tc);
     assert_lab_keys(&tc, KEYS, KEYS, 997);
+    // A stuck legacy migration blocks atomic moves (the server refuses MIGRATESLOTS
+    // while a slot has a marker): fix settles it, then the cluster moves atomically.
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break stuck-slot");
+    // It writes a few keys of its own into the slot.
+    let total = tc.total_keys();
+    let out = run(&["-c", &seed, "rebalance", "--use-empty-masters", "-y"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("run slotsmith fix first"), "{out}");
+    let out = run(&["-c", &seed, "fix", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_check_clean(&tc);
+    let out = run(&[
+        "-c",
+        &seed,
+        "rebalance",
+        "--use-empty-masters",
+        "--migration",
+        "atomic",
+        "-y",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("atomic slot migration"), "{out}");
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, total, KEYS, 997);
+
     for (range, said) in [
         (
             "[[10, 5, \"127.0.0.1:1\"]]",
