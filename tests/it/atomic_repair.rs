@@ -128,6 +128,14 @@ fn a_stalled_atomic_job_is_seen_by_check_waited_for_or_cancelled_by_fix_and_canc
         "a refused move changed the cluster"
     );
 
+    let out = run(&["-c", &seed, "complete", "500", "-y"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("the server completes it by itself; complete changed nothing"),
+        "{out}"
+    );
+
     // fix waits (here 1 s), then changes nothing.
     let out = run(&["-c", &seed, "fix", "--wait", "1", "-y"]);
     assert_eq!(out.code, 1, "{out}");
