@@ -66,6 +66,8 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             force,
             pipeline,
             migrate_timeout,
+            wait,
+            cancel_migrations,
         } => {
             let mut a: Vec<String> = Vec::new();
             if *replace {
@@ -74,6 +76,10 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
             if *force {
                 a.push("--force".into());
             }
+            if *cancel_migrations {
+                a.push("--cancel-migrations".into());
+            }
+            a.extend(["--wait".to_string(), wait.to_string()]);
             crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
             run_script(g, &rt, "fix", &a, false)
         }

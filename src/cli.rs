@@ -110,6 +110,14 @@ pub enum Command {
         /// MIGRATE timeout in milliseconds.
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         migrate_timeout: Option<u64>,
+        /// With atomic slot migrations in flight (Valkey 9), wait this long for them to end
+        /// before fixing anything; still in flight then, fix changes nothing (exit 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        wait: u64,
+        /// Cancel the atomic slot migrations in flight instead of waiting for them: their
+        /// slots stay with their sources.
+        #[arg(long, conflicts_with = "wait")]
+        cancel_migrations: bool,
     },
     /// Finish a slot's migration: every key to the importing node, which then owns the slot everywhere.
     Complete(SlotMove),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::conn::{args, ConnOptions, Pool};
+use super::jobs::SlotJob;
 use super::lease::{self, Lease, OtherRun};
 use super::topology::parse_cluster_nodes;
 use super::{Cluster, ClusterError, Key, MigrateOpts, NodeState, NodeView, Reply, Result, SetSlot};
@@ -318,6 +319,21 @@ impl LiveCluster {
         })
     }
 
+    /// One node's atomic slot migration jobs (none on a server without them).
+    pub async fn slot_migrations_async(&self, addr: &str) -> Result<Vec<SlotJob>> {
+        match self
+            .pool
+            .cmd(addr, &args(["CLUSTER", "GETSLOTMIGRATIONS"]))
+            .await
+        {
+            Ok(r) => Ok(super::jobs::jobs_of(r)),
+            Err(ClusterError::Command { reason, .. }) if super::jobs::unsupported(&reason) => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn ok(&self, addr: &str, words: Vec<Vec<u8>>) -> Result<()> {
         self.pool.cmd(addr, &words).await.map(|_| ())
     }
@@ -598,5 +614,31 @@ impl Cluster for LiveCluster {
 
     fn release_lease(&self) {
         self.release();
+    }
+
+    fn slot_migrations(&self, addr: &str) -> Result<Vec<SlotJob>> {
+        self.block_on(self.slot_migrations_async(addr))
+    }
+
+    fn slot_migrations_of(&self, addrs: &[String]) -> Vec<Result<Vec<SlotJob>>> {
+        self.block_on(join_all(
+            addrs.iter().map(|a| self.slot_migrations_async(a)),
+        ))
+    }
+
+    fn cancel_slot_migrations(&self, addr: &str) -> Result<bool> {
+        self.ensure_lease()?;
+        let words = args(["CLUSTER", "CANCELSLOTMIGRATIONS"]);
+        let r = match self.block_on(self.pool.cmd(addr, &words)) {
+            Ok(_) => Ok(true),
+            // Its jobs had already ended.
+            Err(ClusterError::Command { reason, .. })
+                if reason.contains("No migrations ongoing") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
+        self.logged(addr, "CLUSTER CANCELSLOTMIGRATIONS", r)
     }
 }

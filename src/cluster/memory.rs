@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
+use super::jobs::SlotJob;
 use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
 use super::slot::slot_of;
 use super::topology::{format_ranges, ranges_of};
@@ -57,6 +58,10 @@ struct Overlay {
     muted: bool,
     /// Whether a node moves slots itself, as the base said (asked once per node).
     atomic: HashMap<String, bool>,
+    /// Atomic slot migration jobs the plan started, per node, newest last.
+    jobs: Vec<(String, SlotJob)>,
+    /// New states of the base's jobs (cancelled by the plan), by job name.
+    job_states: HashMap<String, String>,
 }
 
 /// One node's own view of one slot.
@@ -680,6 +685,46 @@ impl Cluster for MemoryCluster {
             .insert(addr.to_string(), known);
         Ok(known)
     }
+
+    fn slot_migrations(&self, addr: &str) -> Result<Vec<SlotJob>> {
+        let inner = self.inner.borrow();
+        let mut out: Vec<SlotJob> = inner
+            .jobs
+            .iter()
+            .rev()
+            .filter(|(a, _)| a == addr)
+            .map(|(_, j)| j.clone())
+            .collect();
+        let states = inner.job_states.clone();
+        drop(inner);
+        for mut j in self.base.slot_migrations(addr)? {
+            if let Some(state) = states.get(&j.name) {
+                j.state = state.clone();
+                j.message.clear();
+            }
+            out.push(j);
+        }
+        Ok(out)
+    }
+
+    fn cancel_slot_migrations(&self, addr: &str) -> Result<bool> {
+        let flying: Vec<SlotJob> = self
+            .slot_migrations(addr)?
+            .into_iter()
+            .filter(|j| j.operation == "EXPORT" && j.in_flight())
+            .collect();
+        for j in &flying {
+            // The target drops what it had received of the job's keys.
+            let target = self.address_of(&j.target)?;
+            let mut inner = self.inner.borrow_mut();
+            inner.job_states.insert(j.name.clone(), "cancelled".into());
+            for s in j.slot_list() {
+                inner.slots.insert((target.clone(), s), Vec::new());
+            }
+        }
+        self.record(addr, "CLUSTER CANCELSLOTMIGRATIONS".into(), None, 0, None);
+        Ok(!flying.is_empty())
+    }
 }
 
 /// A replica learns who owns which slot from its master (by gossip, a moment after
@@ -757,8 +802,9 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
         // One CLUSTER MIGRATESLOTS per source, as the live cluster sends it; the
         // model then reaches its end state by the steps of the legacy protocol,
         // unrecorded.
+        let (sent, _) = mover::not_yet_moved(grouped.clone());
         let mut by_source: BTreeMap<String, Vec<&mover::PairMoves>> = BTreeMap::new();
-        for p in &grouped {
+        for p in &sent {
             by_source.entry(p.src.addr()).or_default().push(p);
         }
         for (src, ps) in by_source {
@@ -771,6 +817,30 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
             let command = mover::migrateslots_text(&ps);
             let to = (ps.len() == 1).then(|| ps[0].dst.addr());
             c.record(&src, command, None, keys, to);
+            // The jobs as both ends will list them once they have succeeded.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut inner = c.inner.borrow_mut();
+            for p in &ps {
+                let job = SlotJob {
+                    name: format!("dry-run-{}", inner.jobs.len() / 2 + 1),
+                    operation: "EXPORT".into(),
+                    slots: ranges_of(&p.slots),
+                    source: p.src.id.clone(),
+                    target: p.dst.id.clone(),
+                    state: "success".into(),
+                    message: String::new(),
+                    create_time: now,
+                    last_update_time: now,
+                };
+                let import = SlotJob {
+                    operation: "IMPORT".into(),
+                    ..job.clone()
+                };
+                inner.jobs.push((src.clone(), job));
+                inner.jobs.push((p.dst.addr(), import));
+            }
         }
         c.inner.borrow_mut().muted = true;
     }

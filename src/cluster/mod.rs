@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod check;
 pub mod conn;
 pub mod error;
+pub mod jobs;
 pub mod keyname;
 pub mod lease;
 pub mod live;
@@ -161,6 +162,21 @@ pub trait Cluster {
     }
     /// Whether a node moves slots itself (`CLUSTER MIGRATESLOTS`, Valkey 9+).
     fn moves_atomically(&self, _addr: &str) -> Result<bool> {
+        Ok(false)
+    }
+    /// The atomic slot migration jobs one node reports (`CLUSTER GETSLOTMIGRATIONS`),
+    /// newest first; none on a server without atomic slot migration.
+    fn slot_migrations(&self, _addr: &str) -> Result<Vec<jobs::SlotJob>> {
+        Ok(Vec::new())
+    }
+    /// [`Cluster::slot_migrations`] of several nodes, in order; a live cluster asks
+    /// them all at once.
+    fn slot_migrations_of(&self, addrs: &[String]) -> Vec<Result<Vec<jobs::SlotJob>>> {
+        addrs.iter().map(|a| self.slot_migrations(a)).collect()
+    }
+    /// `CLUSTER CANCELSLOTMIGRATIONS` on one node: cancel the jobs it is sending.
+    /// False when it had none in flight.
+    fn cancel_slot_migrations(&self, _addr: &str) -> Result<bool> {
         Ok(false)
     }
 }

@@ -95,6 +95,23 @@ pub fn migrateslots_text(pairs: &[&PairMoves]) -> String {
     format!("CLUSTER MIGRATESLOTS {}", parts.join(" "))
 }
 
+/// The pairs of an atomic move without the slots their target already owns (an
+/// earlier move took them there; the server refuses to migrate a slot its source does
+/// not serve), and those slots. Pairs left with no slot are dropped.
+pub fn not_yet_moved(pairs: Vec<PairMoves>) -> (Vec<PairMoves>, Vec<u16>) {
+    let mut already = Vec::new();
+    let mut out = Vec::new();
+    for mut p in pairs {
+        let (there, todo): (Vec<u16>, Vec<u16>) = p.slots.iter().partition(|s| p.dst.owns(**s));
+        already.extend(there);
+        p.slots = todo;
+        if !p.slots.is_empty() {
+            out.push(p);
+        }
+    }
+    (out, already)
+}
+
 /// The distinct sources and targets of some pairs.
 pub fn ends_of_pairs(pairs: &[PairMoves]) -> Vec<&NodeInfo> {
     let mut ends: Vec<&NodeInfo> = Vec::new();
@@ -197,6 +214,55 @@ impl SlotMoved {
             ));
         }
         out
+    }
+}
+
+impl SlotMoved {
+    /// For a move that stopped part-way: per source and target, the slots it moved,
+    /// those it left open, and those it did not move (still with their source), as one
+    /// line each. `addr` names a node id.
+    pub fn ranges_report(&self, moves: &[SlotMove], addr: &dyn Fn(&str) -> String) -> Vec<String> {
+        let mut pairs: Vec<(&str, &str, Vec<u16>)> = Vec::new();
+        for m in moves {
+            match pairs
+                .iter_mut()
+                .find(|(s, d, _)| *s == m.src && *d == m.dst)
+            {
+                Some((_, _, v)) => v.push(m.slot),
+                None => pairs.push((&m.src, &m.dst, vec![m.slot])),
+            }
+        }
+        let text = |v: &[u16]| super::topology::format_ranges(&super::topology::ranges_of(v));
+        pairs
+            .into_iter()
+            .map(|(src, dst, slots)| {
+                let (mut moved, mut open, mut not) = (Vec::new(), Vec::new(), Vec::new());
+                for s in slots {
+                    if self.slot_keys.contains_key(&s) {
+                        moved.push(s);
+                    } else if self.open.contains(&s) {
+                        open.push(s);
+                    } else {
+                        not.push(s);
+                    }
+                }
+                let mut parts = Vec::new();
+                if !moved.is_empty() {
+                    parts.push(format!("moved {}", text(&moved)));
+                }
+                if !open.is_empty() {
+                    parts.push(format!("left open {}", text(&open)));
+                }
+                if !not.is_empty() {
+                    parts.push(format!(
+                        "not moved {} (still with {})",
+                        text(&not),
+                        addr(src)
+                    ));
+                }
+                format!("{} -> {}: {}", addr(src), addr(dst), parts.join("; "))
+            })
+            .collect()
     }
 }
 
@@ -483,6 +549,7 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
         }
         unknown.extend(waiting_for);
         if unknown.is_empty() {
+            refuse_jobs_in_flight(c, &nodes, ids)?;
             return Ok(views);
         }
         if Instant::now() >= deadline {
@@ -501,6 +568,46 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Refuse a move while one of its masters sends or receives an atomic slot migration:
+/// the server refuses legacy markers then (`Slot export in progress`) and a second
+/// overlapping atomic move, and its keys in flight are the job's.
+fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> Result<()> {
+    let addrs: Vec<String> = nodes
+        .iter()
+        .filter(|n| ids.contains(&n.id.as_str()))
+        .map(NodeInfo::addr)
+        .collect();
+    let mut busy: Vec<String> = Vec::new();
+    for (addr, jobs) in addrs.iter().zip(c.slot_migrations_of(&addrs)) {
+        for j in jobs?.iter().filter(|j| j.in_flight()) {
+            let (verb, other, dir) = if j.operation == "EXPORT" {
+                ("is sending", &j.target, "to")
+            } else {
+                ("is receiving", &j.source, "from")
+            };
+            let other = nodes
+                .iter()
+                .find(|n| &n.id == other)
+                .map_or_else(|| other.clone(), NodeInfo::addr);
+            let said = format!(
+                "{addr} {verb} slots {} {dir} {other} (atomic slot migration, {})",
+                super::topology::format_ranges(&j.slots),
+                j.state
+            );
+            if !busy.contains(&said) {
+                busy.push(said);
+            }
+        }
+    }
+    if busy.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::Refused(format!(
+        "cannot move slots now: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
+        busy.join("; ")
+    )))
 }
 
 /// The ids of every source and target of some moves, each once.
@@ -683,6 +790,7 @@ pub fn check_move(nodes: &[NodeInfo], slot: u16, src: &NodeInfo, dst: &NodeInfo)
 }
 
 /// One source/target pair of a batch of moves, and its slots in the order given.
+#[derive(Clone)]
 pub struct PairMoves {
     pub src: NodeInfo,
     pub dst: NodeInfo,
@@ -738,6 +846,26 @@ pub fn pairs_of(nodes: &[NodeInfo], moves: &[SlotMove]) -> Result<Vec<PairMoves>
     Ok(pairs)
 }
 
+/// After the source refused `MIGRATING` (Valkey does while it sends an atomic
+/// migration, `Slot export in progress`): the target's `IMPORTING` from it is cleared
+/// again when the target holds no key of the slot, so the refused move leaves no
+/// marker behind. With keys there, it is an interrupted migration that `fix` settles.
+fn undo_importing(c: &dyn Cluster, slot: u16, src: &NodeInfo, dst: &NodeInfo) {
+    let imports = c.views().ok().and_then(|views| {
+        views.iter().find_map(|v| {
+            let me = v.state.as_ref().ok()?.myself()?.clone();
+            (me.id == dst.id).then_some(me)
+        })
+    });
+    let Some(me) = imports else { return };
+    if me.importing.get(&slot) != Some(&src.id) {
+        return;
+    }
+    if c.countkeysinslot(&dst.addr(), slot).unwrap_or(1) == 0 {
+        let _ = c.setslot(&dst.addr(), slot, &SetSlot::Stable);
+    }
+}
+
 /// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
 /// an earlier attempt stopped: `IMPORTING` on the target unless it already owns the
 /// slot, `MIGRATING` on the source while it owns it, every key in batches, then
@@ -775,7 +903,13 @@ pub fn move_slot(
         c.setslot(&dst.addr(), slot, &SetSlot::Importing(src.id.clone()))?;
     }
     if src.owns(slot) && src.migrating.get(&slot) != Some(&dst.id) {
-        c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone()))?;
+        if let Err(e) = c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone())) {
+            undo_importing(c, slot, &src, &dst);
+            if live {
+                crate::interrupt::settled(&[slot]);
+            }
+            return Err(e);
+        }
     }
     let moved = move_keys(c, slot, &src.addr(), &dst.addr(), opts)?;
     set_owner_everywhere(c, &nodes, slot, &dst)?;

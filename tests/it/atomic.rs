@@ -11,7 +11,7 @@ use crate::support::{
 
 /// Jobs still in flight on any node (`CLUSTER GETSLOTMIGRATIONS` states that are not
 /// terminal).
-fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
+pub(crate) fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
     let mut out = Vec::new();
     for p in tc.ports() {
         let text = tc.redis_cli(p, &["CLUSTER", "GETSLOTMIGRATIONS"]);
@@ -26,7 +26,7 @@ fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
 }
 
 /// A seed-like Valkey 9.1.2 lab: 3 masters with a replica each, 1 empty master.
-fn valkey_lab(keys: u64) -> TestCluster {
+pub(crate) fn valkey_lab(keys: u64) -> TestCluster {
     TestCluster::with(Server::Valkey, |s| {
         s.masters = 3;
         s.replicas = 1;
@@ -166,6 +166,8 @@ fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    // Which ranges moved and which stay with their source.
+    assert!(stderr.contains("(still with 127.0.0.1:"), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !jobs_in_flight(&tc).is_empty() {
         assert!(Instant::now() < deadline, "{:?}", jobs_in_flight(&tc));

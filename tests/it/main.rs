@@ -6,6 +6,7 @@
 mod support;
 
 mod atomic;
+mod atomic_repair;
 mod check;
 mod dryrun;
 mod examples;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, Pair};
 use crate::cluster::conn::{args, Pool};
+use crate::cluster::jobs::{self, SlotJob};
 use crate::cluster::mover::{self, Migration, SlotMoved};
 use crate::cluster::topology::{format_ranges, ranges_of};
 use crate::cluster::{ClusterError, Reply, Result};
@@ -49,86 +50,8 @@ pub(super) async fn chosen(ctx: &Ctx<'_>, pairs: &[Pair], migration: Migration) 
     mover::goes_atomic(migration, &known)
 }
 
-/// One job as `CLUSTER GETSLOTMIGRATIONS` describes it.
-#[derive(Debug, Clone, Default)]
-struct Job {
-    name: String,
-    operation: String,
-    slots: Vec<u16>,
-    state: String,
-    message: String,
-}
-
-impl Job {
-    fn ended(&self) -> bool {
-        matches!(self.state.as_str(), "success" | "cancelled" | "failed")
-    }
-}
-
-/// Text of a reply item.
-fn text(r: &Reply) -> String {
-    match r {
-        Reply::Bulk(b) => String::from_utf8_lossy(b).to_string(),
-        Reply::Status(s) => s.clone(),
-        Reply::Int(i) => i.to_string(),
-        _ => String::new(),
-    }
-}
-
-/// Slots of `"0-1365 5462-6826"`.
-fn slots_of(ranges: &str) -> Vec<u16> {
-    let mut out = Vec::new();
-    for r in ranges.split([' ', ',']).filter(|r| !r.is_empty()) {
-        let (a, b) = r.split_once('-').unwrap_or((r, r));
-        if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-            out.extend(a..=b);
-        }
-    }
-    out
-}
-
-/// The jobs of a `CLUSTER GETSLOTMIGRATIONS` reply (each a flat name/value array or a
-/// map; fields by name, extra ones ignored).
-fn jobs_of(reply: Reply) -> Vec<Job> {
-    let Reply::Array(items) = reply else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .map(|item| {
-            let pairs: Vec<(String, String)> = match item {
-                Reply::Array(flat) => flat
-                    .chunks(2)
-                    .filter_map(|kv| match kv {
-                        [k, v] => Some((text(k), text(v))),
-                        _ => None,
-                    })
-                    .collect(),
-                Reply::Map(m) => m.iter().map(|(k, v)| (text(k), text(v))).collect(),
-                _ => Vec::new(),
-            };
-            let mut job = Job::default();
-            for (k, v) in pairs {
-                match k.as_str() {
-                    "name" => job.name = v,
-                    "operation" => job.operation = v,
-                    "slot_ranges" => job.slots = slots_of(&v),
-                    "state" => job.state = v,
-                    "message" => job.message = v,
-                    _ => {}
-                }
-            }
-            job
-        })
-        .collect()
-}
-
-async fn jobs(ctx: &Ctx<'_>, addr: &str) -> Result<Vec<Job>> {
-    let r = ctx
-        .pool
-        .cmd(addr, &args(["CLUSTER", "GETSLOTMIGRATIONS"]))
-        .await?;
-    Ok(jobs_of(r))
+async fn jobs(ctx: &Ctx<'_>, addr: &str) -> Result<Vec<SlotJob>> {
+    ctx.live.slot_migrations_async(addr).await
 }
 
 /// `CLUSTER MIGRATESLOTS SLOTSRANGE a b ... NODE target [SLOTSRANGE ... NODE ...]` for
@@ -151,7 +74,7 @@ fn migrateslots(pairs: &[&Pair]) -> Vec<Vec<u8>> {
 #[derive(Default)]
 struct SourceDone {
     moved: Vec<u16>,
-    failed: Vec<(Vec<u16>, String)>,
+    failed: Vec<SlotJob>,
     cancelled: Vec<u16>,
 }
 
@@ -162,6 +85,9 @@ pub(super) async fn move_pairs(
     progress: &Progress,
 ) -> Result<SlotMoved> {
     let started = Instant::now();
+    let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
+    let (pairs, already) = mover::not_yet_moved(pairs.to_vec());
+    let pairs = &pairs[..];
     let mut by_source: BTreeMap<String, Vec<&Pair>> = BTreeMap::new();
     for p in pairs {
         by_source.entry(p.src.addr()).or_default().push(p);
@@ -235,7 +161,7 @@ pub(super) async fn move_pairs(
         let mut all_ended = true;
         done.clear();
         for (src, before, r) in polled {
-            let mine: Vec<Job> = r?
+            let mine: Vec<SlotJob> = r?
                 .into_iter()
                 .filter(|j| j.operation == "EXPORT" && !before.contains(&j.name))
                 .collect();
@@ -246,9 +172,9 @@ pub(super) async fn move_pairs(
                     continue;
                 }
                 match j.state.as_str() {
-                    "success" => d.moved.extend(j.slots),
-                    "cancelled" => d.cancelled.extend(j.slots),
-                    _ => d.failed.push((j.slots, j.message)),
+                    "success" => d.moved.extend(j.slot_list()),
+                    "cancelled" => d.cancelled.extend(j.slot_list()),
+                    _ => d.failed.push(j),
                 }
             }
         }
@@ -262,25 +188,57 @@ pub(super) async fn move_pairs(
         }
         tokio::time::sleep(POLL).await;
     }
+    // A job that failed after the source resumed writes may have moved its slots
+    // anyway: who owns them is read back from the nodes, and said loudly.
+    let unpaused: Vec<&SlotJob> = done
+        .values()
+        .flat_map(|d| d.failed.iter())
+        .filter(|j| j.unpaused())
+        .collect();
+    let nodes_now = if unpaused.is_empty() {
+        Vec::new()
+    } else {
+        ctx.live
+            .views_async()
+            .await
+            .map(|v| crate::cluster::merged_nodes(&v))
+            .unwrap_or_default()
+    };
     let mut out = SlotMoved::default();
+    for s in &already {
+        out.slot_keys.insert(*s, 0);
+    }
+    out.slots = already.len() as u64;
     let mut failures: Vec<String> = Vec::new();
     for (src, d) in &done {
-        for s in &d.moved {
+        let mut moved = d.moved.clone();
+        for j in &d.failed {
+            if j.unpaused() {
+                let warning = jobs::unpaused_warning(j, &nodes_now);
+                crate::progress::say(&format!("[WARNING] {warning}"));
+                moved.extend(j.slot_list().into_iter().filter(|s| {
+                    nodes_now
+                        .iter()
+                        .any(|n| n.id == j.target && n.is_master() && n.owns(*s))
+                }));
+                failures.push(warning);
+            } else {
+                failures.push(format!(
+                    "the atomic migration of slots {} from {src} failed: {}",
+                    format_ranges(&j.slots),
+                    j.message
+                ));
+            }
+        }
+        for s in &moved {
             let k = slot_keys.get(s).copied().unwrap_or(0);
             out.slot_keys.insert(*s, k);
             out.keys += k;
         }
-        out.slots += d.moved.len() as u64;
-        for (slots, message) in &d.failed {
-            failures.push(format!(
-                "the atomic migration of slots {} from {src} failed: {message}",
-                format_ranges(&ranges_of(slots))
-            ));
-        }
+        out.slots += moved.len() as u64;
     }
-    out.interrupted = cancelled && (out.slots as usize) < pairs.iter().map(|p| p.slots.len()).sum();
+    out.interrupted = cancelled && (out.slots as usize) < asked;
     out.seconds = started.elapsed().as_secs_f64();
-    let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
     let cause = refused.or_else(|| failures.first().map(|f| ClusterError::State(f.clone())));
     match cause {
         Some(cause) => Err(ClusterError::Stopped {
@@ -288,34 +246,5 @@ pub(super) async fn move_pairs(
             progress: out.progress(asked),
         }),
         None => Ok(out),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jobs_are_read_by_field_name() {
-        let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
-        let reply = Reply::Array(vec![Reply::Array(vec![
-            bulk("name"),
-            bulk("23086fd6"),
-            bulk("operation"),
-            bulk("EXPORT"),
-            bulk("slot_ranges"),
-            bulk("0-2 5-5"),
-            bulk("state"),
-            bulk("success"),
-            bulk("message"),
-            bulk(""),
-            bulk("cow_size"),
-            Reply::Int(0),
-        ])]);
-        let jobs = jobs_of(reply);
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0].slots, vec![0, 1, 2, 5]);
-        assert!(jobs[0].ended());
-        assert_eq!(jobs[0].operation, "EXPORT");
     }
 }

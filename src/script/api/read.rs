@@ -6,8 +6,9 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::def;
-use crate::cluster::check::check;
+use crate::cluster::check::{check, migrations};
 use crate::cluster::conn::args;
+use crate::cluster::jobs::SlotJob;
 use crate::cluster::slot::slot_of;
 use crate::cluster::{NodeInfo, Reply};
 use crate::script::host::{key_value, node_map, runtime_error, slot_arg, Host, RhaiResult};
@@ -145,12 +146,50 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
     let h = host.clone();
     def(
         engine,
+        "slot_migrations",
+        &["node: Node", "Array"],
+        "The atomic slot migration jobs one node reports (CLUSTER GETSLOTMIGRATIONS), newest\nfirst, each #{name, operation (\"EXPORT\" on the source, \"IMPORT\" on the target), slots\n(array of [start, end]), source, target (node ids), state, message, in_flight,\ncreate_time, last_update_time}. Empty on a server without atomic slot migration.",
+        move |node: Dynamic| -> RhaiResult<Array> {
+            let n = h.locate(&node)?;
+            h.cl(h.cluster.slot_migrations(&n.addr()))?
+                .iter()
+                .map(|j| {
+                    let mut m = rhai::serde::to_dynamic(j)?
+                        .try_cast::<Map>()
+                        .unwrap_or_default();
+                    m.insert("in_flight".into(), j.in_flight().into());
+                    Ok(Dynamic::from(m))
+                })
+                .collect()
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
         "check",
         &["Map"],
-        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors.",
+        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors, and\nmigrations: atomic slot migrations in flight (not ok: other moves must wait) or failed\nwithin the last hour, each #{name, slots, source, target, in_flight, state, age, nodes, text}.",
         move || -> RhaiResult<Dynamic> {
             let views = h.cl(h.cluster.views())?;
-            let report = check(&h.cluster.seed(), &views);
+            let mut report = check(&h.cluster.seed(), &views);
+            // Every node that answered is asked for its atomic slot migration jobs, at
+            // once; one that cannot say has no jobs to report (its trouble is reported
+            // from its view).
+            let asked: Vec<String> = views
+                .iter()
+                .filter(|v| v.state.is_ok())
+                .map(|v| v.addr.clone())
+                .collect();
+            let jobs: Vec<(String, Vec<SlotJob>)> = asked
+                .iter()
+                .cloned()
+                .zip(h.cluster.slot_migrations_of(&asked))
+                .filter_map(|(a, r)| r.ok().map(|j| (a, j)))
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            migrations::add(&mut report, &views, &jobs, now);
             rhai::serde::to_dynamic(&report)
         },
     );
@@ -357,8 +396,26 @@ fn stray_keys(h: &Host, nodes: &[NodeInfo]) -> RhaiResult<Vec<Map>> {
         }
     }
     let mut out = vec![Map::new(); nodes.len()];
-    for (i, counts) in which.into_iter().zip(h.cluster.key_counts_of(&rest)) {
-        out[i] = count_map(h.cl(counts)?);
+    // Keys a node receives in an atomic slot migration in flight are the job's: the
+    // node takes the slots with them when it ends, or drops them if it fails.
+    let addrs: Vec<String> = which.iter().map(|&i| nodes[i].addr()).collect();
+    let jobs = h.cluster.slot_migrations_of(&addrs);
+    for ((i, counts), jobs) in which
+        .into_iter()
+        .zip(h.cluster.key_counts_of(&rest))
+        .zip(jobs)
+    {
+        let importing: Vec<crate::cluster::jobs::SlotJob> = h
+            .cl(jobs)?
+            .into_iter()
+            .filter(|j| j.operation == "IMPORT" && j.in_flight())
+            .collect();
+        let counts = h
+            .cl(counts)?
+            .into_iter()
+            .filter(|(s, _)| !importing.iter().any(|j| j.has_slot(*s)))
+            .collect();
+        out[i] = count_map(counts);
     }
     Ok(out)
 }

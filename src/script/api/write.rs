@@ -177,6 +177,76 @@ fn command_words(args: &[Dynamic]) -> RhaiResult<Vec<Vec<u8>>> {
         .collect()
 }
 
+/// After a move that an interruption stopped: what it did, which ranges moved and
+/// which did not, and how to finish.
+fn say_interrupted(h: &Host, r: &mover::SlotMoved, moves: &[mover::SlotMove]) {
+    if !r.interrupted {
+        return;
+    }
+    let again = match &h.opts.command {
+        Some(c) if c.contains("***") => {
+            format!("; to finish, run `{c}` again (your password where *** stands)")
+        }
+        Some(c) => format!("; to finish, run `{c}` again"),
+        None => "; to finish, move the slots not moved yet".into(),
+    };
+    eprintln!("interrupted: {}{again}", r.progress(moves.len()));
+    let nodes = h.topology().unwrap_or_default();
+    let addr = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or_else(|| id.to_string(), |n| n.addr())
+    };
+    for line in r.ranges_report(moves, &addr) {
+        eprintln!("    {line}");
+    }
+}
+
+/// The sentence of a script error, without Rhai's "Runtime error:" before it.
+fn message_of(e: &rhai::EvalAltResult) -> String {
+    match e {
+        rhai::EvalAltResult::ErrorRuntime(d, _) => d.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `[[start, end, dst], ...]` of `migrate_slots`, as one move per slot from `src`.
+fn ranges_arg(h: &Host, src: &str, ranges: &Array) -> RhaiResult<Vec<mover::SlotMove>> {
+    if ranges.is_empty() {
+        return Err(runtime_error(
+            "migrate_slots: ranges is empty; give [[start, end, dst], ...]",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, r) in ranges.iter().enumerate() {
+        let bad = |why: &str| runtime_error(format!("migrate_slots: range {} ({r}): {why}", i + 1));
+        let Some(items) = r.read_lock::<Array>() else {
+            return Err(bad("expected [start, end, dst]"));
+        };
+        let [a, b, dst] = items.as_slice() else {
+            return Err(bad("expected [start, end, dst]"));
+        };
+        let (Ok(a), Ok(b)) = (a.as_int(), b.as_int()) else {
+            return Err(bad("start and end must be slot numbers"));
+        };
+        let a = slot_arg(a).map_err(|e| bad(&format!("start: {e}")))?;
+        let b = slot_arg(b).map_err(|e| bad(&format!("end: {e}")))?;
+        if a > b {
+            return Err(bad(&format!("start {a} is after end {b}")));
+        }
+        let dst = h
+            .locate(dst)
+            .map_err(|e| bad(&format!("dst: {}", message_of(&e))))?;
+        out.extend((a..=b).map(|slot| mover::SlotMove {
+            slot,
+            src: src.to_string(),
+            dst: dst.id.clone(),
+        }));
+    }
+    Ok(out)
+}
+
 pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     let migrate = move |src: Dynamic, dst: Dynamic, keys: Dynamic, opts: Map| -> RhaiResult<()> {
@@ -323,16 +393,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             });
         }
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
-        if r.interrupted {
-            let again = match &h.opts.command {
-                Some(c) if c.contains("***") => {
-                    format!("; to finish, run `{c}` again (your password where *** stands)")
-                }
-                Some(c) => format!("; to finish, run `{c}` again"),
-                None => "; to finish, move the slots not moved yet".into(),
-            };
-            eprintln!("interrupted: {}{again}", r.progress(list.len()));
-        }
+        say_interrupted(&h, &r, &list);
         to_map(&r)
     };
     let ms = move_slots.clone();
@@ -349,6 +410,38 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["moves: Array", "Map"],
         "move_slots with default options.",
         move |moves: Array| ms(moves, Map::new()),
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "migrate_slots",
+        &["src: Node", "ranges: Array", "Map"],
+        "Move slot ranges from src with the server's own atomic slot migration: one CLUSTER\nMIGRATESLOTS for all of them (ranges = [[start, end, dst], ...]; Valkey 9 or later on src\nand every dst). Waits until every job has ended; Ctrl+C cancels them. A failed job is an\nerror naming its slots. Returns #{slots, keys, seconds, interrupted, slot_keys, ...} as\nmove_slots.",
+        move |src: Dynamic, ranges: Array| -> RhaiResult<Map> {
+            h.topology()?;
+            let s = h
+                .locate(&src)
+                .map_err(|e| runtime_error(format!("migrate_slots: src: {}", message_of(&e))))?;
+            let list = ranges_arg(&h, &s.id, &ranges)?;
+            let opts = MoveOpts {
+                migration: mover::Migration::Atomic,
+                ..MoveOpts::default()
+            };
+            let r = h.cl(h.cluster.move_slots(&list, &opts))?;
+            say_interrupted(&h, &r, &list);
+            to_map(&r)
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "cancel_slot_migrations",
+        &["node: Node", "bool"],
+        "CLUSTER CANCELSLOTMIGRATIONS on one node: cancel every atomic slot migration it is\nsending (its slots stay with it). False when it had none in flight.",
+        move |node: Dynamic| -> RhaiResult<bool> {
+            let n = h.locate(&node)?;
+            h.cl(h.cluster.cancel_slot_migrations(&n.addr()))
+        },
     );
     let h = host.clone();
     let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
