@@ -156,6 +156,54 @@ pub fn owners_text(nodes: &[NodeInfo], slots: &[u16]) -> String {
         .join(", ")
 }
 
+/// What became of a job's source, from `nodes` read after it went silent or its job
+/// failed: `is now a replica of B (a failover happened)`, `is failing and B took
+/// over its slots (a failover happened)`, `is failing`; `None` while it is a serving
+/// master.
+pub fn source_fate(nodes: &[NodeInfo], id: &str, slots: &[u16]) -> Option<String> {
+    let now = nodes.iter().find(|n| n.id == id)?;
+    if now.is_replica() {
+        let master = now
+            .master_id
+            .as_deref()
+            .map(|m| format!(" of {}", addr(nodes, m)))
+            .unwrap_or_default();
+        return Some(format!("is now a replica{master} (a failover happened)"));
+    }
+    if !now.failing() {
+        return None;
+    }
+    let taken_by = nodes
+        .iter()
+        .find(|n| n.is_master() && !n.failing() && n.id != id && slots.iter().any(|s| n.owns(*s)));
+    Some(match taken_by {
+        Some(t) => format!(
+            "is failing and {} took over its slots (a failover happened)",
+            t.addr()
+        ),
+        None => "is failing".to_string(),
+    })
+}
+
+/// The error for a job of this run that failed (not [`UNPAUSED`]): its slots, its
+/// source, the server's message, who owns the slots now and what became of the
+/// source, from `nodes` read back after it ended.
+pub fn failure_text(job: &SlotJob, src: &str, nodes: &[NodeInfo]) -> String {
+    let fate = source_fate(nodes, &job.source, &job.slot_list())
+        .map(|f| format!("; {src} {f}"))
+        .unwrap_or_default();
+    let owners = if nodes.is_empty() {
+        String::new()
+    } else {
+        format!("; owned now: {}", owners_text(nodes, &job.slot_list()))
+    };
+    format!(
+        "the atomic migration of slots {} from {src} failed: {}{owners}{fate}",
+        format_ranges(&job.slots),
+        job.message
+    )
+}
+
 /// The loud warning for a job that failed with [`UNPAUSED`]: its slots, who owns them
 /// now (from `nodes`, read back after the job ended), and what to check.
 pub fn unpaused_warning(job: &SlotJob, nodes: &[NodeInfo]) -> String {

@@ -177,3 +177,76 @@ fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     assert_check_clean(&tc);
     assert_lab_keys(&tc, KEYS, KEYS, 997);
 }
+
+/// A source master stops (SIGSTOP) while its atomic job is in flight, and its replica
+/// takes over: the rebalance says so (a failover, the slots stay with that shard) and
+/// ends; once the old source is back as a replica, fix leaves a clean cluster with
+/// every key.
+#[test]
+fn a_failover_of_a_source_during_an_atomic_rebalance_is_said_and_fix_settles_it() {
+    const KEYS: u64 = 60_000;
+    let tc = valkey_lab(KEYS);
+    let ports = tc.ports();
+    // Masters on the first three ports, their replicas on the next three.
+    let (source, replica) = (ports[1], ports[4]);
+    // The target gives up on a silent source quickly; the source's job is slow enough
+    // to be caught in flight.
+    for p in &ports {
+        tc.redis_cli(*p, &["CONFIG", "SET", "repl-timeout", "3"]);
+    }
+    tc.redis_cli(source, &["CONFIG", "SET", "rdb-key-save-delay", "200"]);
+    let mut child = spawn(&["-c", &tc.seed(), "rebalance", "--use-empty-masters", "-y"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tc
+        .redis_cli(source, &["CLUSTER", "GETSLOTMIGRATIONS"])
+        .contains("EXPORT")
+    {
+        assert!(Instant::now() < deadline, "no atomic job started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rebalance ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = tc.lab().node(source).expect("lab node").pid as i32;
+    // SAFETY: signalling a server process this test's lab started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = tc.redis_cli(replica, &["CLUSTER", "NODES"]);
+        let nodes = slotsmith::cluster::topology::parse_cluster_nodes(&text).unwrap_or_default();
+        if nodes.iter().any(|n| n.is_myself() && n.is_master()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica never took over");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the rebalance did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{source} is "))
+            && stderr.contains("(a failover happened)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".rhai:"), "{stderr}");
+    // fix (waiting out what is still in flight) leaves a clean cluster, every key there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fix = loop {
+        let fix = run(&["-c", &tc.seed(), "fix", "-y"]);
+        if fix.code == 0 || Instant::now() > deadline {
+            break fix;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(fix.code, 0, "{fix}");
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
+}

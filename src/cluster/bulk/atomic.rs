@@ -19,6 +19,10 @@ use crate::progress::Progress;
 /// How often the jobs are polled.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long a source may go unanswered, with no failover seen, before the run stops
+/// watching its jobs (the server finishes or fails them on its own).
+const SILENT_LIMIT: Duration = Duration::from_secs(30);
+
 /// Whether a node moves slots itself: `COMMAND INFO CLUSTER|MIGRATESLOTS` describes
 /// the command (a server without it answers with a nil).
 pub async fn supports(pool: &Pool, addr: &str) -> Result<bool> {
@@ -135,6 +139,9 @@ pub(super) async fn move_pairs(
     let mut cancelled = false;
     let mut done: BTreeMap<String, SourceDone> = BTreeMap::new();
     let mut counted = 0u64;
+    // Sources that stopped answering: since when; and why the run stopped watching one.
+    let mut silent: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut lost: Vec<String> = Vec::new();
     loop {
         if crate::interrupt::requested() && !cancelled {
             cancelled = true;
@@ -159,13 +166,32 @@ pub(super) async fn move_pairs(
         )
         .await;
         let mut all_ended = true;
-        done.clear();
+        let mut gone: Vec<String> = Vec::new();
         for (src, before, r) in polled {
-            let mine: Vec<SlotJob> = r?
+            let listed = match r {
+                Ok(listed) => {
+                    silent.remove(&src);
+                    listed
+                }
+                Err(e) => {
+                    // Not answering: a failover may be under way. Keep the jobs
+                    // already seen to end; stop watching once the source's fate is known.
+                    all_ended = false;
+                    let since = *silent.entry(src.clone()).or_insert_with(Instant::now);
+                    if let Some(why) = source_lost(ctx, pairs, &src, since, cancelled, &e).await {
+                        lost.push(why);
+                        gone.push(src);
+                    }
+                    continue;
+                }
+            };
+            let mine: Vec<SlotJob> = listed
                 .into_iter()
                 .filter(|j| j.operation == "EXPORT" && !before.contains(&j.name))
                 .collect();
+            // What the source lists now replaces what it listed before.
             let d = done.entry(src).or_default();
+            *d = SourceDone::default();
             for j in mine {
                 if !j.ended() {
                     all_ended = false;
@@ -177,6 +203,13 @@ pub(super) async fn move_pairs(
                     _ => d.failed.push(j),
                 }
             }
+        }
+        for src in gone {
+            watching.remove(&src);
+            silent.remove(&src);
+        }
+        if watching.is_empty() {
+            break;
         }
         let moved: u64 = done.values().map(|d| d.moved.len() as u64).sum();
         if moved > counted {
@@ -195,7 +228,8 @@ pub(super) async fn move_pairs(
         .flat_map(|d| d.failed.iter())
         .filter(|j| j.unpaused())
         .collect();
-    let nodes_now = if unpaused.is_empty() {
+    let failed = done.values().any(|d| !d.failed.is_empty());
+    let nodes_now = if unpaused.is_empty() && !failed {
         Vec::new()
     } else {
         ctx.live
@@ -223,11 +257,7 @@ pub(super) async fn move_pairs(
                 }));
                 failures.push(warning);
             } else {
-                failures.push(format!(
-                    "the atomic migration of slots {} from {src} failed: {}",
-                    format_ranges(&j.slots),
-                    j.message
-                ));
+                failures.push(jobs::failure_text(j, src, &nodes_now));
             }
         }
         for s in &moved {
@@ -239,7 +269,9 @@ pub(super) async fn move_pairs(
     }
     out.interrupted = cancelled && (out.slots as usize) < asked;
     out.seconds = started.elapsed().as_secs_f64();
-    let cause = refused.or_else(|| failures.first().map(|f| ClusterError::State(f.clone())));
+    let cause = refused
+        .or_else(|| lost.first().map(|l| ClusterError::State(l.clone())))
+        .or_else(|| failures.first().map(|f| ClusterError::State(f.clone())));
     match cause {
         Some(cause) => Err(ClusterError::Stopped {
             cause: Box::new(cause),
@@ -247,4 +279,43 @@ pub(super) async fn move_pairs(
         }),
         None => Ok(out),
     }
+}
+
+/// Why the run stops watching a source that does not answer (`error`, silent since
+/// `since`), or `None` to keep polling it: its replica took over (a failover: the
+/// slots stay with that shard unless the job had finished), it stayed away for
+/// [`SILENT_LIMIT`], or the run was interrupted. What the other nodes say decides.
+async fn source_lost(
+    ctx: &Ctx<'_>,
+    pairs: &[Pair],
+    src: &str,
+    since: Instant,
+    interrupted: bool,
+    error: &ClusterError,
+) -> Option<String> {
+    let mine: Vec<&Pair> = pairs.iter().filter(|p| p.src.addr() == src).collect();
+    let first = mine.first()?;
+    let slots: Vec<u16> = mine.iter().flat_map(|p| p.slots.iter().copied()).collect();
+    let in_flight = format!(
+        "while its atomic migration of slots {} was in flight",
+        format_ranges(&ranges_of(&slots))
+    );
+    let nodes = ctx
+        .live
+        .views_async()
+        .await
+        .map(|v| crate::cluster::merged_nodes(&v))
+        .unwrap_or_default();
+    let fate = match jobs::source_fate(&nodes, &first.src.id, &slots) {
+        Some(f) if f.contains("failover") => Some(f),
+        _ if interrupted => Some(format!("did not answer after the interruption ({error})")),
+        _ if since.elapsed() >= SILENT_LIMIT => Some(format!(
+            "has not answered for {} s ({error})",
+            SILENT_LIMIT.as_secs()
+        )),
+        _ => None,
+    }?;
+    Some(format!(
+        "the source {src} {fate} {in_flight}: the slots stay with its shard unless the job had finished; run slotsmith check to see the jobs, then slotsmith fix"
+    ))
 }
