@@ -320,6 +320,22 @@ impl LiveCluster {
     }
 
     /// One node's atomic slot migration jobs (none on a server without them).
+    /// `CLUSTER CANCELSLOTMIGRATIONS` on one node, journaled: false when it had no job
+    /// in flight (`No migrations ongoing`: they had already ended).
+    pub async fn cancel_slot_migrations_async(&self, addr: &str) -> Result<bool> {
+        let words = args(["CLUSTER", "CANCELSLOTMIGRATIONS"]);
+        let r = match self.pool.cmd(addr, &words).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Command { reason, .. })
+                if reason.contains("No migrations ongoing") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
+        self.logged(addr, "CLUSTER CANCELSLOTMIGRATIONS", r)
+    }
+
     pub async fn slot_migrations_async(&self, addr: &str) -> Result<Vec<SlotJob>> {
         match self
             .pool
@@ -628,17 +644,6 @@ impl Cluster for LiveCluster {
 
     fn cancel_slot_migrations(&self, addr: &str) -> Result<bool> {
         self.ensure_lease()?;
-        let words = args(["CLUSTER", "CANCELSLOTMIGRATIONS"]);
-        let r = match self.block_on(self.pool.cmd(addr, &words)) {
-            Ok(_) => Ok(true),
-            // Its jobs had already ended.
-            Err(ClusterError::Command { reason, .. })
-                if reason.contains("No migrations ongoing") =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        };
-        self.logged(addr, "CLUSTER CANCELSLOTMIGRATIONS", r)
+        self.block_on(self.cancel_slot_migrations_async(addr))
     }
 }

@@ -790,7 +790,7 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
     let ids = mover::ends_of(moves);
     let nodes = super::merged_nodes(&mover::ready(c, &ids, mover::GOSSIP_WAIT)?);
     let total = SlotMoved::default();
-    let grouped = mover::pairs_of(&nodes, moves)?;
+    let mut grouped = mover::pairs_of(&nodes, moves)?;
     let ends = mover::ends_of_pairs(&grouped);
     let mut known = Vec::new();
     if opts.migration != mover::Migration::Legacy {
@@ -802,7 +802,7 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
         // One CLUSTER MIGRATESLOTS per source, as the live cluster sends it; the
         // model then reaches its end state by the steps of the legacy protocol,
         // unrecorded.
-        let (sent, _) = mover::not_yet_moved(grouped.clone());
+        let (sent, _) = mover::not_yet_moved(grouped.clone())?;
         let mut by_source: BTreeMap<String, Vec<&mover::PairMoves>> = BTreeMap::new();
         for p in &sent {
             by_source.entry(p.src.addr()).or_default().push(p);
@@ -843,6 +843,8 @@ fn move_in_phases(c: &MemoryCluster, moves: &[SlotMove], opts: &MoveOpts) -> Res
             }
         }
         c.inner.borrow_mut().muted = true;
+        // Only what was sent moves (slots already with their target stay as they are).
+        grouped = sent;
     }
     let pairs: Vec<(String, String, Vec<u16>)> = grouped
         .into_iter()

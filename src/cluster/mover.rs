@@ -95,21 +95,35 @@ pub fn migrateslots_text(pairs: &[&PairMoves]) -> String {
     format!("CLUSTER MIGRATESLOTS {}", parts.join(" "))
 }
 
-/// The pairs of an atomic move without the slots their target already owns (an
-/// earlier move took them there; the server refuses to migrate a slot its source does
-/// not serve), and those slots. Pairs left with no slot are dropped.
-pub fn not_yet_moved(pairs: Vec<PairMoves>) -> (Vec<PairMoves>, Vec<u16>) {
+/// The pairs of an atomic move without the slots their target already owns and
+/// their source no longer claims (an earlier move took them there; the server refuses
+/// to migrate a slot its source does not serve), and those slots. Pairs left with no
+/// slot are dropped. A slot both ends claim is refused: which copy of its keys is
+/// right is for `fix` to settle, not for a move to guess.
+pub fn not_yet_moved(pairs: Vec<PairMoves>) -> Result<(Vec<PairMoves>, Vec<u16>)> {
     let mut already = Vec::new();
     let mut out = Vec::new();
     for mut p in pairs {
-        let (there, todo): (Vec<u16>, Vec<u16>) = p.slots.iter().partition(|s| p.dst.owns(**s));
-        already.extend(there);
+        let mut todo = Vec::with_capacity(p.slots.len());
+        for &s in &p.slots {
+            match (p.src.owns(s), p.dst.owns(s)) {
+                (false, true) => already.push(s),
+                (true, true) => {
+                    return Err(ClusterError::State(format!(
+                        "slot {s} is claimed by both {} and {}: run slotsmith fix first",
+                        p.src.addr(),
+                        p.dst.addr()
+                    )))
+                }
+                _ => todo.push(s),
+            }
+        }
         p.slots = todo;
         if !p.slots.is_empty() {
             out.push(p);
         }
     }
-    (out, already)
+    Ok((out, already))
 }
 
 /// The distinct sources and targets of some pairs.
@@ -925,4 +939,45 @@ pub fn move_slot(
         seconds: started.elapsed().as_secs_f64(),
         ..SlotMoved::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::topology::parse_cluster_nodes;
+
+    fn pair(text: &str, slots: Vec<u16>) -> PairMoves {
+        let nodes = parse_cluster_nodes(text).expect("parses");
+        PairMoves {
+            src: nodes[0].clone(),
+            dst: nodes[1].clone(),
+            slots,
+        }
+    }
+
+    #[test]
+    fn an_atomic_move_skips_slots_already_moved_and_refuses_slots_both_ends_claim() {
+        // The source serves 0-9, the target already 10-11; 12 belongs to neither.
+        let text = "\
+aaaa 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-9
+bbbb 127.0.0.1:7002@17002 master - 0 0 2 connected 10-11
+";
+        let (todo, already) = not_yet_moved(vec![pair(text, vec![8, 9, 10, 11])]).unwrap();
+        assert_eq!(already, vec![10, 11]);
+        assert_eq!(todo.len(), 1);
+        assert_eq!(todo[0].slots, vec![8, 9]);
+        // Both claim 5: which copy is right is fix's to settle.
+        let both = "\
+aaaa 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-9
+bbbb 127.0.0.1:7002@17002 master - 0 0 2 connected 5
+";
+        let err = not_yet_moved(vec![pair(both, vec![5])])
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("slot 5 is claimed by both 127.0.0.1:7001 and 127.0.0.1:7002"),
+            "{err}"
+        );
+    }
 }

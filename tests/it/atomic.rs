@@ -250,3 +250,67 @@ fn a_failover_of_a_source_during_an_atomic_rebalance_is_said_and_fix_settles_it(
     assert_check_clean(&tc);
     assert_lab_keys(&tc, KEYS, KEYS, 997);
 }
+
+/// Keys a target holds in a slot it does not own would be deleted by the server if
+/// an atomic import of that slot failed or was cancelled: the move refuses before
+/// starting, naming the node and the slot; fix then settles the stray key.
+#[test]
+fn an_atomic_move_onto_a_target_with_stray_keys_is_refused_and_nothing_is_lost() {
+    let tc = valkey_lab(2000);
+    let ports = tc.ports();
+    let (src, empty) = (ports[0], ports[6]);
+    let id = |p: u16| tc.redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
+    // A stray key on the empty master in slot 100, which the first master owns.
+    let key = format!(
+        "{{{}}}:stray",
+        slotsmith::cluster::slot::key_in_slot(100, "s")
+    );
+    tc.redis_cli(empty, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &id(src)]);
+    let mut cli = std::process::Command::new("redis-cli")
+        .args(["-p", &empty.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli runs");
+    use std::io::Write;
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("ASKING\nSET {key} kept\n").as_bytes())
+        .unwrap();
+    let said = cli.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&said.stdout).contains("OK"),
+        "{said:?}"
+    );
+    tc.redis_cli(empty, &["CLUSTER", "SETSLOT", "100", "STABLE"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let book = dir.path().join("move.rhai");
+    std::fs::write(
+        &book,
+        format!("migrate_slots(\"127.0.0.1:{src}\", [[100, 100, \"127.0.0.1:{empty}\"]]);"),
+    )
+    .unwrap();
+    let out = run(&["-c", &tc.seed(), "-y", "run", book.to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "127.0.0.1:{empty} holds 1 key(s) of slot 100, which it does not own"
+        )),
+        "{out}"
+    );
+    assert!(jobs_in_flight(&tc).is_empty());
+    // The stray key is still there (clients are redirected away from it).
+    assert_eq!(
+        tc.redis_cli(empty, &["CLUSTER", "COUNTKEYSINSLOT", "100"])
+            .trim(),
+        "1"
+    );
+    // fix settles the stray key; it reads back through the cluster.
+    let out = run(&["-c", &tc.seed(), "fix", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_check_clean(&tc);
+    assert_eq!(tc.redis_cli(src, &["-c", "GET", &key]).trim(), "kept");
+    assert_eq!(tc.total_keys(), 2001);
+}

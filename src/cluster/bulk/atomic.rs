@@ -17,7 +17,7 @@ use crate::cluster::{ClusterError, Reply, Result};
 use crate::progress::Progress;
 
 /// How often the jobs are polled.
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(10);
 
 /// How long a source may go unanswered, with no failover seen, before the run stops
 /// watching its jobs (the server finishes or fails them on its own).
@@ -90,21 +90,46 @@ pub(super) async fn move_pairs(
 ) -> Result<SlotMoved> {
     let started = Instant::now();
     let asked: usize = pairs.iter().map(|p| p.slots.len()).sum();
-    let (pairs, already) = mover::not_yet_moved(pairs.to_vec());
+    let (pairs, already) = mover::not_yet_moved(pairs.to_vec())?;
     let pairs = &pairs[..];
     let mut by_source: BTreeMap<String, Vec<&Pair>> = BTreeMap::new();
+    let mut by_target: BTreeMap<String, Vec<u16>> = BTreeMap::new();
     for p in pairs {
         by_source.entry(p.src.addr()).or_default().push(p);
+        by_target
+            .entry(p.dst.addr())
+            .or_default()
+            .extend(p.slots.iter().copied());
     }
-    // Keys per slot before the move, for the report.
-    let mut slot_keys: BTreeMap<u16, u64> = BTreeMap::new();
-    let counts = futures::future::join_all(by_source.iter().map(|(src, ps)| {
-        let slots: Vec<u16> = ps.iter().flat_map(|p| p.slots.iter().copied()).collect();
-        async move { ctx.live.key_counts_async(src, &slots).await }
-    }))
+    // Keys per slot before the move, for the report; and keys a target already holds
+    // in slots it is to receive, all nodes asked at once.
+    let asks: Vec<(String, Vec<u16>)> = by_source
+        .iter()
+        .map(|(src, ps)| {
+            let slots = ps.iter().flat_map(|p| p.slots.iter().copied()).collect();
+            (src.clone(), slots)
+        })
+        .chain(by_target.into_iter())
+        .collect();
+    let counts = futures::future::join_all(
+        asks.iter()
+            .map(|(addr, slots)| ctx.live.key_counts_async(addr, slots)),
+    )
     .await;
-    for c in counts {
-        slot_keys.extend(c?);
+    let mut slot_keys: BTreeMap<u16, u64> = BTreeMap::new();
+    for (i, ((addr, _), c)) in asks.iter().zip(counts).enumerate() {
+        let c = c?;
+        if i < by_source.len() {
+            slot_keys.extend(c);
+            continue;
+        }
+        // A failed or cancelled import deletes whatever its target holds in those
+        // slots: keys there before the move (stray keys) would be lost with it.
+        if let Some((slot, n)) = c.iter().find(|(_, n)| *n > 0) {
+            return Err(ClusterError::State(format!(
+                "{addr} holds {n} key(s) of slot {slot}, which it does not own, and an atomic move that failed or was cancelled would delete them: run slotsmith fix first"
+            )));
+        }
     }
     // Start every source's jobs; the ones it had before are not this call's.
     let started_jobs = futures::future::join_all(by_source.iter().map(|(src, ps)| async move {
@@ -146,17 +171,8 @@ pub(super) async fn move_pairs(
         if crate::interrupt::requested() && !cancelled {
             cancelled = true;
             for src in watching.keys() {
-                let r = ctx
-                    .pool
-                    .cmd(src, &args(["CLUSTER", "CANCELSLOTMIGRATIONS"]))
-                    .await;
-                let errors: Vec<String> = match &r {
-                    // Its jobs had already ended.
-                    Err(e) if e.to_string().contains("No migrations ongoing") => Vec::new(),
-                    Err(e) => vec![e.to_string()],
-                    Ok(_) => Vec::new(),
-                };
-                ctx.log(src, "CLUSTER CANCELSLOTMIGRATIONS".into(), &errors);
+                // Journaled there; a source that does not answer is watched below.
+                let _ = ctx.live.cancel_slot_migrations_async(src).await;
             }
         }
         let polled = futures::future::join_all(
