@@ -109,7 +109,7 @@ pub(super) async fn move_pairs(
             let slots = ps.iter().flat_map(|p| p.slots.iter().copied()).collect();
             (src.clone(), slots)
         })
-        .chain(by_target.into_iter())
+        .chain(by_target)
         .collect();
     let counts = futures::future::join_all(
         asks.iter()
