@@ -314,3 +314,37 @@ fn an_atomic_move_onto_a_target_with_stray_keys_is_refused_and_nothing_is_lost()
     assert_eq!(tc.redis_cli(src, &["-c", "GET", &key]).trim(), "kept");
     assert_eq!(tc.total_keys(), 2001);
 }
+
+/// `kill -9` of an atomic rebalance: the server's jobs go on without it; fix waits for
+/// them and leaves a clean cluster, and the rebalance then finishes, every key there.
+#[test]
+fn kill_9_of_an_atomic_rebalance_leaves_jobs_fix_waits_for() {
+    const KEYS: u64 = 60_000;
+    let tc = valkey_lab(KEYS);
+    let ports = tc.ports();
+    // One source's job is slow enough to be caught in flight.
+    tc.redis_cli(ports[1], &["CONFIG", "SET", "rdb-key-save-delay", "100"]);
+    let rebalance = ["-c", &tc.seed(), "rebalance", "--use-empty-masters", "-y"].map(String::from);
+    let args: Vec<&str> = rebalance.iter().map(String::as_str).collect();
+    let mut child = spawn(&args);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while jobs_in_flight(&tc).is_empty() {
+        assert!(Instant::now() < deadline, "no atomic job started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rebalance ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let fix = run(&["-c", &tc.seed(), "fix", "-y"]);
+    assert_eq!(fix.code, 0, "{fix}");
+    assert!(jobs_in_flight(&tc).is_empty(), "{:?}", jobs_in_flight(&tc));
+    assert_check_clean(&tc);
+    tc.redis_cli(ports[1], &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{out}");
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, KEYS, KEYS, 997);
+}
