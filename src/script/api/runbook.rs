@@ -137,9 +137,10 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "wait_until",
         &["cond: Fn", "timeout_ms: int", "bool"],
-        "Call cond() every 100 ms until it returns true (then true) or timeout_ms passes (then false).",
+        "Call cond() until it returns true (then true) or timeout_ms passes (then false): again\nafter 10 ms, then twice as long each time, up to every 100 ms.",
         |ctx: NativeCallContext, cond: FnPtr, timeout_ms: i64| -> RhaiResult<bool> {
             let deadline = Instant::now() + Duration::from_millis(timeout_ms.max(0) as u64);
+            let mut pause = Duration::from_millis(10);
             loop {
                 let ok: Dynamic = cond.call_within_context(&ctx, ())?;
                 if ok.as_bool().unwrap_or(false) {
@@ -148,7 +149,8 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 if Instant::now() >= deadline {
                     return Ok(false);
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
             }
         },
     );
