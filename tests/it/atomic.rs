@@ -25,6 +25,37 @@ pub(crate) fn jobs_in_flight(tc: &TestCluster) -> Vec<String> {
     out
 }
 
+/// Wait (at most 30 s) until the node on `port` lists an export job, the run `child`
+/// still going.
+fn wait_for_export(tc: &TestCluster, port: u16, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tc
+        .redis_cli(port, &["CLUSTER", "GETSLOTMIGRATIONS"])
+        .contains("EXPORT")
+    {
+        assert!(Instant::now() < deadline, "no atomic job started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rebalance ended early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The run's exit code and stderr once it has ended (at most `secs` seconds).
+fn finish(mut child: std::process::Child, secs: u64) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the rebalance did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// A seed-like Valkey 9.1.2 lab: 3 masters with a replica each, 1 empty master.
 pub(crate) fn valkey_lab(keys: u64) -> TestCluster {
     TestCluster::with(Server::Valkey, |s| {
@@ -138,18 +169,7 @@ fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     let mut child = spawn(&["-c", &tc.seed(), "rebalance", "--use-empty-masters", "-y"]);
     // Once a job is under way, the target stops answering (the jobs stall), and the
     // operator presses Ctrl+C.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !tc
-        .redis_cli(ports[0], &["CLUSTER", "GETSLOTMIGRATIONS"])
-        .contains("EXPORT")
-    {
-        assert!(Instant::now() < deadline, "no atomic job started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the rebalance ended early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_export(&tc, ports[0], &mut child);
     // SAFETY: signalling a server process this test's lab started.
     unsafe { libc::kill(target_pid, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_millis(300));
@@ -157,14 +177,8 @@ fn ctrl_c_during_an_atomic_rebalance_cancels_the_jobs_and_loses_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: as above.
     unsafe { libc::kill(target_pid, libc::SIGCONT) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the rebalance did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let (code, stderr) = finish(child, 60);
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     // Which ranges moved and which stay with their source.
     assert!(stderr.contains("(still with 127.0.0.1:"), "{stderr}");
@@ -196,18 +210,7 @@ fn a_failover_of_a_source_during_an_atomic_rebalance_is_said_and_fix_settles_it(
     }
     tc.redis_cli(source, &["CONFIG", "SET", "rdb-key-save-delay", "200"]);
     let mut child = spawn(&["-c", &tc.seed(), "rebalance", "--use-empty-masters", "-y"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !tc
-        .redis_cli(source, &["CLUSTER", "GETSLOTMIGRATIONS"])
-        .contains("EXPORT")
-    {
-        assert!(Instant::now() < deadline, "no atomic job started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the rebalance ended early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_export(&tc, source, &mut child);
     let pid = tc.lab().node(source).expect("lab node").pid as i32;
     // SAFETY: signalling a server process this test's lab started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -223,14 +226,8 @@ fn a_failover_of_a_source_during_an_atomic_rebalance_is_said_and_fix_settles_it(
     }
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the rebalance did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    let (code, stderr) = finish(child, 90);
+    assert_ne!(code, Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!("127.0.0.1:{source} is "))
             && stderr.contains("(a failover happened)"),
