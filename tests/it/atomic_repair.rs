@@ -267,6 +267,47 @@ fn a_failed_atomic_job_is_listed_by_check_and_fix_leaves_a_clean_cluster() {
         "{out}"
     );
 
+    // A node that cannot list its jobs (here a user without GETSLOTMIGRATIONS) is
+    // named in one sentence: a warning of check (not "none in flight"), and a move
+    // beside it refuses with the same sentence.
+    tc.redis_cli(
+        dst,
+        &["ACL", "SETUSER", "default", "-cluster|getslotmigrations"],
+    );
+    let unlisted = format!(
+        "cannot list the atomic slot migrations of {}: NOPERM",
+        addr(dst)
+    );
+    let out = run(&["-c", &seed, "check"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout.contains(&format!("[WARNING] {unlisted}")),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains("No atomic slot migration in flight"),
+        "{out}"
+    );
+    let (_move_dir, move_one) = runbook_file("move-one.rhai");
+    std::fs::write(
+        &move_one,
+        format!("move_slot(5462, \"{}\", \"{}\");", addr(src), addr(dst)),
+    )
+    .unwrap();
+    let before = tc.cluster_check();
+    let out = run(&["-c", &seed, "-y", "run", move_one.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains(&unlisted), "{out}");
+    assert_eq!(
+        tc.cluster_check(),
+        before,
+        "a refused move changed the cluster"
+    );
+    tc.redis_cli(
+        dst,
+        &["ACL", "SETUSER", "default", "+cluster|getslotmigrations"],
+    );
+
     // fix after the failure: nothing to settle, a clean cluster, every key.
     let out = run(&["-c", &seed, "fix", "-y"]);
     assert_eq!(out.code, 0, "{out}");

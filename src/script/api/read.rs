@@ -173,23 +173,26 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
             let views = h.cl(h.cluster.views())?;
             let mut report = check(&h.cluster.seed(), &views);
             // Every node that answered is asked for its atomic slot migration jobs, at
-            // once; one that cannot say has no jobs to report (its trouble is reported
-            // from its view).
+            // once; one that cannot say is a warning naming it (a job may be in flight
+            // there). A server without them has none.
             let asked: Vec<String> = views
                 .iter()
                 .filter(|v| v.state.is_ok())
                 .map(|v| v.addr.clone())
                 .collect();
-            let jobs: Vec<(String, Vec<SlotJob>)> = asked
-                .iter()
-                .cloned()
-                .zip(h.cluster.slot_migrations_of(&asked))
-                .filter_map(|(a, r)| r.ok().map(|j| (a, j)))
-                .collect();
+            let mut jobs: Vec<(String, Vec<SlotJob>)> = Vec::new();
+            let mut unlisted: Vec<String> = Vec::new();
+            for (a, r) in asked.iter().zip(h.cluster.slot_migrations_of(&asked)) {
+                match r {
+                    Ok(j) => jobs.push((a.clone(), j)),
+                    Err(e) => unlisted.push(crate::cluster::jobs::unlisted(a, &e)),
+                }
+            }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             migrations::add(&mut report, &views, &jobs, now);
+            migrations::add_unlisted(&mut report, unlisted);
             rhai::serde::to_dynamic(&report)
         },
     );
