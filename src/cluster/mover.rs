@@ -574,6 +574,23 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
 /// the server refuses legacy markers then (`Slot export in progress`) and a second
 /// overlapping atomic move, and its keys in flight are the job's.
 fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> Result<()> {
+    match jobs_refusal(c, nodes, ids, "move slots now")? {
+        Some(said) => Err(ClusterError::Refused(said)),
+        None => Ok(()),
+    }
+}
+
+/// The one refusal sentence for moving beside atomic slot migrations in flight on the
+/// masters `ids` (`cannot {what}: A is sending slots 0-99 to B (atomic slot
+/// migration, state); nothing was written for this move: ...`), or `None` when none
+/// has a job in flight. A node that cannot list its jobs is an error naming it
+/// ([`super::jobs::unlisted`]). Scripts refuse with the same words.
+pub fn jobs_refusal(
+    c: &dyn Cluster,
+    nodes: &[NodeInfo],
+    ids: &[&str],
+    what: &str,
+) -> Result<Option<String>> {
     let addrs: Vec<String> = nodes
         .iter()
         .filter(|n| ids.contains(&n.id.as_str()))
@@ -602,10 +619,10 @@ fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> R
         }
     }
     if busy.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    Err(ClusterError::Refused(format!(
-        "cannot move slots now: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
+    Ok(Some(format!(
+        "cannot {what}: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
         busy.join("; ")
     )))
 }

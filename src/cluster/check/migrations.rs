@@ -27,6 +27,10 @@ pub struct Migration {
     pub in_flight: bool,
     /// The source's state where it reports the job, else the first node's.
     pub state: String,
+    /// It failed with [`jobs::UNPAUSED`]: the slots may have moved anyway, with lost
+    /// writes.
+    #[serde(default)]
+    pub unpaused: bool,
     /// Seconds since it started (in flight) or last changed (ended), by the reporting
     /// node's clock.
     pub age: u64,
@@ -76,6 +80,7 @@ pub fn add(
                         source: j.source.clone(),
                         target: j.target.clone(),
                         in_flight: false,
+                        unpaused: false,
                         state: String::new(),
                         age: 0,
                         nodes: vec![view],
@@ -126,6 +131,7 @@ pub fn add(
             m.text = in_flight_text(report, &m);
         } else if let (Some(f), true) = (failed, m.age <= RECENT) {
             let unpaused = js.iter().find(|j| j.unpaused()).copied();
+            m.unpaused = unpaused.is_some();
             m.text = match unpaused {
                 Some(u) => jobs::unpaused_warning(u, &nodes),
                 None => failed_text(report, &m, f, &nodes),
@@ -165,7 +171,7 @@ pub fn warnings(report: &CheckReport) -> Vec<String> {
             report
                 .migrations
                 .iter()
-                .filter(|m| m.in_flight || m.text.contains(jobs::UNPAUSED))
+                .filter(|m| m.in_flight || m.unpaused)
                 .map(|m| m.text.clone()),
         )
         .collect()
