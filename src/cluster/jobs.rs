@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::topology::{format_ranges, ranges_of};
-use super::{NodeInfo, Reply};
+use super::{ClusterError, NodeInfo, Reply};
 
 /// The message of a job that may have moved its slots although it failed: the source
 /// resumed writes before it knew the target had taken over.
@@ -127,6 +127,25 @@ pub fn jobs_of(reply: Reply) -> Vec<SlotJob> {
 pub fn unsupported(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     r.contains("unknown subcommand") || r.contains("unknown command")
+}
+
+/// The one sentence for a node that cannot report its jobs (an error reply such as
+/// `NOPERM`, no reply, a lost connection): `cannot list the atomic slot migrations of
+/// 127.0.0.1:7002: <reason>`. A server without the command is no such node: it has
+/// no jobs ([`unsupported`]).
+pub fn unlisted(addr: &str, e: &ClusterError) -> String {
+    let reason = match e {
+        ClusterError::Command { reason, .. } | ClusterError::Connect { reason, .. } => {
+            reason.clone()
+        }
+        ClusterError::Timeout { ms, .. } => format!("no reply within {ms} ms"),
+        ClusterError::Io { reason, .. } => format!("connection lost ({reason})"),
+        ClusterError::Refused(s) if s.starts_with("cannot list the atomic slot migrations") => {
+            return s.clone()
+        }
+        other => other.to_string(),
+    };
+    format!("cannot list the atomic slot migrations of {addr}: {reason}")
 }
 
 /// The address of a node id among `nodes` (the id itself when unknown).
@@ -257,5 +276,33 @@ mod tests {
         assert!(unsupported(
             "ERR unknown subcommand 'GETSLOTMIGRATIONS'. Try CLUSTER HELP."
         ));
+    }
+
+    #[test]
+    fn a_node_that_cannot_list_its_jobs_is_one_sentence() {
+        let noperm = ClusterError::Command {
+            addr: "127.0.0.1:7002".into(),
+            command: "CLUSTER GETSLOTMIGRATIONS".into(),
+            reason: "NOPERM this user has no permissions".into(),
+        };
+        let said = unlisted("127.0.0.1:7002", &noperm);
+        assert_eq!(
+            said,
+            "cannot list the atomic slot migrations of 127.0.0.1:7002: NOPERM this user has no permissions"
+        );
+        // Said once, even when passed on again.
+        assert_eq!(
+            unlisted("127.0.0.1:7002", &ClusterError::Refused(said.clone())),
+            said
+        );
+        let slow = ClusterError::Timeout {
+            addr: "127.0.0.1:7002".into(),
+            command: "CLUSTER GETSLOTMIGRATIONS".into(),
+            ms: 2000,
+        };
+        assert_eq!(
+            unlisted("127.0.0.1:7002", &slow),
+            "cannot list the atomic slot migrations of 127.0.0.1:7002: no reply within 2000 ms"
+        );
     }
 }

@@ -632,14 +632,19 @@ impl Cluster for LiveCluster {
         self.release();
     }
 
+    /// A node that cannot say (an error reply, no reply) is one sentence naming it
+    /// ([`super::jobs::unlisted`]), the same for check, moves and scripts.
     fn slot_migrations(&self, addr: &str) -> Result<Vec<SlotJob>> {
         self.block_on(self.slot_migrations_async(addr))
+            .map_err(|e| ClusterError::Refused(super::jobs::unlisted(addr, &e)))
     }
 
     fn slot_migrations_of(&self, addrs: &[String]) -> Vec<Result<Vec<SlotJob>>> {
-        self.block_on(join_all(
-            addrs.iter().map(|a| self.slot_migrations_async(a)),
-        ))
+        self.block_on(join_all(addrs.iter().map(|a| async move {
+            self.slot_migrations_async(a)
+                .await
+                .map_err(|e| ClusterError::Refused(super::jobs::unlisted(a, &e)))
+        })))
     }
 
     fn cancel_slot_migrations(&self, addr: &str) -> Result<bool> {

@@ -588,6 +588,23 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
 /// the server refuses legacy markers then (`Slot export in progress`) and a second
 /// overlapping atomic move, and its keys in flight are the job's.
 fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> Result<()> {
+    match jobs_refusal(c, nodes, ids, "move slots now")? {
+        Some(said) => Err(ClusterError::Refused(said)),
+        None => Ok(()),
+    }
+}
+
+/// The one refusal sentence for moving beside atomic slot migrations in flight on the
+/// masters `ids` (`cannot {what}: A is sending slots 0-99 to B (atomic slot
+/// migration, state); nothing was written for this move: ...`), or `None` when none
+/// has a job in flight. A node that cannot list its jobs is an error naming it
+/// ([`super::jobs::unlisted`]). Scripts refuse with the same words.
+pub fn jobs_refusal(
+    c: &dyn Cluster,
+    nodes: &[NodeInfo],
+    ids: &[&str],
+    what: &str,
+) -> Result<Option<String>> {
     let addrs: Vec<String> = nodes
         .iter()
         .filter(|n| ids.contains(&n.id.as_str()))
@@ -616,10 +633,10 @@ fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> R
         }
     }
     if busy.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    Err(ClusterError::Refused(format!(
-        "cannot move slots now: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
+    Ok(Some(format!(
+        "cannot {what}: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
         busy.join("; ")
     )))
 }
@@ -860,24 +877,45 @@ pub fn pairs_of(nodes: &[NodeInfo], moves: &[SlotMove]) -> Result<Vec<PairMoves>
     Ok(pairs)
 }
 
+/// Whether a failed `SETSLOT MIGRATING` may be undone on the target: only when the
+/// source answered with a refusal (an error reply: it did not apply it), and its own
+/// markers, read again after the error (`source`, `None` when it could not be read),
+/// show no `MIGRATING` for the slot. A timeout or a lost connection may have come
+/// after the source applied it: clearing the target's `IMPORTING` then would leave the
+/// slot half-open, so it stays for `fix` to settle.
+fn may_undo_importing(err: &ClusterError, source: Option<&NodeInfo>, slot: u16) -> bool {
+    matches!(err, ClusterError::Command { .. })
+        && source.is_some_and(|s| !s.migrating.contains_key(&slot))
+}
+
 /// After the source refused `MIGRATING` (Valkey does while it sends an atomic
 /// migration, `Slot export in progress`): the target's `IMPORTING` from it is cleared
 /// again when the target holds no key of the slot, so the refused move leaves no
 /// marker behind. With keys there, it is an interrupted migration that `fix` settles.
-fn undo_importing(c: &dyn Cluster, slot: u16, src: &NodeInfo, dst: &NodeInfo) {
-    let imports = c.views().ok().and_then(|views| {
+/// Nothing is undone unless [`may_undo_importing`]. Whether the marker was cleared.
+fn undo_importing(
+    c: &dyn Cluster,
+    slot: u16,
+    src: &NodeInfo,
+    dst: &NodeInfo,
+    err: &ClusterError,
+) -> bool {
+    let Ok(views) = c.views() else { return false };
+    let own = |id: &str| {
         views.iter().find_map(|v| {
             let me = v.state.as_ref().ok()?.myself()?.clone();
-            (me.id == dst.id).then_some(me)
+            (me.id == id).then_some(me)
         })
-    });
-    let Some(me) = imports else { return };
+    };
+    if !may_undo_importing(err, own(&src.id).as_ref(), slot) {
+        return false;
+    }
+    let Some(me) = own(&dst.id) else { return false };
     if me.importing.get(&slot) != Some(&src.id) {
-        return;
+        return false;
     }
-    if c.countkeysinslot(&dst.addr(), slot).unwrap_or(1) == 0 {
-        let _ = c.setslot(&dst.addr(), slot, &SetSlot::Stable);
-    }
+    c.countkeysinslot(&dst.addr(), slot).unwrap_or(1) == 0
+        && c.setslot(&dst.addr(), slot, &SetSlot::Stable).is_ok()
 }
 
 /// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
@@ -918,8 +956,7 @@ pub fn move_slot(
     }
     if src.owns(slot) && src.migrating.get(&slot) != Some(&dst.id) {
         if let Err(e) = c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone())) {
-            undo_importing(c, slot, &src, &dst);
-            if live {
+            if undo_importing(c, slot, &src, &dst, &e) && live {
                 crate::interrupt::settled(&[slot]);
             }
             return Err(e);
@@ -979,5 +1016,42 @@ bbbb 127.0.0.1:7002@17002 master - 0 0 2 connected 5
                 .contains("slot 5 is claimed by both 127.0.0.1:7001 and 127.0.0.1:7002"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn importing_is_undone_only_after_a_refusal_the_source_did_not_apply() {
+        let refused = ClusterError::Command {
+            addr: "127.0.0.1:7000".into(),
+            command: "CLUSTER SETSLOT".into(),
+            reason: "ERR Slot export in progress".into(),
+        };
+        let timeout = ClusterError::Timeout {
+            addr: "127.0.0.1:7000".into(),
+            command: "CLUSTER SETSLOT".into(),
+            ms: 2000,
+        };
+        let io = ClusterError::Io {
+            addr: "127.0.0.1:7000".into(),
+            command: "CLUSTER SETSLOT".into(),
+            reason: "reset".into(),
+        };
+        let node = |line: &str| {
+            super::super::topology::parse_cluster_nodes(line).expect("parses")[0].clone()
+        };
+        let clean = node("aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-100\n");
+        let migrating =
+            node("aaaa 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-100 [7->-bbbb]\n");
+        assert_eq!(
+            migrating.migrating.get(&7).map(String::as_str),
+            Some("bbbb")
+        );
+        assert!(may_undo_importing(&refused, Some(&clean), 7));
+        // The source did apply it after all, or cannot say: the marker stays.
+        assert!(!may_undo_importing(&refused, Some(&migrating), 7));
+        assert!(!may_undo_importing(&refused, None, 7));
+        assert!(may_undo_importing(&refused, Some(&migrating), 8));
+        // No reply: it may have been applied.
+        assert!(!may_undo_importing(&timeout, Some(&clean), 7));
+        assert!(!may_undo_importing(&io, Some(&clean), 7));
     }
 }

@@ -151,6 +151,31 @@ fn redis_refuses_atomic_before_writing_and_auto_says_legacy() {
         before,
         "the refused rebalance changed the cluster"
     );
+    // The primitive says it in its own words (it has no --migration).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let runbook = dir.path().join("atomic.rhai");
+    let ports = tc.ports();
+    std::fs::write(
+        &runbook,
+        format!(
+            "migrate_slots(\"127.0.0.1:{}\", [[0, 10, \"127.0.0.1:{}\"]]);",
+            ports[0], ports[3]
+        ),
+    )
+    .unwrap();
+    let out = run(&["-c", &seed, "-y", "run", runbook.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("cannot move slots atomically")
+            && out.stderr.contains("move them with move_slots")
+            && !out.stderr.contains("--migration"),
+        "{out}"
+    );
+    assert_eq!(
+        tc.cluster_check(),
+        before,
+        "the refused migrate_slots changed the cluster"
+    );
 
     let out = run(&["-c", &seed, "rebalance", "--use-empty-masters", "-y"]);
     assert_eq!(out.code, 0, "{out}");

@@ -102,9 +102,12 @@ fn a_stalled_atomic_job_is_seen_by_check_waited_for_or_cancelled_by_fix_and_canc
     let out = run(&["-c", &seed, "rebalance", "--use-empty-masters", "-y"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(
-        out.stderr
-            .contains("cannot rebalance: the atomic migration of slots 0-999")
-            && out.stderr.contains("--cancel-migrations"),
+        // The words every move refuses with.
+        out.stderr.contains(&format!(
+            "cannot rebalance: {} is sending slots 0-999 to {} (atomic slot migration, ",
+            addr(src),
+            addr(dst)
+        )) && out.stderr.contains("--cancel-migrations"),
         "{out}"
     );
     let (_dir, runbook) = runbook_file("move-one.rhai");
@@ -146,8 +149,27 @@ fn a_stalled_atomic_job_is_seen_by_check_waited_for_or_cancelled_by_fix_and_canc
     );
 
     // cancel SLOT of a slot in the job cancels the job: the slots stay with the source.
-    let out = run(&["-c", &seed, "cancel", "500", "-y"]);
+    // It waits for that job only, not for another one in flight elsewhere; --replace
+    // does not apply, and it says so.
+    let (other_src, other_dst) = (p[1], p[2]);
+    slow_snapshot(&tc, other_src, 100_000);
+    migrateslots(&tc, other_src, (5462, 6461), other_dst);
+    let out = run(&["-c", &seed, "cancel", "500", "--replace", "-y"]);
     assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("--replace does not apply"), "{out}");
+    let left = jobs_in_flight(&tc);
+    assert!(
+        left.iter().any(|j| j.starts_with(&format!("{other_src}:")))
+            && !left.iter().any(|j| j.starts_with(&format!("{src}:"))),
+        "{left:?}"
+    );
+    tc.redis_cli(other_src, &["CLUSTER", "CANCELSLOTMIGRATIONS"]);
+    slow_snapshot(&tc, other_src, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !jobs_in_flight(&tc).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", jobs_in_flight(&tc));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         out.stdout.contains(&format!(
             "[CANCELLED] the atomic migration of slots 0-999 from {} to {}: its slots stay with {}",
@@ -265,6 +287,47 @@ fn a_failed_atomic_job_is_listed_by_check_and_fix_leaves_a_clean_cluster() {
         out.stdout
             .contains("[OK] No atomic slot migration in flight."),
         "{out}"
+    );
+
+    // A node that cannot list its jobs (here a user without GETSLOTMIGRATIONS) is
+    // named in one sentence: a warning of check (not "none in flight"), and a move
+    // beside it refuses with the same sentence.
+    tc.redis_cli(
+        dst,
+        &["ACL", "SETUSER", "default", "-cluster|getslotmigrations"],
+    );
+    let unlisted = format!(
+        "cannot list the atomic slot migrations of {}: NOPERM",
+        addr(dst)
+    );
+    let out = run(&["-c", &seed, "check"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout.contains(&format!("[WARNING] {unlisted}")),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains("No atomic slot migration in flight"),
+        "{out}"
+    );
+    let (_move_dir, move_one) = runbook_file("move-one.rhai");
+    std::fs::write(
+        &move_one,
+        format!("move_slot(5462, \"{}\", \"{}\");", addr(src), addr(dst)),
+    )
+    .unwrap();
+    let before = tc.cluster_check();
+    let out = run(&["-c", &seed, "-y", "run", move_one.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains(&unlisted), "{out}");
+    assert_eq!(
+        tc.cluster_check(),
+        before,
+        "a refused move changed the cluster"
+    );
+    tc.redis_cli(
+        dst,
+        &["ACL", "SETUSER", "default", "+cluster|getslotmigrations"],
     );
 
     // fix after the failure: nothing to settle, a clean cluster, every key.

@@ -27,6 +27,10 @@ pub struct Migration {
     pub in_flight: bool,
     /// The source's state where it reports the job, else the first node's.
     pub state: String,
+    /// It failed with [`jobs::UNPAUSED`]: the slots may have moved anyway, with lost
+    /// writes.
+    #[serde(default)]
+    pub unpaused: bool,
     /// Seconds since it started (in flight) or last changed (ended), by the reporting
     /// node's clock.
     pub age: u64,
@@ -76,6 +80,7 @@ pub fn add(
                         source: j.source.clone(),
                         target: j.target.clone(),
                         in_flight: false,
+                        unpaused: false,
                         state: String::new(),
                         age: 0,
                         nodes: vec![view],
@@ -87,6 +92,10 @@ pub fn add(
         }
     }
     for (m, js) in &mut found {
+        // A replica lists its copy of a job without its ends: they come from the
+        // source's EXPORT and the target's IMPORT, else from any node naming them.
+        m.source = end_of(js, "EXPORT", |j| &j.source);
+        m.target = end_of(js, "IMPORT", |j| &j.target);
         m.in_flight = js.iter().any(|j| j.in_flight());
         let source_view = js
             .iter()
@@ -122,6 +131,7 @@ pub fn add(
             m.text = in_flight_text(report, &m);
         } else if let (Some(f), true) = (failed, m.age <= RECENT) {
             let unpaused = js.iter().find(|j| j.unpaused()).copied();
+            m.unpaused = unpaused.is_some();
             m.text = match unpaused {
                 Some(u) => jobs::unpaused_warning(u, &nodes),
                 None => failed_text(report, &m, f, &nodes),
@@ -138,24 +148,43 @@ pub fn add(
     report.ok = report.ok && !report.migrations.iter().any(|m| m.in_flight);
 }
 
-/// The warnings among the migrations: those in flight, and failures that may have
-/// moved their slots with lost writes.
+/// `report` with the nodes that could not list their jobs (one sentence each, as
+/// [`jobs::unlisted`] says it): warnings, and the report is not ok, since a job may be
+/// in flight on them.
+pub fn add_unlisted(report: &mut CheckReport, sentences: Vec<String>) {
+    if sentences.is_empty() {
+        return;
+    }
+    report.warnings.extend(sentences.iter().cloned());
+    report.unlisted = sentences;
+    report.ok = false;
+}
+
+/// The warnings among the migrations: nodes that cannot list theirs, those in
+/// flight, and failures that may have moved their slots with lost writes.
 pub fn warnings(report: &CheckReport) -> Vec<String> {
     report
-        .migrations
+        .unlisted
         .iter()
-        .filter(|m| m.in_flight || m.text.contains(jobs::UNPAUSED))
-        .map(|m| m.text.clone())
+        .cloned()
+        .chain(
+            report
+                .migrations
+                .iter()
+                .filter(|m| m.in_flight || m.unpaused)
+                .map(|m| m.text.clone()),
+        )
         .collect()
 }
 
 /// The migrations' lines of the human report, under their own heading; nothing when
 /// there are none.
 pub fn render(report: &CheckReport) -> Vec<String> {
-    if report.migrations.is_empty() {
+    if report.migrations.is_empty() && report.unlisted.is_empty() {
         return Vec::new();
     }
     let mut out = vec![">>> Check atomic slot migrations...".to_string()];
+    out.extend(report.unlisted.iter().map(|u| format!("[WARNING] {u}")));
     let loud = warnings(report);
     for m in &report.migrations {
         if loud.contains(&m.text) {
@@ -164,10 +193,23 @@ pub fn render(report: &CheckReport) -> Vec<String> {
             out.push(format!("[FAILED] {}", m.text));
         }
     }
-    if !report.migrations.iter().any(|m| m.in_flight) {
+    // A node that cannot say may have one in flight.
+    if report.unlisted.is_empty() && !report.migrations.iter().any(|m| m.in_flight) {
         out.push("[OK] No atomic slot migration in flight.".to_string());
     }
     out
+}
+
+/// One end of a job (a node id) from the entry of the node `operation` names (the
+/// source for `EXPORT`, the target for `IMPORT`), else from any entry that names it;
+/// empty only when no node does.
+fn end_of(js: &[&SlotJob], operation: &str, end: impl Fn(&SlotJob) -> &String) -> String {
+    js.iter()
+        .filter(|j| !end(j).is_empty())
+        .find(|j| j.operation == operation)
+        .or_else(|| js.iter().find(|j| !end(j).is_empty()))
+        .map(|j| end(j).clone())
+        .unwrap_or_default()
 }
 
 /// Whether two sets of ranges share a slot.

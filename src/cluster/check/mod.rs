@@ -58,6 +58,12 @@ pub struct CheckReport {
     /// [`migrations::add`]); a job in flight makes the report not ok.
     #[serde(default)]
     pub migrations: Vec<migrations::Migration>,
+    /// Nodes that could not list their atomic slot migrations, each as one sentence
+    /// (`cannot list the atomic slot migrations of A: why`, see
+    /// [`migrations::add_unlisted`]): a warning, and the report is not ok, since a job
+    /// may be in flight there.
+    #[serde(default)]
+    pub unlisted: Vec<String>,
 }
 
 /// Slots on which the reachable nodes' views differ, and what each of them says.
@@ -227,6 +233,7 @@ pub fn check(seed: &str, views: &[NodeView]) -> CheckReport {
         replicas,
         total_keys,
         several_owners: Vec::new(),
+        unlisted: Vec::new(),
         warnings,
         errors,
         not_serving: reachable

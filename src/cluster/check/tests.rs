@@ -786,3 +786,65 @@ fn atomic_jobs_in_flight_are_warnings_and_recent_failures_are_listed() {
     );
     let _ = b;
 }
+
+#[test]
+fn a_job_takes_its_ends_from_the_nodes_that_name_them_not_from_a_replica() {
+    let topo = healthy();
+    let views = all_views(&topo);
+    let now = 1_800_000_000;
+    let bare = |op: &str| crate::cluster::jobs::SlotJob {
+        source: String::new(),
+        target: String::new(),
+        ..job("j1", op, (100, 199), "snapshotting", "", now - 5)
+    };
+    // A replica of the target is listed first, without source_node and target_node.
+    let jobs = vec![
+        ("127.0.0.1:7005".to_string(), vec![bare("IMPORT")]),
+        (
+            "127.0.0.1:7001".to_string(),
+            vec![job("j1", "EXPORT", (100, 199), "snapshotting", "", now - 5)],
+        ),
+        (
+            "127.0.0.1:7002".to_string(),
+            vec![job(
+                "j1",
+                "IMPORT",
+                (100, 199),
+                "receiving-snapshot",
+                "",
+                now - 5,
+            )],
+        ),
+    ];
+    let mut r = check("s", &views);
+    crate::cluster::check::migrations::add(&mut r, &views, &jobs, now);
+    assert_eq!(r.migrations.len(), 1);
+    assert_eq!(
+        (
+            r.migrations[0].source.as_str(),
+            r.migrations[0].target.as_str()
+        ),
+        (id('a').as_str(), id('b').as_str())
+    );
+    let out = render(&r);
+    assert!(
+        out.contains("from 127.0.0.1:7001 to 127.0.0.1:7002 is in flight"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_node_that_cannot_list_its_jobs_is_a_warning_not_none_in_flight() {
+    let views = all_views(&healthy());
+    let mut r = check("s", &views);
+    assert!(r.ok);
+    crate::cluster::check::migrations::add(&mut r, &views, &[], 1_800_000_000);
+    let said = "cannot list the atomic slot migrations of 127.0.0.1:7002: NOPERM no permissions"
+        .to_string();
+    crate::cluster::check::migrations::add_unlisted(&mut r, vec![said.clone()]);
+    assert!(!r.ok);
+    let out = render(&r);
+    assert_eq!(out.matches(&said).count(), 1, "{out}");
+    assert!(out.contains(&format!("[WARNING] {said}")), "{out}");
+    assert!(!out.contains("No atomic slot migration in flight"), "{out}");
+}

@@ -148,7 +148,7 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         engine,
         "slot_migrations",
         &["node: Node", "Array"],
-        "The atomic slot migration jobs one node reports (CLUSTER GETSLOTMIGRATIONS), newest\nfirst, each #{name, operation (\"EXPORT\" on the source, \"IMPORT\" on the target), slots\n(array of [start, end]), source, target (node ids), state, message, in_flight,\ncreate_time, last_update_time}. Empty on a server without atomic slot migration.",
+        "The atomic slot migration jobs one node reports (CLUSTER GETSLOTMIGRATIONS), newest\nfirst, each #{name, operation (\"EXPORT\" on the source, \"IMPORT\" on the target), slots\n(array of [start, end]), source, target (node ids), state, message, in_flight,\nunpaused (failed, and the slots may have moved anyway with lost writes), create_time,\nlast_update_time}. Empty on a server without atomic slot migration.",
         move |node: Dynamic| -> RhaiResult<Array> {
             let n = h.locate(&node)?;
             h.cl(h.cluster.slot_migrations(&n.addr()))?
@@ -158,6 +158,7 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
                         .try_cast::<Map>()
                         .unwrap_or_default();
                     m.insert("in_flight".into(), j.in_flight().into());
+                    m.insert("unpaused".into(), j.unpaused().into());
                     Ok(Dynamic::from(m))
                 })
                 .collect()
@@ -168,29 +169,51 @@ CLUSTER SETSLOT a moment ago. Each is #{node, client, name, cmd, idle, who}.",
         engine,
         "check",
         &["Map"],
-        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors, and\nmigrations: atomic slot migrations in flight (not ok: other moves must wait) or failed\nwithin the last hour, each #{name, slots, source, target, in_flight, state, age, nodes, text}.",
+        "Ask every node in parallel and report: ok, agree, disagreements, open_slots, uncovered,\nmasters (id, addr, keys, slots, replicas), replicas, total_keys, warnings, errors, and\nmigrations: atomic slot migrations in flight (not ok: other moves must wait) or failed\nwithin the last hour, each #{name, slots, source, target, in_flight, unpaused, state, age,\nnodes, text}; unlisted: nodes that cannot list theirs (one sentence each).",
         move || -> RhaiResult<Dynamic> {
             let views = h.cl(h.cluster.views())?;
             let mut report = check(&h.cluster.seed(), &views);
             // Every node that answered is asked for its atomic slot migration jobs, at
-            // once; one that cannot say has no jobs to report (its trouble is reported
-            // from its view).
+            // once; one that cannot say is a warning naming it (a job may be in flight
+            // there). A server without them has none.
             let asked: Vec<String> = views
                 .iter()
                 .filter(|v| v.state.is_ok())
                 .map(|v| v.addr.clone())
                 .collect();
-            let jobs: Vec<(String, Vec<SlotJob>)> = asked
-                .iter()
-                .cloned()
-                .zip(h.cluster.slot_migrations_of(&asked))
-                .filter_map(|(a, r)| r.ok().map(|j| (a, j)))
-                .collect();
+            let mut jobs: Vec<(String, Vec<SlotJob>)> = Vec::new();
+            let mut unlisted: Vec<String> = Vec::new();
+            for (a, r) in asked.iter().zip(h.cluster.slot_migrations_of(&asked)) {
+                match r {
+                    Ok(j) => jobs.push((a.clone(), j)),
+                    Err(e) => unlisted.push(crate::cluster::jobs::unlisted(a, &e)),
+                }
+            }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             migrations::add(&mut report, &views, &jobs, now);
+            migrations::add_unlisted(&mut report, unlisted);
             rhai::serde::to_dynamic(&report)
+        },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "jobs_refusal",
+        &["what: String", "String"],
+        "The sentence that refuses to move slots beside atomic slot migrations in flight on\nany master (`cannot {what}: A is sending slots 0-99 to B (atomic slot migration,\nstate); nothing was written ...`), the words moves refuse with; () when none is in\nflight. A master that cannot list its jobs is an error naming it.",
+        move |what: &str| -> RhaiResult<Dynamic> {
+            let nodes = h.topology()?;
+            let ids: Vec<&str> = nodes
+                .iter()
+                .filter(|n| n.is_master())
+                .map(|n| n.id.as_str())
+                .collect();
+            Ok(
+                h.cl(crate::cluster::mover::jobs_refusal(h.cluster.as_ref(), &nodes, &ids, what))?
+                    .map_or(Dynamic::UNIT, Dynamic::from),
+            )
         },
     );
     let h = host.clone();

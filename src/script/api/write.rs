@@ -423,6 +423,29 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 .locate(&src)
                 .map_err(|e| runtime_error(format!("migrate_slots: src: {}", message_of(&e))))?;
             let list = ranges_arg(&h, &s.id, &ranges)?;
+            // Said for this primitive, which has no --migration: what lacks atomic
+            // slot migration, and what moves slots there.
+            let mut lacking: Vec<String> = Vec::new();
+            let mut ends: Vec<&str> = vec![s.id.as_str()];
+            for m in &list {
+                if !ends.contains(&m.dst.as_str()) {
+                    ends.push(m.dst.as_str());
+                }
+            }
+            let nodes = h.topology()?;
+            for id in ends {
+                if let Some(n) = nodes.iter().find(|n| n.id == id) {
+                    if !h.cl(h.cluster.moves_atomically(&n.addr()))? {
+                        lacking.push(n.addr());
+                    }
+                }
+            }
+            if !lacking.is_empty() {
+                return Err(runtime_error(format!(
+                    "migrate_slots: {} cannot move slots atomically (no CLUSTER MIGRATESLOTS: atomic slot migration needs Valkey 9 or later); move them with move_slots, which uses the legacy protocol there",
+                    lacking.join(", ")
+                )));
+            }
             let opts = MoveOpts {
                 migration: mover::Migration::Atomic,
                 ..MoveOpts::default()
