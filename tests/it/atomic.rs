@@ -82,6 +82,12 @@ fn valkey_rebalance_and_reshard_move_atomically_and_keep_every_key() {
         3,
         "{out}"
     );
+    // Each exactly as it would be sent (the first master gives its lowest 1366 slots).
+    assert!(
+        out.stdout
+            .contains("CLUSTER MIGRATESLOTS SLOTSRANGE 0 1365 NODE "),
+        "{out}"
+    );
     assert!(out.stdout.contains("4096 slots change owner"), "{out}");
     assert!(!out.stdout.contains("MIGRATE to"), "{out}");
     assert_eq!(tc.cluster_check(), before, "the dry run wrote");

@@ -366,7 +366,7 @@ print(`cancelled: ${{cancel_slot_migrations("{src}")}}`);
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stdout.contains(&format!(
-            "CLUSTER MIGRATESLOTS SLOTSRANGE 5462-5561 NODE {} SLOTSRANGE 5562-5571 NODE {}",
+            "CLUSTER MIGRATESLOTS SLOTSRANGE 5462 5561 NODE {} SLOTSRANGE 5562 5571 NODE {}",
             id_of(&tc, dst),
             id_of(&tc, p[0])
         )),

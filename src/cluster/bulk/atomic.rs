@@ -58,22 +58,6 @@ async fn jobs(ctx: &Ctx<'_>, addr: &str) -> Result<Vec<SlotJob>> {
     ctx.live.slot_migrations_async(addr).await
 }
 
-/// `CLUSTER MIGRATESLOTS SLOTSRANGE a b ... NODE target [SLOTSRANGE ... NODE ...]` for
-/// one source's pairs.
-fn migrateslots(pairs: &[&Pair]) -> Vec<Vec<u8>> {
-    let mut cmd = args(["CLUSTER", "MIGRATESLOTS"]);
-    for p in pairs {
-        cmd.push(b"SLOTSRANGE".to_vec());
-        for (a, b) in ranges_of(&p.slots) {
-            cmd.push(a.to_string().into_bytes());
-            cmd.push(b.to_string().into_bytes());
-        }
-        cmd.push(b"NODE".to_vec());
-        cmd.push(p.dst.id.clone().into_bytes());
-    }
-    cmd
-}
-
 /// What one source's jobs did.
 #[derive(Default)]
 struct SourceDone {
@@ -134,7 +118,10 @@ pub(super) async fn move_pairs(
     // Start every source's jobs; the ones it had before are not this call's.
     let started_jobs = futures::future::join_all(by_source.iter().map(|(src, ps)| async move {
         let before: BTreeSet<String> = jobs(ctx, src).await?.into_iter().map(|j| j.name).collect();
-        let cmd = migrateslots(ps);
+        let cmd: Vec<Vec<u8>> = mover::migrateslots_args(ps)
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
         let shown = mover::migrateslots_text(ps);
         let r = ctx.pool.cmd(src, &cmd).await;
         ctx.log(

@@ -22,13 +22,20 @@ pub fn summarize(plan: &[Planned], id_of: impl Fn(&str) -> Option<String>) -> Pl
             *keys_moved.entry(format!("{} -> {to}", p.node)).or_default() += p.keys;
         }
         if let Some(rest) = p.command.strip_prefix("CLUSTER MIGRATESLOTS ") {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            for w in words.windows(2).filter(|w| w[0] == "SLOTSRANGE") {
-                for r in w[1].split(',') {
-                    let (a, b) = r.split_once('-').unwrap_or((r, r));
-                    if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
-                        slots.extend(a..=b);
-                    }
+            // SLOTSRANGE start end [start end ...] NODE id, for each target.
+            let mut bounds: Vec<u16> = Vec::new();
+            let mut in_ranges = false;
+            for w in rest.split_whitespace() {
+                match w {
+                    "SLOTSRANGE" => in_ranges = true,
+                    "NODE" => in_ranges = false,
+                    _ if in_ranges => bounds.extend(w.parse::<u16>().ok()),
+                    _ => {}
+                }
+            }
+            for pair in bounds.chunks(2) {
+                if let [a, b] = pair {
+                    slots.extend(*a..=*b);
                 }
             }
         }

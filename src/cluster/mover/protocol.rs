@@ -73,22 +73,25 @@ pub fn goes_atomic(migration: Migration, ends: &[(&NodeInfo, bool)]) -> Result<b
     Ok(atomic)
 }
 
-/// `CLUSTER MIGRATESLOTS SLOTSRANGE 0-1365 NODE <id> ...` for one source's pairs, as
-/// the journal and a dry run show it.
+/// `CLUSTER MIGRATESLOTS SLOTSRANGE a b [c d ...] NODE target [SLOTSRANGE ... NODE ...]`
+/// for one source's pairs (contiguous slots merged), word by word, as it is sent.
+pub fn migrateslots_args(pairs: &[&PairMoves]) -> Vec<String> {
+    let mut words = vec!["CLUSTER".to_string(), "MIGRATESLOTS".to_string()];
+    for p in pairs {
+        words.push("SLOTSRANGE".into());
+        for (a, b) in crate::cluster::topology::ranges_of(&p.slots) {
+            words.push(a.to_string());
+            words.push(b.to_string());
+        }
+        words.push("NODE".into());
+        words.push(p.dst.id.clone());
+    }
+    words
+}
+
+/// The same command as the journal and a dry run show it: exactly as sent.
 pub fn migrateslots_text(pairs: &[&PairMoves]) -> String {
-    let parts: Vec<String> = pairs
-        .iter()
-        .map(|p| {
-            format!(
-                "SLOTSRANGE {} NODE {}",
-                crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
-                    &p.slots
-                )),
-                p.dst.id
-            )
-        })
-        .collect();
-    format!("CLUSTER MIGRATESLOTS {}", parts.join(" "))
+    migrateslots_args(pairs).join(" ")
 }
 
 /// The pairs of an atomic move without the slots their target already owns and
