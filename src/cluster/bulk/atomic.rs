@@ -147,6 +147,17 @@ pub(super) async fn move_pairs(
             }
         }
     }
+    // What each source was asked to send where, to tell this call's jobs from others.
+    let sent_to: BTreeMap<String, Vec<(String, BTreeSet<u16>)>> = by_source
+        .iter()
+        .map(|(src, ps)| {
+            let to = ps
+                .iter()
+                .map(|p| (p.dst.id.clone(), p.slots.iter().copied().collect()))
+                .collect();
+            (src.clone(), to)
+        })
+        .collect();
     // Poll until every job of this call has ended; cancel them on an interruption.
     let mut cancelled = false;
     let mut done: BTreeMap<String, SourceDone> = BTreeMap::new();
@@ -188,9 +199,18 @@ pub(super) async fn move_pairs(
                     continue;
                 }
             };
+            // This call's jobs: new since it started, to one of its targets, with only
+            // slots it asked that target for (a job another client started meanwhile on
+            // the same source is not this call's).
             let mine: Vec<SlotJob> = listed
                 .into_iter()
-                .filter(|j| j.operation == "EXPORT" && !before.contains(&j.name))
+                .filter(|j| {
+                    j.operation == "EXPORT"
+                        && !before.contains(&j.name)
+                        && sent_to[&src].iter().any(|(target, slots)| {
+                            *target == j.target && j.slot_list().iter().all(|s| slots.contains(s))
+                        })
+                })
                 .collect();
             // What the source lists now replaces what it listed before.
             let d = done.entry(src).or_default();
