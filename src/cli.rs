@@ -5,9 +5,19 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `slotsmith --version`: the release, the git commit and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SLOTSMITH_COMMIT"),
+    ", built ",
+    env!("SLOTSMITH_BUILD_DATE"),
+    ")"
+);
+
 /// Repair and rebalance Redis Cluster with scriptable, testable runbooks.
 #[derive(Debug, Parser)]
-#[command(name = "slotsmith", version, about, propagate_version = true)]
+#[command(name = "slotsmith", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

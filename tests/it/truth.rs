@@ -458,3 +458,31 @@ fn what_is_printed_is_true(server: Server) {
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stderr.trim().is_empty(), "-q: {out}");
 }
+
+/// `--version` names the release, the commit the binary was built from and the date.
+#[test]
+fn version_names_the_commit_and_the_build_date() {
+    let out = crate::support::run(&["--version"]);
+    assert_eq!(out.code, 0, "{out}");
+    let line = out.stdout.trim();
+    assert!(
+        line.starts_with(&format!("slotsmith {} (", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git runs");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(line.contains(&format!("({head}, built ")), "{line}");
+    let date = line
+        .rsplit_once("built ")
+        .map(|(_, d)| d.trim_end_matches(')'))
+        .unwrap_or_default();
+    let parts: Vec<&str> = date.split('-').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+        "{line}"
+    );
+}
