@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+#[path = "src/civil_date.rs"]
+mod civil_date;
+
 fn main() {
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -27,17 +30,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
 }
 
-/// `YYYY-MM-DD` of a Unix time (days to civil date, proleptic Gregorian).
+/// `YYYY-MM-DD` of a Unix time.
 fn date(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_date::from_days(secs.div_euclid(86_400));
     format!("{year:04}-{month:02}-{day:02}")
 }

@@ -11,6 +11,7 @@
 //! - [`cli`] and [`app`]: the command line and what each command runs.
 
 pub mod app;
+pub mod civil_date;
 pub mod cli;
 pub mod cluster;
 pub mod interrupt;
