@@ -3,20 +3,19 @@
 //! an exit code. The only place that knows both the CLI and the library.
 
 use std::rc::Rc;
-use std::time::Duration;
 
 use crate::cli::{
     Cli, Command, Fault, Global, JournalAction, LabAction, ScriptsAction, SnapshotAction,
 };
-use crate::cluster::conn::{ConnOptions, TlsOptions};
 use crate::cluster::live::LiveCluster;
 use crate::cluster::memory::{summarize, MemoryCluster};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::Cluster;
+use crate::connect::{conn_options, open_cluster, script_path, Opened};
 use crate::journal::{self, Journal};
 use crate::lab;
 use crate::script::host::RunOptions;
-use crate::script::path::{self, ScriptPath};
+use crate::script::path;
 use crate::script::{Runner, ScriptError};
 
 /// A failure that ends the program, with its exit code.
@@ -35,6 +34,15 @@ impl AppError {
         match self {
             AppError::Usage(_) => 2,
             AppError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<crate::repl::ReplError> for AppError {
+    fn from(e: crate::repl::ReplError) -> Self {
+        match e {
+            crate::repl::ReplError::Usage(m) => AppError::Usage(m),
+            crate::repl::ReplError::Failed(m) => AppError::Failed(m),
         }
     }
 }
@@ -139,12 +147,12 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         Command::Repl => crate::repl::run(
             g,
             &rt,
-            conn_options(g),
             RunOptions {
                 command: None,
                 ..run_options(g)
             },
-        ),
+        )
+        .map_err(AppError::from),
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
@@ -205,26 +213,6 @@ fn check_security_options(g: &Global) -> Result<(), AppError> {
     Ok(())
 }
 
-fn conn_options(g: &Global) -> ConnOptions {
-    let tls = (g.tls || g.cacert.is_some() || g.cert.is_some()).then(|| TlsOptions {
-        cacert: g.cacert.clone(),
-        cert: g.cert.clone(),
-        key: g.key.clone(),
-        insecure: g.insecure,
-    });
-    ConnOptions {
-        user: g.user.clone(),
-        password: g.password.clone().filter(|p| !p.is_empty()),
-        tls,
-        timeout: Duration::from_millis(g.timeout),
-    }
-}
-
-/// The script path of this run, with its options.
-pub fn script_path(g: &Global) -> ScriptPath {
-    ScriptPath::new(&g.scripts).with_options(g.allow_unsafe_scripts, g.quiet)
-}
-
 fn run_options(g: &Global) -> RunOptions {
     RunOptions {
         yes: g.yes,
@@ -243,27 +231,12 @@ fn run_script(
     args: &[String],
     dry_run: bool,
 ) -> Result<i32, AppError> {
-    crate::cluster::conn::split_addr(&g.cluster)
-        .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
     let path = script_path(g);
     let script = path.load(what).map_err(AppError::Usage)?;
-    let mut journal: Option<std::sync::Arc<Journal>> = None;
-    let live: Rc<dyn Cluster> = match &g.snapshot {
-        Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
-        None => {
-            let live =
-                LiveCluster::new(&g.cluster, conn_options(g), rt.clone()).with_lease(&script.name);
-            // A dry run writes nothing, so it keeps no journal.
-            match (g.dry_run || dry_run, Journal::new(&script.name, &g.cluster)) {
-                (false, Some(j)) => {
-                    let j = std::sync::Arc::new(j);
-                    journal = Some(j.clone());
-                    Rc::new(live.with_journal(j))
-                }
-                _ => Rc::new(live),
-            }
-        }
-    };
+    let Opened {
+        cluster: live,
+        journal,
+    } = open_cluster(g, rt, &script.name, g.dry_run || dry_run).map_err(AppError::Usage)?;
     let memory = (g.dry_run || dry_run || g.snapshot.is_some())
         .then(|| Rc::new(MemoryCluster::new(live.clone())));
     let cluster: Rc<dyn Cluster> = match &memory {

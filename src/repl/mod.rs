@@ -11,22 +11,15 @@ mod session;
 mod show;
 
 use std::io::{BufRead, IsTerminal};
-use std::rc::Rc;
 
 use rustyline::config::Config;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Editor};
 
-use crate::app::AppError;
 use crate::cli::Global;
-use crate::cluster::conn::ConnOptions;
-use crate::cluster::live::LiveCluster;
-use crate::cluster::snapshot::Snapshot;
-use crate::cluster::Cluster;
-use crate::journal::Journal;
+use crate::connect::{open_cluster, script_path, Opened};
 use crate::script::host::RunOptions;
-use crate::script::path::ScriptPath;
 
 use helper::ReplHelper;
 pub use history::history_path;
@@ -34,39 +27,35 @@ use history::{remember, save_history};
 use input::{completeness, Input};
 pub use session::{Session, Step};
 
+/// Why the REPL ended before its session could.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    /// Bad options, or the cluster cannot be opened: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The terminal or stdin failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ReplError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReplError::Usage(_) => 2,
+            ReplError::Failed(_) => 1,
+        }
+    }
+}
+
 /// Start the REPL on the cluster (or snapshot) the global options name.
-pub fn run(
-    g: &Global,
-    rt: &tokio::runtime::Handle,
-    conn: ConnOptions,
-    opts: RunOptions,
-) -> Result<i32, AppError> {
+pub fn run(g: &Global, rt: &tokio::runtime::Handle, opts: RunOptions) -> Result<i32, ReplError> {
     // Every live write is journaled, whatever runs it: a primitive typed here, a
     // script run with :run. A dry run writes nothing.
-    let mut journal = None;
-    let base: Rc<dyn Cluster> = match &g.snapshot {
-        Some(file) => Rc::new(Snapshot::load(file).map_err(AppError::Usage)?),
-        None => {
-            crate::cluster::conn::split_addr(&g.cluster)
-                .map_err(|e| AppError::Usage(format!("--cluster: {e}")))?;
-            let live = LiveCluster::new(&g.cluster, conn, rt.clone()).with_lease("repl");
-            match Journal::new("repl", &g.cluster).filter(|_| !g.dry_run) {
-                Some(j) => {
-                    let j = std::sync::Arc::new(j);
-                    journal = Some(j.clone());
-                    Rc::new(live.with_journal(j))
-                }
-                None => Rc::new(live),
-            }
-        }
-    };
-    let mut session = Session::new(
-        base,
-        ScriptPath::new(&g.scripts).with_options(g.allow_unsafe_scripts, g.quiet),
-        opts,
-        g.dry_run,
-        g.snapshot.is_some(),
-    );
+    let Opened {
+        cluster: base,
+        journal,
+    } = open_cluster(g, rt, "repl", g.dry_run).map_err(ReplError::Usage)?;
+    let mut session = Session::new(base, script_path(g), opts, g.dry_run, g.snapshot.is_some());
     let result = if std::io::stdin().is_terminal() {
         interactive(&mut session)
     } else {
@@ -87,11 +76,11 @@ pub fn run(
 
 /// Statements from a pipe: each one evaluated as soon as the parser says it is
 /// complete (or a blank line ends it), its result printed. Exit 1 if any failed.
-pub fn piped(session: &mut Session, reader: impl BufRead) -> Result<i32, AppError> {
+pub fn piped(session: &mut Session, reader: impl BufRead) -> Result<i32, ReplError> {
     let mut failed = false;
     let mut buffer = String::new();
     for line in reader.lines() {
-        let line = line.map_err(|e| AppError::Failed(format!("cannot read stdin: {e}")))?;
+        let line = line.map_err(|e| ReplError::Failed(format!("cannot read stdin: {e}")))?;
         let step = if buffer.is_empty() && line.trim_start().starts_with(':') {
             session.command(&line)
         } else if line.trim().is_empty() {
@@ -121,8 +110,8 @@ pub fn piped(session: &mut Session, reader: impl BufRead) -> Result<i32, AppErro
     Ok(i32::from(failed))
 }
 
-fn interactive(session: &mut Session) -> Result<i32, AppError> {
-    let setup = |e: ReadlineError| AppError::Failed(format!("cannot set up the line editor: {e}"));
+fn interactive(session: &mut Session) -> Result<i32, ReplError> {
+    let setup = |e: ReadlineError| ReplError::Failed(format!("cannot set up the line editor: {e}"));
     let config = Config::builder()
         .auto_add_history(false)
         .history_ignore_space(true)
@@ -133,7 +122,7 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
         .map_err(setup)?
         .build();
     let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)
-        .map_err(|e| AppError::Failed(format!("cannot open the terminal: {e}")))?;
+        .map_err(|e| ReplError::Failed(format!("cannot open the terminal: {e}")))?;
     let mut helper = ReplHelper::new();
     helper.functions = session.function_names();
     editor.set_helper(Some(helper));
@@ -180,7 +169,7 @@ fn interactive(session: &mut Session) -> Result<i32, AppError> {
                 continue;
             }
             Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(AppError::Failed(format!("cannot read the terminal: {e}"))),
+            Err(e) => return Err(ReplError::Failed(format!("cannot read the terminal: {e}"))),
         };
         let forced = !buffer.is_empty() && line.trim().is_empty();
         if buffer.is_empty() {

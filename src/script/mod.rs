@@ -105,17 +105,47 @@ impl Runner {
                 .collect::<rhai::Array>(),
         );
         let outcome = self.eval(&script.name, &script.text, &mut scope);
+        self.report_phase();
+        outcome
+    }
+
+    /// Run a script that declares its command line: its top level (imports,
+    /// constants), then `main(opts)` with the options the host parsed.
+    pub fn call_main(&self, script: &Script, opts: rhai::Map) -> Result<Outcome, ScriptError> {
+        let mut scope = Scope::new();
+        let ast = self.compile(&script.name, &script.text, &scope)?;
+        let options = rhai::CallFnOptions::new().eval_ast(true);
+        let result = self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut scope,
+            &ast,
+            "main",
+            (Dynamic::from_map(opts),),
+        );
+        let outcome = match result {
+            Ok(value) => Ok(Outcome {
+                code: 0,
+                value,
+                message: None,
+            }),
+            Err(e) => self.ended(&script.name, *e),
+        };
+        self.report_phase();
+        outcome
+    }
+
+    /// The last phase a script named (`phase(..)`) and how long it took, with -v.
+    fn report_phase(&self) {
         if let Some((name, began)) = self.host.phase.borrow_mut().take() {
             crate::progress::detail(&format!(
                 "-- {name}: {:.2} s",
                 began.elapsed().as_secs_f64()
             ));
         }
-        outcome
     }
 
-    /// Compile and evaluate `text` as the source `name` in `scope`.
-    pub fn eval(&self, name: &str, text: &str, scope: &mut Scope) -> Result<Outcome, ScriptError> {
+    /// Parse `text` as the source `name`, ready to run.
+    fn compile(&self, name: &str, text: &str, scope: &Scope) -> Result<rhai::AST, ScriptError> {
         self.sources
             .borrow_mut()
             .insert(name.to_string(), text.to_string());
@@ -126,6 +156,12 @@ impl Runner {
         ast.set_source(name);
         *self.host.last_error.borrow_mut() = None;
         crate::cluster::mover::reset_retry_budget();
+        Ok(ast)
+    }
+
+    /// Compile and evaluate `text` as the source `name` in `scope`.
+    pub fn eval(&self, name: &str, text: &str, scope: &mut Scope) -> Result<Outcome, ScriptError> {
+        let ast = self.compile(name, text, scope)?;
         match self.engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
             Ok(value) => Ok(Outcome {
                 code: 0,
