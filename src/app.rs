@@ -4,18 +4,19 @@
 
 use std::rc::Rc;
 
-use crate::cli::{
-    Cli, Command, Fault, Global, JournalAction, LabAction, ScriptsAction, SnapshotAction,
-};
+use crate::cli::{Command, Fault, Global, JournalAction, LabAction, ScriptsAction, SnapshotAction};
 use crate::cluster::live::LiveCluster;
 use crate::cluster::memory::{summarize, MemoryCluster};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::Cluster;
+use crate::commands::Parsed;
 use crate::connect::{conn_options, open_cluster, script_path, Opened};
 use crate::journal::{self, Journal};
 use crate::lab;
+use crate::script::command::Declaration;
 use crate::script::host::RunOptions;
 use crate::script::path;
+use crate::script::path::Script;
 use crate::script::{Runner, ScriptError};
 
 /// A failure that ends the program, with its exit code.
@@ -63,85 +64,37 @@ impl From<ScriptError> for AppError {
 }
 
 /// Run the parsed command line; the result is the exit code.
-pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
+pub fn run(parsed: Parsed, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
+    let cli = match parsed {
+        Parsed::BuiltIn(cli) => cli,
+        Parsed::Script {
+            global,
+            script,
+            declaration,
+            matches,
+        } => {
+            prepare(&global)?;
+            return run_script(&global, &rt, script, Input::Declared(declaration, matches));
+        }
+        Parsed::Broken(global, sentence) => {
+            prepare(&global)?;
+            return Err(AppError::Usage(sentence));
+        }
+    };
     let g = &cli.global;
-    crate::progress::set_level(g.quiet, g.verbose);
-    check_security_options(g)?;
+    prepare(g)?;
     match &cli.command {
-        Command::Check => run_script(g, &rt, "check", &[], false),
-        Command::Fix {
-            replace,
-            force,
-            pipeline,
-            migrate_timeout,
-            wait,
-            cancel_migrations,
-        } => {
-            let mut a: Vec<String> = Vec::new();
-            if *replace {
-                a.push("--replace".into());
-            }
-            if *force {
-                a.push("--force".into());
-            }
-            if *cancel_migrations {
-                a.push("--cancel-migrations".into());
-            }
-            a.extend(["--wait".to_string(), wait.to_string()]);
-            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            run_script(g, &rt, "fix", &a, false)
+        Command::Run { script, args } => {
+            let script = script_path(g).load(script).map_err(AppError::Usage)?;
+            run_script(g, &rt, script, Input::Args(args.clone()))
         }
-        Command::Complete(m) => run_script(g, &rt, "complete", &m.script_args(), false),
-        Command::Cancel(m) => run_script(g, &rt, "cancel", &m.script_args(), false),
-        Command::Rebalance {
-            weights,
-            use_empty_masters,
-            threshold,
-            pipeline,
-            migrate_timeout,
-            migration,
-            simulate,
-        } => {
-            if !threshold.is_finite() || *threshold < 0.0 {
-                return Err(AppError::Usage(format!(
-                    "--threshold must be a percentage of 0 or more, got {threshold}"
-                )));
-            }
-            let mut a: Vec<String> = Vec::new();
-            for w in weights {
-                a.extend(["--weight".to_string(), w.clone()]);
-            }
-            if *use_empty_masters {
-                a.push("--use-empty-masters".into());
-            }
-            a.extend(["--threshold".to_string(), threshold.to_string()]);
-            // --simulate is --dry-run: the whole script runs against the in-memory copy.
-            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            a.extend(["--migration".to_string(), migration.clone()]);
-            run_script(g, &rt, "rebalance", &a, *simulate)
+        Command::Completions { shell } => {
+            let mut cmd =
+                crate::commands::command(&crate::commands::discover(&script_path(g)), true);
+            clap_complete::generate(*shell, &mut cmd, "slotsmith", &mut std::io::stdout());
+            Ok(0)
         }
-        Command::Reshard {
-            from,
-            to,
-            slots,
-            pipeline,
-            migrate_timeout,
-            migration,
-            simulate,
-        } => {
-            let mut a = vec![
-                "--from".to_string(),
-                from.clone(),
-                "--to".to_string(),
-                to.clone(),
-                "--slots".to_string(),
-                slots.to_string(),
-            ];
-            crate::cli::push_move_opts(&mut a, *pipeline, *migrate_timeout);
-            a.extend(["--migration".to_string(), migration.clone()]);
-            run_script(g, &rt, "reshard", &a, *simulate)
-        }
-        Command::Run { script, args } => run_script(g, &rt, script, args, false),
+        Command::Man { dir } => man(g, dir.as_deref()),
         Command::Api { definitions } => api(g, &rt, definitions.as_deref()),
         Command::Journal { last, action } => show_journal(g, *last, action.as_ref()),
         Command::Repl => crate::repl::run(
@@ -190,6 +143,12 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     }
 }
 
+/// What every command does first: the verbosity, and the security options checked.
+fn prepare(g: &Global) -> Result<(), AppError> {
+    crate::progress::set_level(g.quiet, g.verbose);
+    check_security_options(g)
+}
+
 /// Options that weaken security, said before anything runs: `--insecure` without TLS
 /// is refused (it would quietly connect in plain text); with TLS it is a warning; a
 /// password given with `-a` shows in the process list (as redis-cli warns).
@@ -224,27 +183,39 @@ fn run_options(g: &Global) -> RunOptions {
     }
 }
 
+/// What a script gets from the command line.
+enum Input {
+    /// A script without a declaration: its arguments as they are, in `args`.
+    Args(Vec<String>),
+    /// A script that declares its command line: what clap parsed, for `main(opts)`.
+    Declared(Declaration, clap::ArgMatches),
+}
+
 fn run_script(
     g: &Global,
     rt: &tokio::runtime::Handle,
-    what: &str,
-    args: &[String],
-    dry_run: bool,
+    script: Script,
+    input: Input,
 ) -> Result<i32, AppError> {
     let path = script_path(g);
-    let script = path.load(what).map_err(AppError::Usage)?;
     let Opened {
         cluster: live,
         journal,
-    } = open_cluster(g, rt, &script.name, g.dry_run || dry_run).map_err(AppError::Usage)?;
-    let memory = (g.dry_run || dry_run || g.snapshot.is_some())
-        .then(|| Rc::new(MemoryCluster::new(live.clone())));
+    } = open_cluster(g, rt, &script.name, g.dry_run).map_err(AppError::Usage)?;
+    let memory =
+        (g.dry_run || g.snapshot.is_some()).then(|| Rc::new(MemoryCluster::new(live.clone())));
     let cluster: Rc<dyn Cluster> = match &memory {
         Some(m) => m.clone(),
         None => live,
     };
     let runner = Runner::new(cluster, run_options(g), path);
-    let outcome = runner.run(&script, args);
+    let outcome = match input {
+        Input::Args(args) => runner.run(&script, &args),
+        Input::Declared(d, matches) => {
+            let opts = typed_options(&runner, &d, &matches)?;
+            runner.call_main(&script, opts)
+        }
+    };
     if let Ok(Some(m)) = outcome.as_ref().map(|o| o.message.as_ref()) {
         eprintln!("slotsmith: {m}");
     }
@@ -306,6 +277,34 @@ fn run_script(
         return Ok(said_code(outcome));
     }
     Ok(outcome?.code)
+}
+
+/// The options a script's `main` gets: typed by clap, and every node named resolved
+/// to its node map; a node not in the cluster is a usage error naming the option.
+fn typed_options(
+    runner: &Runner,
+    d: &Declaration,
+    matches: &clap::ArgMatches,
+) -> Result<rhai::Map, AppError> {
+    let mut opts = d.values(matches).map_err(AppError::Usage)?;
+    if d.nodes(&opts).is_empty() {
+        return Ok(opts);
+    }
+    let host = runner.host();
+    let nodes = host
+        .topology()
+        .map_err(|e| match host.last_error.borrow_mut().take() {
+            Some(c) if c.is_connection() => AppError::Usage(c.to_string()),
+            Some(c) => AppError::Failed(c.to_string()),
+            None => AppError::Failed(e.to_string()),
+        })?;
+    d.resolve_nodes(&mut opts, |option, word| {
+        crate::script::host::resolve_word(&nodes, word)
+            .map(|n| crate::script::host::node_map(&n).into())
+            .map_err(|e| format!("{option} {word}: {e}"))
+    })
+    .map_err(AppError::Usage)?;
+    Ok(opts)
 }
 
 /// Say in the journal how the run ended: its outcome and exit code (an interruption's
@@ -674,4 +673,24 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             }
         },
     }
+}
+
+/// `slotsmith man`: the man page on stdout, or one page per command in `dir`.
+fn man(g: &Global, dir: Option<&std::path::Path>) -> Result<i32, AppError> {
+    let cmd = crate::commands::command(&crate::commands::discover(&script_path(g)), true);
+    match dir {
+        None => {
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(|e| AppError::Failed(format!("cannot write the man page: {e}")))?;
+        }
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .map_err(|e| AppError::Failed(format!("cannot create {}: {e}", d.display())))?;
+            clap_mangen::generate_to(cmd, d)
+                .map_err(|e| AppError::Failed(format!("cannot write into {}: {e}", d.display())))?;
+            say(g, "dir", d.display().to_string());
+        }
+    }
+    Ok(0)
 }

@@ -26,7 +26,8 @@ pub struct Cli {
 }
 
 /// Options valid before or after the subcommand.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Any reachable node of the cluster.
     #[arg(
@@ -68,13 +69,18 @@ pub struct Global {
     pub insecure: bool,
     /// Run against an in-memory copy of the cluster: reads see the live cluster, writes
     /// only change the copy and are printed as the plan. Nothing is written.
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        global = true,
+        visible_alias = "simulate",
+        alias = "cluster-simulate"
+    )]
     pub dry_run: bool,
     /// Run against a saved snapshot instead of a live cluster (implies --dry-run).
     #[arg(long, global = true, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
     /// Do not ask before changing the cluster.
-    #[arg(short = 'y', long, global = true)]
+    #[arg(short = 'y', long, global = true, alias = "cluster-yes")]
     pub yes: bool,
     /// Machine-readable output on stdout, one JSON document.
     #[arg(long, global = true)]
@@ -104,92 +110,6 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Report the cluster's health like `redis-cli --cluster check` (exit 0 healthy, 1 problems, 2 could not run).
-    Check,
-    /// Close every open slot and cover every uncovered slot, moving keys so none is lost.
-    Fix {
-        /// Overwrite a key that exists on both sides with different values (the copy from the node it moves from wins).
-        #[arg(long)]
-        replace: bool,
-        /// Settle slots that involve an unreachable or failing master, using the reachable ones only.
-        #[arg(long)]
-        force: bool,
-        /// Keys per MIGRATE.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        pipeline: Option<u64>,
-        /// MIGRATE timeout in milliseconds.
-        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-        migrate_timeout: Option<u64>,
-        /// With atomic slot migrations in flight (Valkey 9), wait this long for them to end
-        /// before fixing anything; still in flight then, fix changes nothing (exit 1).
-        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-        wait: u64,
-        /// Cancel the atomic slot migrations in flight instead of waiting for them: their
-        /// slots stay with their sources.
-        #[arg(long, conflicts_with = "wait")]
-        cancel_migrations: bool,
-    },
-    /// Finish a slot's migration: every key to the importing node, which then owns the slot everywhere.
-    Complete(SlotMove),
-    /// Roll a slot's migration back: every key to the migrating node, which keeps the slot everywhere.
-    Cancel(SlotMove),
-    /// Move slots so each master holds its weight's share (redis-cli's rebalance, exact and faster).
-    Rebalance {
-        /// A master's weight, NODE=W (id, id prefix or host:port); repeatable. Weight 0 drains it.
-        #[arg(long = "weight", value_name = "NODE=W")]
-        weights: Vec<String>,
-        /// Give masters without slots their share too.
-        #[arg(long)]
-        use_empty_masters: bool,
-        /// Only rebalance when some master is more than PCT percent off its share.
-        #[arg(
-            long,
-            value_name = "PCT",
-            default_value_t = 2.0,
-            allow_hyphen_values = true
-        )]
-        threshold: f64,
-        /// Keys per MIGRATE.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        pipeline: Option<u64>,
-        /// MIGRATE timeout in milliseconds.
-        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-        migrate_timeout: Option<u64>,
-        /// How slots move: atomic (the server's own slot migration, Valkey 9+), legacy
-        /// (IMPORTING/MIGRATING, MIGRATE, SETSLOT), or auto: atomic when every master
-        /// involved has it
-        #[arg(long, value_name = "auto|atomic|legacy", default_value = "auto", value_parser = ["auto", "atomic", "legacy"])]
-        migration: String,
-        /// The same as --dry-run: show the plan, write nothing.
-        #[arg(long)]
-        simulate: bool,
-    },
-    /// Move exactly N slots from some masters to another.
-    Reshard {
-        /// Source masters, comma-separated (id, id prefix or host:port), or `all`.
-        #[arg(long, value_name = "NODE[,NODE...]|all")]
-        from: String,
-        /// Target master.
-        #[arg(long, value_name = "NODE")]
-        to: String,
-        /// How many slots to move.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=16384))]
-        slots: u64,
-        /// Keys per MIGRATE.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        pipeline: Option<u64>,
-        /// MIGRATE timeout in milliseconds.
-        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-        migrate_timeout: Option<u64>,
-        /// How slots move: atomic (the server's own slot migration, Valkey 9+), legacy
-        /// (IMPORTING/MIGRATING, MIGRATE, SETSLOT), or auto: atomic when every master
-        /// involved has it
-        #[arg(long, value_name = "auto|atomic|legacy", default_value = "auto", value_parser = ["auto", "atomic", "legacy"])]
-        migration: String,
-        /// The same as --dry-run: show the plan, write nothing.
-        #[arg(long)]
-        simulate: bool,
-    },
     /// Save the cluster's topology and key names per slot, for --snapshot runs with no cluster.
     Snapshot {
         #[command(subcommand)]
@@ -221,6 +141,19 @@ pub enum Command {
     },
     /// Interactive Rhai session with the primitives loaded.
     Repl,
+    /// Print a shell completion script: `source <(slotsmith completions bash)`. It
+    /// completes the runbooks on the script path too.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    Man {
+        /// Write slotsmith.1 and slotsmith-COMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The script path: list names and where they resolve, show one, or eject a bundled one to edit.
     Scripts {
         #[command(subcommand)]
@@ -231,57 +164,6 @@ pub enum Command {
         #[command(subcommand)]
         action: LabAction,
     },
-}
-
-/// A slot and, when its markers are gone, the two ends of its migration.
-#[derive(Debug, Args)]
-pub struct SlotMove {
-    /// The slot (0-16383).
-    #[arg(value_parser = clap::value_parser!(u16).range(0..16384))]
-    pub slot: u16,
-    /// The migrating (source) node, when no marker says.
-    #[arg(long, value_name = "NODE")]
-    pub from: Option<String>,
-    /// The importing (target) node, when no marker says.
-    #[arg(long, value_name = "NODE")]
-    pub to: Option<String>,
-    /// Overwrite a key that exists on both sides with different values.
-    #[arg(long)]
-    pub replace: bool,
-    /// Keys per MIGRATE.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub pipeline: Option<u64>,
-    /// MIGRATE timeout in milliseconds.
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub migrate_timeout: Option<u64>,
-}
-
-impl SlotMove {
-    /// The bundled script's arguments.
-    pub fn script_args(&self) -> Vec<String> {
-        let mut a = vec![self.slot.to_string()];
-        if let Some(f) = &self.from {
-            a.extend(["--from".to_string(), f.clone()]);
-        }
-        if let Some(t) = &self.to {
-            a.extend(["--to".to_string(), t.clone()]);
-        }
-        if self.replace {
-            a.push("--replace".into());
-        }
-        push_move_opts(&mut a, self.pipeline, self.migrate_timeout);
-        a
-    }
-}
-
-/// `--pipeline N --timeout MS` for the bundled scripts.
-pub fn push_move_opts(a: &mut Vec<String>, pipeline: Option<u64>, timeout: Option<u64>) {
-    if let Some(p) = pipeline {
-        a.extend(["--pipeline".to_string(), p.to_string()]);
-    }
-    if let Some(t) = timeout {
-        a.extend(["--timeout".to_string(), t.to_string()]);
-    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,8 +1,7 @@
 //! The `slotsmith` binary: parse the command line, run it, map the outcome to an
 //! exit code (0 ok, 1 unhealthy or failed, 2 usage or connection error).
 
-use clap::Parser;
-use slotsmith::{app, cli::Cli};
+use slotsmith::{app, commands};
 
 fn main() {
     // Like every Unix filter: a closed pipe (`slotsmith ... | head`) ends the program quietly.
@@ -10,8 +9,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = match commands::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             // With --json a usage error is one JSON document too (help and --version
             // are not errors).
@@ -38,8 +37,8 @@ fn main() {
         }
     };
     slotsmith::interrupt::install(rt.handle());
-    let json = cli.global.json;
-    let code = match app::run(cli, rt.handle().clone()) {
+    let json = parsed.global().json;
+    let code = match app::run(parsed, rt.handle().clone()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("slotsmith: {e}");

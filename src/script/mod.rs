@@ -3,6 +3,7 @@
 //! Policy lives in the scripts; this layer only runs them.
 
 pub mod api;
+pub mod command;
 pub mod host;
 pub mod path;
 

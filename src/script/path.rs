@@ -311,13 +311,34 @@ impl ScriptPath {
     /// The script a name resolves to (refused when other users can change it). A
     /// user's copy used in place of a bundled script is said once per run on stderr.
     pub fn find(&self, name: &str) -> Result<Option<Script>, String> {
+        self.find_as(name, true)
+    }
+
+    /// The script a name resolves to, without the notice that a user copy shadows a
+    /// bundled one: for reading declarations, not for running.
+    pub fn peek(&self, name: &str) -> Result<Option<Script>, String> {
+        self.find_as(name, false)
+    }
+
+    /// A file the operator named, or the script a name resolves to, without notices:
+    /// for reading a declaration before the run.
+    pub fn peek_or_load(&self, what: &str) -> Result<Script, String> {
+        if names_a_file(what) {
+            return self.load(what);
+        }
+        self.peek(what)?
+            .ok_or_else(|| format!("no script named \"{what}\""))
+    }
+
+    fn find_as(&self, name: &str, notice: bool) -> Result<Option<Script>, String> {
         let found = self.found(name);
         let Some((first, dir)) = found.first().cloned() else {
             return Ok(None);
         };
         if let Origin::File(p) = &first.origin {
             self.check_safe(p, dir)?;
-            if found.iter().any(|(s, _)| s.origin == Origin::Bundled)
+            if notice
+                && found.iter().any(|(s, _)| s.origin == Origin::Bundled)
                 && !self.quiet
                 && self
                     .noticed
