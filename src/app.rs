@@ -51,7 +51,7 @@ impl From<crate::repl::ReplError> for AppError {
 impl From<ScriptError> for AppError {
     fn from(e: ScriptError) -> Self {
         match e {
-            ScriptError::Syntax(m) => AppError::Usage(m),
+            ScriptError::Syntax(m) | ScriptError::Usage(m) => AppError::Usage(m),
             ScriptError::Runtime { message, cause } => {
                 match cause {
                     // The operator needs the node and the reason, not the script line.
@@ -211,10 +211,7 @@ fn run_script(
     let runner = Runner::new(cluster, run_options(g), path);
     let outcome = match input {
         Input::Args(args) => runner.run(&script, &args),
-        Input::Declared(d, matches) => {
-            let opts = typed_options(&runner, &d, &matches)?;
-            runner.call_main(&script, opts)
-        }
+        Input::Declared(d, matches) => runner.run_declared(&script, &d, &matches),
     };
     if let Ok(Some(m)) = outcome.as_ref().map(|o| o.message.as_ref()) {
         eprintln!("slotsmith: {m}");
@@ -277,34 +274,6 @@ fn run_script(
         return Ok(said_code(outcome));
     }
     Ok(outcome?.code)
-}
-
-/// The options a script's `main` gets: typed by clap, and every node named resolved
-/// to its node map; a node not in the cluster is a usage error naming the option.
-fn typed_options(
-    runner: &Runner,
-    d: &Declaration,
-    matches: &clap::ArgMatches,
-) -> Result<rhai::Map, AppError> {
-    let mut opts = d.values(matches).map_err(AppError::Usage)?;
-    if d.nodes(&opts).is_empty() {
-        return Ok(opts);
-    }
-    let host = runner.host();
-    let nodes = host
-        .topology()
-        .map_err(|e| match host.last_error.borrow_mut().take() {
-            Some(c) if c.is_connection() => AppError::Usage(c.to_string()),
-            Some(c) => AppError::Failed(c.to_string()),
-            None => AppError::Failed(e.to_string()),
-        })?;
-    d.resolve_nodes(&mut opts, |option, word| {
-        crate::script::host::resolve_word(&nodes, word)
-            .map(|n| crate::script::host::node_map(&n).into())
-            .map_err(|e| format!("{option} {word}: {e}"))
-    })
-    .map_err(AppError::Usage)?;
-    Ok(opts)
 }
 
 /// Say in the journal how the run ended: its outcome and exit code (an interruption's
@@ -551,8 +520,37 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
     match action {
         ScriptsAction::List => {
             let list = path.list();
+            let commands = crate::commands::discover(&path);
+            // What each name is as a command: `slotsmith NAME`, or why it is not one.
+            let role = |name: &str| -> Option<String> {
+                if let Some(c) = commands.iter().find(|c| c.name == name) {
+                    return Some(match &c.declaration {
+                        Ok(_) => format!("command: slotsmith {name}"),
+                        Err(e) => format!("not a command: {e}"),
+                    });
+                }
+                let declares =
+                    path.peek(name).ok().flatten().is_some_and(|s| {
+                        matches!(crate::script::command::read(&s.text), Ok(Some(_)))
+                    });
+                if declares {
+                    crate::commands::not_a_command(name)
+                } else {
+                    None
+                }
+            };
             if g.json {
-                print_doc("scripts", &list);
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|l| {
+                        let mut v = serde_json::to_value(l).unwrap_or_default();
+                        if let (Some(m), Some(r)) = (v.as_object_mut(), role(&l.name)) {
+                            m.insert("command".into(), r.into());
+                        }
+                        v
+                    })
+                    .collect();
+                print_doc("scripts", &rows);
                 return Ok(0);
             }
             println!("script path: {}", path.describe());
@@ -563,7 +561,10 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
                 } else {
                     format!("  (shadows {})", l.shadows.join(", "))
                 };
-                println!("{:width$}  {}{shadows}", l.name, l.resolves_to);
+                let role = role(&l.name)
+                    .map(|r| format!("  [{r}]"))
+                    .unwrap_or_default();
+                println!("{:width$}  {}{shadows}{role}", l.name, l.resolves_to);
             }
             Ok(0)
         }

@@ -111,7 +111,11 @@ pub fn discover(path: &ScriptPath) -> Vec<ScriptCommand> {
                 ))
             }
             Ok(None) => continue,
-            Err(e) => Err(format!(
+            Err(command::ReadError::Syntax(line, col, e)) => Err(format!(
+                "{}:{line}:{col}: syntax error: {e}",
+                script.name
+            )),
+            Err(command::ReadError::Declaration(e)) => Err(format!(
                 "the script {name} ({}): {e}",
                 script.origin
             )),

@@ -110,16 +110,45 @@ pub struct Declaration {
     pub params: Vec<Param>,
 }
 
-/// The declaration in a script's text: `None` when it declares none; an error (one
-/// sentence) when the text does not parse or the declaration is not well formed. No
-/// part of the script runs.
-pub fn read(text: &str) -> Result<Option<Declaration>, String> {
+/// Why a declaration cannot be read.
+#[derive(Debug, Clone)]
+pub enum ReadError {
+    /// The script does not parse: line, column, what is wrong.
+    Syntax(usize, usize, String),
+    /// The declaration is not well formed: one sentence.
+    Declaration(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Syntax(l, c, e) => {
+                write!(f, "it does not parse (line {l}, column {c}: {e})")
+            }
+            ReadError::Declaration(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The declaration in a script's text: `None` when it declares none; an error when the
+/// text does not parse or the declaration is not well formed. No part of the script
+/// runs.
+pub fn read(text: &str) -> Result<Option<Declaration>, ReadError> {
     let mut engine = rhai::Engine::new_raw();
     engine.set_max_expr_depths(256, 256);
     engine.set_optimization_level(rhai::OptimizationLevel::None);
-    let ast = engine
-        .compile(text)
-        .map_err(|e| format!("it does not parse ({e})"))?;
+    let ast = engine.compile(text).map_err(|e| {
+        let pos = e.position();
+        ReadError::Syntax(
+            pos.line().unwrap_or(0),
+            pos.position().unwrap_or(0),
+            e.err_type().to_string(),
+        )
+    })?;
+    declaration(&ast).map_err(ReadError::Declaration)
+}
+
+fn declaration(ast: &rhai::AST) -> Result<Option<Declaration>, String> {
     for stmt in ast.statements() {
         let rhai::Stmt::Var(x, flags, _) = stmt else {
             continue;
@@ -356,7 +385,9 @@ impl Param {
         if let Some(d) = &self.default {
             a = a.default_value(default_text(d));
         }
-        if self.min.is_some_and(|m| m < 0.0) || self.kind == Kind::Float {
+        // A negative number is a value (refused by the range with a clear sentence),
+        // not an unknown option.
+        if matches!(self.kind, Kind::Int | Kind::Float | Kind::Slot) {
             a = a.allow_negative_numbers(true);
         }
         let (min, max) = (self.min, self.max);
@@ -657,7 +688,7 @@ mod tests {
     use super::*;
 
     fn decl(text: &str) -> Result<Option<Declaration>, String> {
-        read(text)
+        read(text).map_err(|e| e.to_string())
     }
 
     const SAMPLE: &str = r#"

@@ -32,6 +32,9 @@ pub enum ScriptError {
     /// It does not parse: the message carries file, line, column and the source line.
     #[error("{0}")]
     Syntax(String),
+    /// Its declared command line refused the arguments: clap's words.
+    #[error("{0}")]
+    Usage(String),
     /// It raised an error, its own or a primitive's.
     #[error("{message}")]
     Runtime {
@@ -95,8 +98,26 @@ impl Runner {
         &self.host
     }
 
-    /// Run a script with its command-line arguments (the `args` array).
+    /// Run a script with its command-line arguments: parsed by its declaration when it
+    /// has one (then `main(opts)` runs), else given as they are in `args`.
     pub fn run(&self, script: &Script, args: &[String]) -> Result<Outcome, ScriptError> {
+        let declared = match command::read(&script.text) {
+            Ok(d) => d,
+            Err(command::ReadError::Declaration(e)) => {
+                return Err(ScriptError::Usage(format!("{}: {e}", script.name)))
+            }
+            // The run below says where, with the source line.
+            Err(command::ReadError::Syntax(..)) => None,
+        };
+        if let Some(d) = declared {
+            let name = script.name.trim_end_matches(".rhai");
+            let matches = d
+                .command(name)
+                .no_binary_name(true)
+                .try_get_matches_from(args)
+                .map_err(|e| ScriptError::Usage(e.render().to_string().trim_end().to_string()))?;
+            return self.run_declared(script, &d, &matches);
+        }
         let mut scope = Scope::new();
         scope.push_constant(
             "args",
@@ -108,6 +129,31 @@ impl Runner {
         let outcome = self.eval(&script.name, &script.text, &mut scope);
         self.report_phase();
         outcome
+    }
+
+    /// Run a script that declares its command line with what clap parsed: every node
+    /// named is resolved to its node map first (a node not in the cluster is a usage
+    /// error naming the option), then [`Runner::call_main`].
+    pub fn run_declared(
+        &self,
+        script: &Script,
+        d: &command::Declaration,
+        matches: &clap::ArgMatches,
+    ) -> Result<Outcome, ScriptError> {
+        let mut opts = d.values(matches).map_err(ScriptError::Usage)?;
+        if !d.nodes(&opts).is_empty() {
+            let nodes = self.host.topology().map_err(|e| ScriptError::Runtime {
+                message: e.to_string(),
+                cause: self.host.last_error.borrow_mut().take(),
+            })?;
+            d.resolve_nodes(&mut opts, |option, word| {
+                host::resolve_word(&nodes, word)
+                    .map(|n| host::node_map(&n).into())
+                    .map_err(|e| format!("{option} {word}: {e}"))
+            })
+            .map_err(ScriptError::Usage)?;
+        }
+        self.call_main(script, opts)
     }
 
     /// Run a script that declares its command line: its top level (imports,

@@ -8,6 +8,7 @@ mod support;
 mod atomic;
 mod atomic_repair;
 mod check;
+mod cli;
 mod dryrun;
 mod examples;
 mod faults;

@@ -76,7 +76,7 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key(server: Server) {
         (
             vec!["rebalance".into(), "--weight".into(), format!("{aa}=-1")],
             2,
-            "a weight must be 0 or more".into(),
+            "must be 0 or more".into(),
         ),
         (
             vec!["rebalance".into(), "--weight".into(), format!("{aa}=abc")],
