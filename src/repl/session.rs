@@ -415,3 +415,80 @@ fn repl_scope() -> Scope<'static> {
     scope.push("args", rhai::Array::new());
     scope
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::snapshot::{Snapshot, SnapshotNode};
+
+    /// A session on a snapshot of one master holding every slot.
+    fn session() -> Session {
+        let id = "a".repeat(40);
+        let snap = Snapshot {
+            version: 1,
+            seed: "127.0.0.1:7401".into(),
+            nodes: vec![SnapshotNode {
+                addr: "127.0.0.1:7401".into(),
+                cluster_nodes: Some(format!(
+                    "{id} 127.0.0.1:7401@17401 myself,master - 0 0 1 connected 0-16383\n"
+                )),
+                error: None,
+                keys: 0,
+                slots: Default::default(),
+            }],
+        };
+        let opts = RunOptions::default();
+        Session::new(Rc::new(snap), ScriptPath::default(), opts, true, true)
+    }
+
+    fn failed(s: &mut Session, source: Option<&str>, text: &str) -> String {
+        s.evaluate(source, text).expect_err("fails").to_string()
+    }
+
+    #[test]
+    fn a_typed_mistake_is_the_sentence_with_the_closest_names() {
+        let mut s = session();
+        assert_eq!(s.evaluate(None, "let x = 2; x * 3"), Ok(()));
+        assert_eq!(
+            failed(&mut s, None, "nodez()"),
+            "error: Function not found: nodez ()\ndid you mean node(), nodes()?"
+        );
+        // On the second line of a statement typed over two: which line, and its code.
+        let two = failed(&mut s, None, "let y = 1;\ny.no_such_thing()");
+        assert!(
+            two.starts_with("error: Function not found: no_such_thing")
+                && two.contains("\n  at line 2: y.no_such_thing()"),
+            "{two}"
+        );
+    }
+
+    #[test]
+    fn a_loaded_files_mistake_names_the_file_line_and_code() {
+        let mut s = session();
+        let text = "let a = 1;\nlet b = a.no_such_thing();\n";
+        let shown = failed(&mut s, Some("mine.rhai"), text);
+        assert!(
+            shown.contains("\n  at mine.rhai:2:") && shown.contains(": let b = a.no_such_thing();"),
+            "{shown}"
+        );
+        let syntax = failed(&mut s, Some("mine.rhai"), "let b = [1, 2;\n");
+        assert!(
+            syntax.starts_with("mine.rhai:1:14: syntax error: ")
+                && syntax.ends_with(" 1 | let b = [1, 2;\n   |              ^"),
+            "{syntax}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_is_one_sentence_and_an_exit_code_is_said() {
+        let mut s = session();
+        let refused = failed(&mut s, None, "import \"cancel\" as c;\nc::plan(100, #{})");
+        assert!(
+            refused.starts_with("error: slot 100 is not open"),
+            "{refused}"
+        );
+        assert!(!refused.contains("\n  at "), "{refused}");
+        assert_eq!(failed(&mut s, None, "exit(3)"), "(exit code 3)");
+        assert_eq!(s.evaluate(None, "exit(0)"), Ok(()));
+    }
+}
