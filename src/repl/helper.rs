@@ -9,43 +9,7 @@ use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hinter, HistoryHinter};
 use rustyline::{Context, Helper, Validator};
 
-/// The REPL's own commands, with their one-line help.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        ":help",
-        "every primitive with its doc; :help NAME for one; :help fix:: for a module's functions, :help fix::plan for one",
-    ),
-    (":nodes", "every node as a table"),
-    (
-        ":check",
-        "the cluster's health, as `slotsmith check` reports it",
-    ),
-    (
-        ":run",
-        ":run NAME [ARGS]: run a script from the script path",
-    ),
-    (":load", ":load FILE: evaluate a file into this session"),
-    (
-        ":show",
-        ":show NAME: print a script with line numbers (or a function of this session)",
-    ),
-    (
-        ":edit",
-        ":edit NAME: open a script in $VISUAL/$EDITOR (a bundled one is copied to your scripts first), then reload it",
-    ),
-    (
-        ":save",
-        ":save NAME: write the functions defined in this session to NAME.rhai in your scripts",
-    ),
-    (":reload", "re-read the topology and the scripts"),
-    (
-        ":dry-run",
-        ":dry-run on|off: writes go to an in-memory copy and are shown as a plan",
-    ),
-    (":json", ":json [on|off]: print results as JSON"),
-    (":history", "the statements entered so far"),
-    (":quit", "leave (Ctrl+D does too)"),
-];
+use super::command::COMMANDS;
 
 /// Rhai's keywords and the built-in functions most used at the prompt.
 const KEYWORDS: &[&str] = &[
@@ -185,7 +149,7 @@ impl Completer for ReplHelper {
         let before = &line[..pos];
         if let Some(rest) = before.strip_prefix(':') {
             let Some((cmd, arg)) = rest.split_once(' ') else {
-                return Ok((0, pairs(COMMANDS.iter().map(|(c, _)| *c), before)));
+                return Ok((0, pairs(COMMANDS.iter().map(|c| c.name), before)));
             };
             let arg = arg.trim_start();
             let start = pos - arg.len();

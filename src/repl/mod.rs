@@ -1,14 +1,18 @@
 //! `slotsmith repl`: an interactive Rhai session with the primitives loaded. On a
 //! terminal it is a line editor with completion, hints and saved history; with stdin
 //! piped it reads statements and prints each result. The session itself (what is
-//! kept between inputs, the `:` commands) lives in [`session`].
+//! kept between inputs) lives in [`session`], the `:` commands in [`command`], and why
+//! an input failed is printed by [`failure`].
 
+mod command;
+mod failure;
 mod helper;
 mod history;
 mod input;
-mod scripts;
 mod session;
 mod show;
+mod suggest;
+mod text;
 
 use std::io::{BufRead, IsTerminal};
 

@@ -1,19 +1,22 @@
 //! The scripting layer: a Rhai engine with the cluster primitives loaded, the script
-//! path, and the rendering of script errors (file, line, column, the source line).
+//! path, and ([`render`]) the words a script error is shown in (file, line, column,
+//! the source line).
 //! Policy lives in the scripts; this layer only runs them.
 
 pub mod api;
 pub mod command;
 pub mod host;
 pub mod path;
+pub mod render;
 
 use std::rc::Rc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, ParseError, Position, Scope};
+use rhai::{Dynamic, Engine, EvalAltResult, Scope};
 
 use crate::cluster::{Cluster, ClusterError};
 use host::{Host, RunOptions};
 use path::{PathResolver, Script, ScriptPath, Sources};
+use render::Fault;
 
 /// How a script ended.
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ impl Runner {
                 println!("{s}");
             }
         });
-        engine.on_debug(|s, src, pos| eprintln!("[debug] {}{s}", location(src, pos)));
+        engine.on_debug(|s, src, pos| eprintln!("[debug] {}{s}", render::location(src, pos)));
         // An interruption (Ctrl+C, SIGTERM) ends the script at its next step; the
         // primitive it was in finishes first, so no slot is left half-moved.
         engine.on_progress(|_| {
@@ -175,7 +178,7 @@ impl Runner {
                 value,
                 message: None,
             }),
-            Err(e) => self.ended(&script.name, *e),
+            Err(e) => self.ended(&script.name, &script.text, *e),
         };
         self.report_phase();
         outcome
@@ -199,10 +202,9 @@ impl Runner {
         let mut ast = self
             .engine
             .compile_with_scope(scope, text)
-            .map_err(|e| ScriptError::Syntax(self.syntax_message(name, &e)))?;
+            .map_err(|e| ScriptError::Syntax(render::syntax(Some(name), text, &e)))?;
         ast.set_source(name);
-        *self.host.last_error.borrow_mut() = None;
-        crate::cluster::mover::reset_retry_budget();
+        self.start_input();
         Ok(ast)
     }
 
@@ -215,89 +217,58 @@ impl Runner {
                 value,
                 message: None,
             }),
-            Err(e) => self.ended(name, *e),
+            Err(e) => self.ended(name, text, *e),
         }
     }
 
-    fn ended(&self, name: &str, e: EvalAltResult) -> Result<Outcome, ScriptError> {
-        if let Some(outcome) = exit_outcome(&e) {
-            return Ok(outcome);
+    fn ended(&self, name: &str, text: &str, e: EvalAltResult) -> Result<Outcome, ScriptError> {
+        match exited(&e) {
+            Some(outcome) => Ok(outcome),
+            None => Err(self.error(&e, Some(name), text)),
         }
-        let cause = self.host.last_error.borrow_mut().take();
-        let (src, pos, msg, thrown) = innermost(&e, name);
+    }
+
+    /// Forget what an earlier run left behind: the cluster error a primitive raised
+    /// (see [`Self::error`]) and the retry budget.
+    pub fn start_input(&self) {
+        *self.host.last_error.borrow_mut() = None;
+        crate::cluster::mover::reset_retry_budget();
+    }
+
+    /// The words for an error that ended the evaluation of `text` (named `source`, or
+    /// typed into the REPL), as [`render`] makes them, with the cluster error that
+    /// caused it.
+    pub fn error(&self, e: &EvalAltResult, source: Option<&str>, text: &str) -> ScriptError {
+        let fault = Fault::of(e, source);
         // Only the error that ended the script unhandled counts as its cause.
-        let cause = cause.filter(|c| msg.contains(&c.to_string()));
-        // The sentence first; where it happened second, for the script's author. A
-        // refusal is about the cluster, not the script: the sentence alone.
-        let refused = matches!(
+        let cause = self
+            .host
+            .last_error
+            .borrow_mut()
+            .take()
+            .filter(|c| fault.message.contains(&c.to_string()));
+        let alone = fault.is_refusal(cause.as_ref(), self.host.opts.verbose);
+        let code = fault.pos.line().and_then(|line| {
+            if fault.source.as_deref() == source {
+                // Text typed on one line is in front of the operator already.
+                (source.is_some() || text.trim().lines().count() > 1)
+                    .then(|| text.lines().nth(line - 1).map(str::to_string))
+                    .flatten()
+            } else {
+                let sources = self.sources.borrow();
+                let s = fault.source.as_deref()?;
+                sources.get(s)?.lines().nth(line - 1).map(str::to_string)
+            }
+        });
+        ScriptError::Runtime {
+            message: fault.words(alone, code.as_deref()),
             cause,
-            Some(ClusterError::Refused(_) | ClusterError::Stopped { .. })
-        );
-        // A bundled script's own `throw "sentence"` is its refusal, in words meant
-        // for the operator; where it was thrown is for -v.
-        let said = thrown && path::bundled(&src).is_some() && !self.host.opts.verbose;
-        let at = location(Some(&src), pos);
-        let message = if at.is_empty() || refused || said {
-            msg.clone()
-        } else {
-            let code = self
-                .source_line(&src, pos)
-                .map(|l| {
-                    let l = l.trim();
-                    match l.char_indices().nth(100) {
-                        Some((i, _)) => format!(" {}...", &l[..i]),
-                        None => format!(" {l}"),
-                    }
-                })
-                .unwrap_or_default();
-            format!("{msg}\n  at {}{code}", at.trim_end())
-        };
-        Err(ScriptError::Runtime { message, cause })
-    }
-
-    fn syntax_message(&self, name: &str, e: &ParseError) -> String {
-        let pos = e.position();
-        format!(
-            "{}syntax error: {}{}",
-            location(Some(name), pos),
-            e.err_type(),
-            self.quote(name, pos)
-        )
-    }
-
-    /// The offending source line with a caret under the column.
-    fn quote(&self, src: &str, pos: Position) -> String {
-        let (Some(line), Some(code)) = (pos.line(), self.source_line(src, pos)) else {
-            return String::new();
-        };
-        let col = pos.position().unwrap_or(1);
-        let num = line.to_string();
-        format!(
-            "\n {num} | {code}\n {pad} | {caret:>col$}",
-            pad = " ".repeat(num.len()),
-            caret = "^",
-        )
-    }
-
-    fn source_line(&self, src: &str, pos: Position) -> Option<String> {
-        let line = pos.line()?;
-        let sources = self.sources.borrow();
-        sources.get(src)?.lines().nth(line - 1).map(str::to_string)
-    }
-}
-
-/// `file:line:col: ` (or nothing when unknown).
-fn location(src: Option<&str>, pos: Position) -> String {
-    match (src, pos.line(), pos.position()) {
-        (Some(s), Some(l), Some(c)) if !s.is_empty() => format!("{s}:{l}:{c}: "),
-        (Some(s), Some(l), None) if !s.is_empty() => format!("{s}:{l}: "),
-        (_, Some(l), Some(c)) => format!("line {l}, column {c}: "),
-        _ => String::new(),
+        }
     }
 }
 
 /// An `exit(code[, value])` that ended the script, possibly from inside a function.
-fn exit_outcome(e: &EvalAltResult) -> Option<Outcome> {
+pub fn exited(e: &EvalAltResult) -> Option<Outcome> {
     match e {
         EvalAltResult::ErrorTerminated(token, _) => {
             let map = token.read_lock::<rhai::Map>()?;
@@ -309,40 +280,7 @@ fn exit_outcome(e: &EvalAltResult) -> Option<Outcome> {
             })
         }
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-        | EvalAltResult::ErrorInModule(_, inner, _) => exit_outcome(inner),
+        | EvalAltResult::ErrorInModule(_, inner, _) => exited(inner),
         _ => None,
-    }
-}
-
-/// The innermost error: its source name, position, message without position, and
-/// whether it was thrown (`throw`, or a primitive's error) rather than a mistake in
-/// the script's code.
-fn innermost(e: &EvalAltResult, src: &str) -> (String, Position, String, bool) {
-    match e {
-        EvalAltResult::ErrorInFunctionCall(_, fsrc, inner, _) => {
-            let s = if fsrc.is_empty() { src } else { fsrc.as_str() };
-            innermost(inner, s)
-        }
-        EvalAltResult::ErrorInModule(m, inner, _) => innermost(inner, m),
-        EvalAltResult::ErrorParsing(p, pos) => {
-            (src.to_string(), *pos, format!("syntax error: {p}"), false)
-        }
-        EvalAltResult::ErrorRuntime(d, pos) => {
-            // A caught system error rethrown (`catch (e) { throw e; }`) is a map.
-            let text = d
-                .read_lock::<rhai::Map>()
-                .and_then(|m| m.get("message").map(|v| v.to_string()))
-                .unwrap_or_else(|| d.to_string());
-            (src.to_string(), *pos, text, d.is_string())
-        }
-        other => {
-            let pos = other.position();
-            let text = other.to_string();
-            let text = text
-                .strip_suffix(&format!(" ({pos})"))
-                .map(str::to_string)
-                .unwrap_or(text);
-            (src.to_string(), pos, text, false)
-        }
     }
 }
