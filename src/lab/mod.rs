@@ -25,7 +25,7 @@ use tokio::runtime::Handle;
 pub use error::LabError;
 pub use fault::Fault;
 pub use forming::up;
-pub use place::{lab_dir, lab_root};
+pub use place::{base_port, lab_dir, lab_root, Named};
 pub use processes::{down_dir, DownReport};
 pub use spec::{LabSpec, LabTls};
 pub use state::{Lab, LabNode, LabRole};
