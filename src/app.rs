@@ -691,8 +691,9 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
         }
         LabAction::Break { fault } => match fault {
             Fault::StuckSlot { port, slot } => {
+                let fault = lab::Fault::StuckSlot { slot: *slot };
                 let text = open(port)?
-                    .break_fault(lab::Fault::StuckSlot { slot: *slot }, rt)
+                    .break_with(fault, rt, script_path(g), run_options(g))
                     .map_err(lab_err)?;
                 say(g, "lab", text);
                 Ok(0)

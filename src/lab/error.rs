@@ -41,6 +41,10 @@ pub enum LabError {
     /// The lab is not in a state where the requested fault makes sense.
     #[error("{0}")]
     Refused(String),
+    /// A fault's script refused (the lab is not in a state where the fault makes sense)
+    /// or failed; one sentence, with where it happened for an edited copy.
+    #[error("{0}")]
+    Script(String),
     /// The lab was started with a password and none was given.
     #[error("the lab on port {port} was started with a password; pass it with -a/--password or REDISCLI_AUTH")]
     PasswordNeeded { port: u16 },

@@ -1,130 +1,53 @@
-//! The faults `lab break` puts a lab into, to practise on.
+//! The faults `lab break` puts a lab into, to practise on. Each is a bundled runbook
+//! (`stdlib/lab/`), run against the lab like any script: the operator can read it, eject
+//! it and change it.
 
+use std::rc::Rc;
 use std::str::FromStr;
 
 use tokio::runtime::Handle;
 
-use super::{plural, Lab, LabError, DEFAULT_STUCK_SLOT};
-use crate::cluster::conn::args;
-use crate::cluster::slot::{key_in_slot, slot_of};
-use crate::cluster::{merged_nodes, Cluster, MigrateOpts, NodeInfo, NodeState, SetSlot, SLOTS};
-
-/// The key the seed's stuck migration left behind (it hashes to slot 5519).
-const SEED_KEY: &str = "user:loadtest_user_33:reservations";
+use super::{Lab, LabError, DEFAULT_STUCK_SLOT};
+use crate::script::host::RunOptions;
+use crate::script::path::ScriptPath;
+use crate::script::{Runner, ScriptError};
 
 impl Lab {
-    /// Put the lab into a broken state to practise on; returns what was done.
+    /// Put the lab into a broken state to practise on, with the bundled fault scripts;
+    /// returns what was done, in words.
     pub fn break_fault(&self, fault: Fault, rt: &Handle) -> Result<String, LabError> {
-        match fault {
-            Fault::StuckSlot { slot } => self.stuck_slot(slot, rt),
-        }
+        self.break_with(fault, rt, ScriptPath::default(), RunOptions::default())
     }
 
-    fn stuck_slot(&self, slot: u16, rt: &Handle) -> Result<String, LabError> {
-        if slot >= SLOTS {
-            return Err(LabError::Refused(format!(
-                "slot {slot} does not exist; slots are 0 to {}",
-                SLOTS - 1
-            )));
-        }
-        let cluster = self.cluster(rt)?;
-        let views = cluster.views()?;
-        let mut open = Vec::new();
-        for v in &views {
-            if let Some(me) = v.state.as_ref().ok().and_then(NodeState::myself) {
-                if me.migrating.contains_key(&slot) {
-                    open.push(format!("{} is migrating it", v.addr));
-                }
-                if me.importing.contains_key(&slot) {
-                    open.push(format!("{} is importing it", v.addr));
-                }
-            }
-        }
-        if !open.is_empty() {
-            return Err(LabError::Refused(format!(
-                "slot {slot} is already open ({}); close it first with `slotsmith -c {} fix`",
-                open.join(", "),
-                self.seed()
-            )));
-        }
-        let nodes = merged_nodes(&views);
-        let owners: Vec<&NodeInfo> = nodes
-            .iter()
-            .filter(|n| n.is_master() && n.owns(slot))
-            .collect();
-        let src = match owners.as_slice() {
-            [one] if !one.failing() => *one,
-            [one] => {
-                return Err(LabError::Refused(format!(
-                    "slot {slot} belongs to {}, which is failing; bring it back before breaking the slot",
-                    one.addr()
-                )))
-            }
-            [] => {
-                return Err(LabError::Refused(format!(
-                    "slot {slot} has no owner; cover it first with `slotsmith -c {} fix`",
-                    self.seed()
-                )))
-            }
-            many => {
-                return Err(LabError::Refused(format!(
-                    "slot {slot} is claimed by several masters ({}); fix that first",
-                    many.iter().map(|n| n.addr()).collect::<Vec<_>>().join(", ")
-                )))
-            }
+    /// [`Lab::break_fault`] with the fault's script found on `path` (a user's copy comes
+    /// before the bundled one) and run with `opts`.
+    pub fn break_with(
+        &self,
+        fault: Fault,
+        rt: &Handle,
+        path: ScriptPath,
+        opts: RunOptions,
+    ) -> Result<String, LabError> {
+        let cluster = Rc::new(self.cluster(rt)?);
+        let script = path.load(fault.script()).map_err(LabError::Script)?;
+        let mut args = rhai::Map::new();
+        match fault {
+            Fault::StuckSlot { slot } => args.insert("slot".into(), i64::from(slot).into()),
         };
-        let others = || {
-            nodes
-                .iter()
-                .filter(|n| n.is_master() && !n.failing() && n.id != src.id)
-        };
-        let dst = others()
-            .find(|n| n.slot_count() == 0)
-            .or_else(|| others().next())
-            .ok_or_else(|| {
-                LabError::Refused(format!(
-                    "the lab has no other healthy master to migrate slot {slot} to"
-                ))
-            })?;
-        let (src_addr, dst_addr) = (src.addr(), dst.addr());
-
-        // Make sure the slot has keys on the source, one of which stays behind.
-        let tag = key_in_slot(slot, "lab");
-        let mut written: Vec<String> = Vec::new();
-        if slot_of(SEED_KEY.as_bytes()) == slot {
-            written.push(SEED_KEY.to_string());
+        args.insert("seed".into(), self.seed().into());
+        args.insert("client".into(), self.flags("PASSWORD").join(" ").into());
+        let runner = Runner::new(cluster, opts, path);
+        match runner.call_main(&script, args) {
+            Ok(done) if done.code == 0 => Ok(done
+                .value
+                .into_string()
+                .unwrap_or_else(|other| format!("{other}\n"))),
+            Ok(done) => Err(LabError::Script(done.message.unwrap_or_else(|| {
+                format!("{} ended with exit code {}", script.name, done.code)
+            }))),
+            Err(ScriptError::Runtime { cause: Some(e), .. }) => Err(LabError::Cluster(e)),
+            Err(e) => Err(LabError::Script(e.to_string())),
         }
-        written.extend((1..=3).map(|i| format!("{{{tag}}}:item:{i}")));
-        for key in &written {
-            cluster.call(
-                &src_addr,
-                &args([
-                    "SET",
-                    key.as_str(),
-                    &format!("written by lab break stuck-slot ({key})"),
-                ]),
-            )?;
-        }
-        let stay = written[0].clone();
-
-        cluster.setslot(&dst_addr, slot, &SetSlot::Importing(src.id.clone()))?;
-        cluster.setslot(&src_addr, slot, &SetSlot::Migrating(dst.id.clone()))?;
-        let count = cluster.countkeysinslot(&src_addr, slot)?;
-        let mut keys = cluster.getkeysinslot(&src_addr, slot, count.max(1))?;
-        keys.sort();
-        keys.retain(|k| k.as_slice() != stay.as_bytes());
-        cluster.migrate(&src_addr, &dst_addr, &keys, MigrateOpts::default())?;
-
-        let seed = self.seed();
-        let client = self.flags("PASSWORD").join(" ");
-        Ok(format!(
-            "Slot {slot} is now stuck half-way, as an interrupted reshard leaves it: \
-             {src_addr} is MIGRATING it to {dst_addr}, which is IMPORTING it; \
-             {moved} moved to {dst_addr}, 1 left behind on {src_addr} ({stay}).\n\
-             See it:  slotsmith {client} check   (or redis-cli --cluster check {seed})\n\
-             Fix it:  slotsmith {client} fix   (or complete {slot} / cancel {slot})\n",
-            moved = plural(keys.len() as u64, "key"),
-        ))
     }
 }
 
@@ -141,6 +64,13 @@ pub enum Fault {
 impl Fault {
     /// The names `lab break` accepts.
     pub const NAMES: &'static [&'static str] = &["stuck-slot"];
+
+    /// The script that makes this fault, by its name on the script path.
+    pub fn script(&self) -> &'static str {
+        match self {
+            Fault::StuckSlot { .. } => "lab/stuck-slot",
+        }
+    }
 
     /// The fault named `name` (see [`Fault::NAMES`]); `slot` overrides its default slot.
     pub fn parse(name: &str, slot: Option<u16>) -> Result<Fault, LabError> {
@@ -184,7 +114,15 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_key_is_in_slot_5519() {
-        assert_eq!(slot_of(SEED_KEY.as_bytes()), DEFAULT_STUCK_SLOT);
+    fn every_fault_has_a_bundled_script() {
+        let script = Fault::StuckSlot { slot: 1 }.script();
+        let text = crate::script::path::bundled(script).expect("bundled");
+        // The seed lab's key, left behind in the default slot.
+        let key = "user:loadtest_user_33:reservations";
+        assert!(text.contains(&format!("\"{key}\"")));
+        assert_eq!(
+            crate::cluster::slot::slot_of(key.as_bytes()),
+            DEFAULT_STUCK_SLOT
+        );
     }
 }

@@ -353,6 +353,34 @@ fn lab_verbs_follow_the_cluster_option(server: Server) {
     assert_eq!(on_src.trim(), "1", "one key left behind");
     assert_eq!(tc.total_keys(), 200 + 4 + 3);
 
+    // The fault is a script on the script path: a copy of one's own comes first.
+    let mine = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(mine.path().join("lab")).expect("lab dir");
+    std::fs::write(
+        mine.path().join("lab").join("stuck-slot.rhai"),
+        "fn main(opts) { throw `not slot ${opts.slot} today`; }\n",
+    )
+    .expect("write the copy");
+    let scripts = mine.path().to_string_lossy();
+    let out = run_env(
+        &[
+            "lab",
+            "break",
+            "stuck-slot",
+            "--slot",
+            "200",
+            "--scripts",
+            &scripts,
+            "-c",
+            &seed,
+        ],
+        &dir,
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("not slot 200 today"), "{out}");
+    assert!(!myself(base).contains("[200-"), "{}", myself(base));
+    assert_eq!(tc.total_keys(), 200 + 4 + 3);
+
     // down with -c stops this lab.
     let out = run_env(&["lab", "down", "-c", &seed], &dir);
     assert_eq!(out.code, 0, "{out}");
