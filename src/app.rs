@@ -600,17 +600,6 @@ fn scripts(g: &Global, action: &ScriptsAction) -> Result<i32, AppError> {
     }
 }
 
-/// Whether the cluster address came from `SLOTSMITH_CLUSTER` rather than `-c`/`--cluster`
-/// (only to name it as the operator gave it).
-fn cluster_from_env(addr: &str) -> bool {
-    let flag = std::env::args().skip(1).any(|a| {
-        a == "--cluster"
-            || a.starts_with("--cluster=")
-            || (a.starts_with("-c") && !a.starts_with("--"))
-    });
-    !flag && std::env::var("SLOTSMITH_CLUSTER").is_ok_and(|v| v == addr)
-}
-
 fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Result<i32, AppError> {
     // A layout or server that cannot be is bad input (exit 2); the rest failed (exit 1).
     let lab_err = |e: lab::LabError| match e {
@@ -620,13 +609,8 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
     let password = g.password.clone().filter(|p| !p.is_empty());
     // Which lab: --port, else the port of -c / SLOTSMITH_CLUSTER (an empty one names
     // nothing), else 7001.
-    let named = g.cluster.as_deref().filter(|a| !a.is_empty()).map(|addr| {
-        if cluster_from_env(addr) {
-            lab::Named::Env(addr)
-        } else {
-            lab::Named::Flag(addr)
-        }
-    });
+    let named = g.cluster.as_deref().filter(|a| !a.is_empty());
+    let named = named.map(lab::Named::as_given);
     let base = |port: &crate::cli::LabPort| lab::base_port(port.port, named).map_err(lab_err);
     let open = |port: &crate::cli::LabPort| -> Result<lab::Lab, AppError> {
         Ok(lab::Lab::open(base(port)?)

@@ -2,11 +2,11 @@
 //! up / break / status / down`). This is the one way clusters get started, by operators
 //! who want to practise on something real and by the integration tests.
 //!
-//! One file per concept: where labs live and which one a command means ([`place`]),
-//! what to build ([`spec`]), what a lab is and its `lab.json` ([`state`]), starting and
-//! forming it ([`forming`]), its server processes ([`processes`]), asking its nodes
-//! ([`probe`], [`status`]), the faults it can be put into ([`fault`]), its errors
-//! ([`error`]), and which server binary it runs ([`server`]).
+//! One file per concept: where labs live and which one a command means (`place`), what
+//! to build (`spec`), what a lab is and its `lab.json` (`state`), starting and forming
+//! it (`forming`), its server processes (`processes`), asking its nodes (`probe`,
+//! `status`), the faults it can be put into (`fault`, which runs the scripts in
+//! `stdlib/lab/`), its errors (`error`), and which server binary it runs ([`server`]).
 
 mod error;
 mod fault;

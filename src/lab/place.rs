@@ -52,7 +52,23 @@ pub enum Named<'a> {
     Env(&'a str),
 }
 
-impl Named<'_> {
+impl<'a> Named<'a> {
+    /// The cluster address `-c`/`SLOTSMITH_CLUSTER` gave, named as the operator gave it:
+    /// from the environment when it holds that address and the command line has no
+    /// `-c`/`--cluster` (this only chooses the words).
+    pub fn as_given(addr: &'a str) -> Self {
+        let flag = std::env::args().skip(1).any(|a| {
+            a == "--cluster"
+                || a.starts_with("--cluster=")
+                || (a.starts_with("-c") && !a.starts_with("--"))
+        });
+        if !flag && std::env::var("SLOTSMITH_CLUSTER").is_ok_and(|v| v == addr) {
+            Named::Env(addr)
+        } else {
+            Named::Flag(addr)
+        }
+    }
+
     fn addr(&self) -> &str {
         match self {
             Named::Flag(a) | Named::Env(a) => a,

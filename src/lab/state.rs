@@ -19,7 +19,7 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) const STATE_FILE: &str = "lab.json";
 
 /// The role a lab node was started in (live roles can change after failovers; see
-/// [`status`]).
+/// `lab status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LabRole {
