@@ -109,7 +109,7 @@ pub fn run(parsed: Parsed, rt: tokio::runtime::Handle) -> Result<i32, AppError> 
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
-            let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+            let live = LiveCluster::new(g.cluster(), conn_options(g), rt.clone());
             let snap = Snapshot::take(&live).map_err(|e| {
                 if e.is_connection() {
                     AppError::Usage(e.to_string())
@@ -395,7 +395,7 @@ fn api(
     definitions: Option<&std::path::Path>,
 ) -> Result<i32, AppError> {
     // Registration needs no connection: the cluster is only reached when a function runs.
-    let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+    let cluster = LiveCluster::new(g.cluster(), conn_options(g), rt.clone());
     let runner = Runner::new(Rc::new(cluster), run_options(g), script_path(g));
     if let Some(dir) = definitions {
         return write_definitions(g, runner.engine(), dir);
@@ -607,8 +607,13 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
         e => AppError::Failed(e.to_string()),
     };
     let password = g.password.clone().filter(|p| !p.is_empty());
-    let open = |port: u16| -> Result<lab::Lab, AppError> {
-        Ok(lab::Lab::open(port)
+    // Which lab: --port, else the port of -c / SLOTSMITH_CLUSTER (an empty one names
+    // nothing), else 7001.
+    let named = g.cluster.as_deref().filter(|a| !a.is_empty());
+    let named = named.map(lab::Named::as_given);
+    let base = |port: &crate::cli::LabPort| lab::base_port(port.port, named).map_err(lab_err);
+    let open = |port: &crate::cli::LabPort| -> Result<lab::Lab, AppError> {
+        Ok(lab::Lab::open(base(port)?)
             .map_err(lab_err)?
             .with_password(password.clone()))
     };
@@ -621,7 +626,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             keys,
             server,
         } => {
-            let mut spec = lab::LabSpec::new(port.port);
+            let mut spec = lab::LabSpec::new(base(port)?);
             spec.server = server.clone();
             spec.masters = *masters as usize;
             spec.replicas = *replicas as usize;
@@ -652,7 +657,7 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             Ok(0)
         }
         LabAction::Status { port } => {
-            let status = open(port.port)?.status(rt).map_err(lab_err)?;
+            let status = open(port)?.status(rt).map_err(lab_err)?;
             if g.json {
                 print_doc("lab", &status);
             } else {
@@ -661,13 +666,18 @@ fn run_lab(g: &Global, rt: &tokio::runtime::Handle, action: &LabAction) -> Resul
             Ok(0)
         }
         LabAction::Down { port } => {
-            say(g, "lab", lab::down(port.port).map_err(lab_err)?.to_string());
+            say(
+                g,
+                "lab",
+                lab::down(base(port)?).map_err(lab_err)?.to_string(),
+            );
             Ok(0)
         }
         LabAction::Break { fault } => match fault {
             Fault::StuckSlot { port, slot } => {
-                let text = open(port.port)?
-                    .break_fault(lab::Fault::StuckSlot { slot: *slot }, rt)
+                let fault = lab::Fault::StuckSlot { slot: *slot };
+                let text = open(port)?
+                    .break_with(fault, rt, script_path(g), run_options(g))
                     .map_err(lab_err)?;
                 say(g, "lab", text);
                 Ok(0)

@@ -29,16 +29,15 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// Any reachable node of the cluster.
+    /// Any reachable node of the cluster (default 127.0.0.1:6379).
     #[arg(
         short = 'c',
         long,
         env = "SLOTSMITH_CLUSTER",
-        default_value = "127.0.0.1:6379",
         global = true,
         value_name = "HOST:PORT"
     )]
-    pub cluster: String,
+    pub cluster: Option<String>,
     /// ACL user name.
     #[arg(long, global = true, value_name = "NAME")]
     pub user: Option<String>,
@@ -106,6 +105,17 @@ pub struct Global {
     /// Less on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// The node `-c` means when neither it nor `SLOTSMITH_CLUSTER` is given.
+pub const DEFAULT_CLUSTER: &str = "127.0.0.1:6379";
+
+impl Global {
+    /// The node to reach the cluster through: `-c`, else `SLOTSMITH_CLUSTER`, else
+    /// [`DEFAULT_CLUSTER`].
+    pub fn cluster(&self) -> &str {
+        self.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,9 +211,10 @@ pub enum JournalAction {
 /// Which lab cluster: the base port of its first node.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct LabPort {
-    /// Base port of the lab (its nodes use this port and the next ones).
-    #[arg(long, default_value_t = 7001, value_parser = clap::value_parser!(u16).range(1..55000))]
-    pub port: u16,
+    /// Base port of the lab (its nodes use this port and the next ones); default: the
+    /// port of -c/SLOTSMITH_CLUSTER when given, else 7001.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..55000))]
+    pub port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -247,26 +247,21 @@ fn notice_copy(path: &ScriptPath, name: &str) {
     let _ = path.find(name);
 }
 
-/// A positional `HOST:PORT` names the cluster as `-c` does; both given and different
-/// is a usage error.
+/// A positional `HOST:PORT` names the cluster as `-c` does; both on the command line
+/// and different is a usage error.
 fn seed(g: &mut Global, top: &ArgMatches, sub: &ArgMatches) -> Result<(), clap::Error> {
     let Some(addr) = sub.try_get_one::<String>(SEED).ok().flatten() else {
         return Ok(());
     };
-    let given = matches!(
-        top.value_source("cluster"),
-        Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
-    );
-    if given && &g.cluster != addr {
+    // The command line beats the environment (SLOTSMITH_CLUSTER), as -c does.
+    let typed = top.value_source("cluster") == Some(clap::parser::ValueSource::CommandLine);
+    if let Some(c) = g.cluster.as_ref().filter(|c| typed && *c != addr) {
         return Err(clap::Error::raw(
             clap::error::ErrorKind::ArgumentConflict,
-            format!(
-                "the cluster is named twice, as -c {} and as {addr}: give one\n",
-                g.cluster
-            ),
+            format!("the cluster is named twice, as -c {c} and as {addr}: give one\n"),
         ));
     }
-    g.cluster = addr.clone();
+    g.cluster = Some(addr.clone());
     Ok(())
 }
 

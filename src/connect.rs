@@ -58,9 +58,9 @@ pub fn open_cluster(
             journal: None,
         });
     }
-    crate::cluster::conn::split_addr(&g.cluster).map_err(|e| format!("--cluster: {e}"))?;
-    let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone()).with_lease(what);
-    match Journal::new(what, &g.cluster).filter(|_| !dry_run) {
+    crate::cluster::conn::split_addr(g.cluster()).map_err(|e| format!("--cluster: {e}"))?;
+    let live = LiveCluster::new(g.cluster(), conn_options(g), rt.clone()).with_lease(what);
+    match Journal::new(what, g.cluster()).filter(|_| !dry_run) {
         Some(j) => {
             let j = Arc::new(j);
             Ok(Opened {

@@ -17,6 +17,10 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("cancel", include_str!("../../stdlib/cancel.rhai")),
     ("rebalance", include_str!("../../stdlib/rebalance.rhai")),
     ("reshard", include_str!("../../stdlib/reshard.rhai")),
+    (
+        "lab/stuck-slot",
+        include_str!("../../stdlib/lab/stuck-slot.rhai"),
+    ),
     ("lib/cli", include_str!("../../stdlib/lib/cli.rhai")),
     ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
     ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),

@@ -219,3 +219,171 @@ fn a_lab_of_another_server_binary() {
         assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
     }
 }
+
+on_both_servers!(lab_verbs_follow_the_cluster_option);
+/// `-c HOST:PORT` and `SLOTSMITH_CLUSTER` say which lab a `lab` verb means when `--port`
+/// does not; both naming different labs is a usage error naming both.
+fn lab_verbs_follow_the_cluster_option(server: Server) {
+    let tc = TestCluster::with(server, |s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 1;
+        s.keys = 200;
+    });
+    let ports = tc.ports();
+    let (base, seed) = (ports[0], tc.seed());
+    let root = tc.lab().dir.parent().expect("lab root").to_path_buf();
+    let root = root.to_string_lossy();
+    let dir = [("SLOTSMITH_LAB_DIR", &*root)];
+    let dir_and = |addr: &str| {
+        [
+            ("SLOTSMITH_LAB_DIR", root.to_string()),
+            ("SLOTSMITH_CLUSTER", addr.to_string()),
+        ]
+    };
+    let run_with = |args: &[&str], env: &[(&str, String)]| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_env(args, &env)
+    };
+    let one_sentence = |out: &crate::support::Output| {
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    };
+
+    // status: by -c (before or after the verb), and by SLOTSMITH_CLUSTER.
+    let header = format!("lab on port {base} (");
+    for out in [
+        run_env(&["-c", &seed, "lab", "status"], &dir),
+        run_env(&["lab", "status", "--cluster", &seed], &dir),
+        run_with(&["lab", "status"], &dir_and(&seed)),
+    ] {
+        assert_eq!(out.code, 0, "{out}");
+        assert!(out.stdout.contains(&header), "{out}");
+        assert!(out.stdout.contains("cluster_state:ok"), "{out}");
+    }
+    // Neither: the lab on 7001, which is not this one.
+    let out = run_env(&["lab", "status"], &dir);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("no lab cluster on port 7001"), "{out}");
+    // --port and -c agreeing is fine; disagreeing is exit 2, one sentence naming both.
+    let b = base.to_string();
+    let out = run_env(&["lab", "status", "--port", &b, "-c", &seed], &dir);
+    assert_eq!(out.code, 0, "{out}");
+    let other = (base + 1).to_string();
+    let out = run_env(&["-c", &seed, "lab", "status", "--port", &other], &dir);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains(&format!("--port {other}")), "{out}");
+    assert!(out.stderr.contains(&format!("-c {seed}")), "{out}");
+    one_sentence(&out);
+    let out = run_with(&["lab", "down", "--port", &other], &dir_and(&seed));
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains(&format!("SLOTSMITH_CLUSTER={seed}")),
+        "{out}"
+    );
+    one_sentence(&out);
+    // A node on another host names no lab.
+    let out = run_env(&["-c", "10.1.2.3:7001", "lab", "status"], &dir);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("10.1.2.3:7001"), "{out}");
+    one_sentence(&out);
+    // up with -c means this lab, which already runs.
+    let out = run_env(&["-c", &seed, "lab", "up"], &dir);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("a lab cluster already runs on port {base}")),
+        "{out}"
+    );
+    assert_eq!(tc.total_keys(), 200);
+
+    // break stuck-slot with -c after the verb: the owner of 5519 migrating it to the
+    // empty master, one key left behind, said in the same words as always.
+    let (src, dst) = (ports[1], ports[3]);
+    let loaded = (0..200u64)
+        .filter(|i| slot_of(format!("key:{i:06}").as_bytes()) == 5519)
+        .count();
+    let out = run_env(&["lab", "break", "stuck-slot", "-c", &seed], &dir);
+    assert_eq!(out.code, 0, "{out}");
+    let said = format!(
+        "Slot 5519 is now stuck half-way, as an interrupted reshard leaves it: \
+         127.0.0.1:{src} is MIGRATING it to 127.0.0.1:{dst}, which is IMPORTING it; \
+         {} keys moved to 127.0.0.1:{dst}, 1 left behind on 127.0.0.1:{src} \
+         (user:loadtest_user_33:reservations).\n\
+         See it:  slotsmith -c {seed} check   (or redis-cli --cluster check {seed})\n\
+         Fix it:  slotsmith -c {seed} fix   (or complete 5519 / cancel 5519)\n",
+        3 + loaded
+    );
+    assert_eq!(out.stdout.trim_end(), said.trim_end(), "{out}");
+    let myself = |port: u16| {
+        tc.redis_cli(port, &["CLUSTER", "NODES"])
+            .lines()
+            .find(|l| l.contains("myself"))
+            .expect("myself line")
+            .to_string()
+    };
+    assert!(myself(src).contains("[5519->-"), "{}", myself(src));
+    assert!(myself(dst).contains("[5519-<-"), "{}", myself(dst));
+    let left = tc.redis_cli(src, &["CLUSTER", "GETKEYSINSLOT", "5519", "10"]);
+    assert_eq!(left.trim(), "user:loadtest_user_33:reservations");
+    assert_eq!(tc.total_keys(), 200 + 4);
+    // Again: refused in one sentence, nothing changed.
+    let out = run_env(&["-c", &seed, "lab", "break", "stuck-slot"], &dir);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("slot 5519 is already open"), "{out}");
+    one_sentence(&out);
+    assert_eq!(tc.total_keys(), 200 + 4);
+
+    // By SLOTSMITH_CLUSTER, another slot (owned by the first master): its three keys
+    // written, the first left behind.
+    let out = run_with(
+        &["lab", "break", "stuck-slot", "--slot", "100"],
+        &dir_and(&seed),
+    );
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "Slot 100 is now stuck half-way, as an interrupted reshard leaves it: \
+             127.0.0.1:{base} is MIGRATING it to 127.0.0.1:{dst}, which is IMPORTING it;"
+        )),
+        "{out}"
+    );
+    assert!(myself(base).contains("[100->-"), "{}", myself(base));
+    assert!(myself(dst).contains("[100-<-"), "{}", myself(dst));
+    let on_src = tc.redis_cli(base, &["CLUSTER", "COUNTKEYSINSLOT", "100"]);
+    assert_eq!(on_src.trim(), "1", "one key left behind");
+    assert_eq!(tc.total_keys(), 200 + 4 + 3);
+
+    // The fault is a script on the script path: a copy of one's own comes first.
+    let mine = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(mine.path().join("lab")).expect("lab dir");
+    std::fs::write(
+        mine.path().join("lab").join("stuck-slot.rhai"),
+        "fn main(opts) { throw `not slot ${opts.slot} today`; }\n",
+    )
+    .expect("write the copy");
+    let scripts = mine.path().to_string_lossy();
+    let out = run_env(
+        &[
+            "lab",
+            "break",
+            "stuck-slot",
+            "--slot",
+            "200",
+            "--scripts",
+            &scripts,
+            "-c",
+            &seed,
+        ],
+        &dir,
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("not slot 200 today"), "{out}");
+    assert!(!myself(base).contains("[200-"), "{}", myself(base));
+    assert_eq!(tc.total_keys(), 200 + 4 + 3);
+
+    // down with -c stops this lab.
+    let out = run_env(&["lab", "down", "-c", &seed], &dir);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("stopped 4 nodes"), "{out}");
+    assert!(!tc.lab().dir.exists());
+}
