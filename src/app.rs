@@ -65,6 +65,7 @@ impl From<ScriptError> for AppError {
 /// Run the parsed command line; the result is the exit code.
 pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
     let g = &cli.global;
+    crate::color::init(g.color);
     crate::progress::set_level(g.quiet, g.verbose);
     check_security_options(g)?;
     match &cli.command {

@@ -116,7 +116,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "warn",
         &["text: String", "()"],
         "Warn the operator on stderr (always shown).",
-        |text: &str| eprintln!("[WARNING] {text}"),
+        |text: &str| crate::color::eprintln(&format!("[WARNING] {text}")),
     );
     def(
         engine,
