@@ -240,6 +240,14 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "True with --json: the script's result is printed as one JSON document on stdout.",
         move || h.opts.json,
     );
+    let h = host.clone();
+    def(
+        engine,
+        "verbose",
+        &["bool"],
+        "True with -v: the operator asked for more detail.",
+        move || h.opts.verbose,
+    );
     def(
         engine,
         "fail",
