@@ -100,7 +100,7 @@ pub struct Global {
     /// Less on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Colour [OK], [WARNING], [ERR] and >>> headings: auto (on a terminal, unless NO_COLOR is set), always, never.
+    /// When to colour [OK], [WARNING], [ERR] and >>> headings.
     #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
     pub color: crate::color::ColorWhen,
 }
