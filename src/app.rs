@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use crate::cli::{Command, Fault, Global, JournalAction, LabAction, ScriptsAction, SnapshotAction};
 use crate::cluster::live::LiveCluster;
-use crate::cluster::memory::{summarize, MemoryCluster};
+use crate::cluster::memory::{render, summarize, MemoryCluster, PlanSummary, Planned};
 use crate::cluster::snapshot::Snapshot;
 use crate::cluster::Cluster;
 use crate::commands::Parsed;
@@ -145,6 +145,7 @@ pub fn run(parsed: Parsed, rt: tokio::runtime::Handle) -> Result<i32, AppError> 
 
 /// What every command does first: the verbosity, and the security options checked.
 fn prepare(g: &Global) -> Result<(), AppError> {
+    crate::color::init(g.color);
     crate::progress::set_level(g.quiet, g.verbose);
     check_security_options(g)
 }
@@ -246,34 +247,44 @@ fn run_script(
             d.insert("error".into(), e.to_string().into());
         }
         println!("{}", json_text(&doc));
-    } else if plan.is_empty() {
-        // Only when it is news: the script meant to change the cluster and succeeded,
-        // yet planned no write.
-        if runner.host().asked.get() && outcome.as_ref().is_ok_and(|o| o.code == 0) {
-            println!("Dry run: the script would write nothing.");
-        }
     } else {
-        let pairs: Vec<String> = summary
-            .keys_moved
-            .iter()
-            .map(|(k, v)| format!("{k}: {v} keys"))
-            .collect();
-        println!(
-            "Dry run: nothing was written. The plan ({} commands, {} slots change owner{}):",
-            summary.commands,
-            summary.slots_moved,
-            if pairs.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", pairs.join(", "))
-            }
-        );
-        print!("{}", crate::cluster::memory::render(&plan));
+        // "Would write nothing" only when it is news: the script meant to change the
+        // cluster and succeeded, yet planned no write.
+        let news = runner.host().asked.get() && outcome.as_ref().is_ok_and(|o| o.code == 0);
+        print_plan(&plan, &summary, news);
     }
     if g.json {
         return Ok(said_code(outcome));
     }
     Ok(outcome?.code)
+}
+
+/// A dry run's plan for the operator: what it comes to, then every command in the
+/// order it would be sent (runs of the same command summarised). An empty plan is
+/// mentioned only when `news`.
+fn print_plan(plan: &[Planned], summary: &PlanSummary, news: bool) {
+    if plan.is_empty() {
+        if news {
+            println!("Dry run: the script would write nothing.");
+        }
+        return;
+    }
+    let pairs: Vec<String> = summary
+        .keys_moved
+        .iter()
+        .map(|(k, v)| format!("{k}: {v} keys"))
+        .collect();
+    println!(
+        "Dry run: nothing was written. The plan, in the order it would be sent ({} commands, {} slots change owner{}):",
+        summary.commands,
+        summary.slots_moved,
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", pairs.join(", "))
+        }
+    );
+    print!("{}", render(plan));
 }
 
 /// Say in the journal how the run ended: its outcome and exit code (an interruption's

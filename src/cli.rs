@@ -105,6 +105,9 @@ pub struct Global {
     /// Less on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// When to colour [OK], [WARNING], [ERR] and >>> headings.
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "WHEN")]
+    pub color: crate::color::ColorWhen,
 }
 
 /// The node `-c` means when neither it nor `SLOTSMITH_CLUSTER` is given.

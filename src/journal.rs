@@ -221,10 +221,10 @@ impl Journal {
                     *guard = Some(f);
                 }
                 Err(e) => {
-                    eprintln!(
+                    crate::color::eprintln(&format!(
                         "[WARNING] cannot write the journal {}: {e}",
                         self.path.display()
-                    );
+                    ));
                     return;
                 }
             }

@@ -14,6 +14,7 @@ pub mod app;
 pub mod civil_date;
 pub mod cli;
 pub mod cluster;
+pub mod color;
 pub mod commands;
 pub mod connect;
 pub mod interrupt;

@@ -42,8 +42,8 @@ pub fn detail(text: &str) {
 pub fn say(text: &str) {
     let bar = ACTIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match bar {
-        Some(bar) => bar.suspend(|| eprintln!("{text}")),
-        None => eprintln!("{text}"),
+        Some(bar) => bar.suspend(|| crate::color::eprintln(text)),
+        None => crate::color::eprintln(text),
     }
 }
 

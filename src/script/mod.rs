@@ -67,12 +67,13 @@ impl Runner {
         engine.set_max_operations(opts.max_operations);
         engine.set_module_resolver(PathResolver::new(path, sources.clone()));
         let json = opts.json;
-        // With --json, stdout carries only the JSON document.
+        // With --json, stdout carries only the JSON document. Tagged lines ([OK],
+        // [WARNING], [ERR], >>> headings) are coloured here, on a terminal.
         engine.on_print(move |s| {
             if json {
-                eprintln!("{s}");
+                crate::color::eprintln(s);
             } else {
-                println!("{s}");
+                crate::color::println(s);
             }
         });
         engine.on_debug(|s, src, pos| eprintln!("[debug] {}{s}", render::location(src, pos)));

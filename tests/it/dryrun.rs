@@ -21,11 +21,31 @@ fn dry_run_fix_prints_the_plan_and_changes_nothing(server: Server) {
         out.stdout.contains("Dry run: nothing was written."),
         "{out}"
     );
-    assert!(out.stdout.contains("MIGRATE to 127.0.0.1:"), "{out}");
-    assert!(out.stdout.contains("CLUSTER SETSLOT 5519 NODE"), "{out}");
+    // Each command in the order it would be sent: MIGRATE (a summary: the plan keeps
+    // its keys, not its timeout or credentials), then the owner everywhere, verbatim.
+    let migrate = out
+        .stdout
+        .find("1 x MIGRATE to 127.0.0.1:")
+        .unwrap_or_else(|| panic!("{out}"));
+    let owner = out
+        .stdout
+        .find("CLUSTER SETSLOT 5519 NODE ")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(migrate < owner, "{out}");
     assert!(
-        out.stdout.contains("user:loadtest_user_33:reservations"),
+        out.stdout
+            .contains("KEYS <keys>  (slot 5519; 1 key: user:loadtest_user_33:reservations)"),
         "{out}"
+    );
+    // The owner rule in one line; -v prints it whole.
+    assert!(out.stdout.contains("(-v: the whole rule)"), "{out}");
+    assert!(!out.stdout.contains("then the lowest address"), "{out}");
+    let verbose = run(&["-c", &seed, "--dry-run", "-v", "fix"]);
+    assert_eq!(verbose.code, 0, "{verbose}");
+    assert!(
+        verbose.stdout.contains("then the lowest address")
+            && !verbose.stdout.contains("(-v: the whole rule)"),
+        "{verbose}"
     );
     assert_eq!(
         fingerprint(&tc, Some(5519)),

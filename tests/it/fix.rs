@@ -23,7 +23,8 @@ use crate::support::{port_of, run, Output, Server, TestCluster};
 /// Every key of the cluster and its value.
 type Keys = BTreeMap<String, String>;
 
-/// The line fix prints before acting (the start of `rule()` in stdlib/fix.rhai).
+/// The line fix prints before acting (the start of `rule_short()` in stdlib/fix.rhai, and of
+/// `rule()`, the whole rule, which it prints with -v).
 const RULE: &str =
     "Owner rule: an interrupted migration is finished toward the node it was moving to";
 

@@ -105,13 +105,26 @@ fn assert_every_key(seed: &str, keys: u64) {
     }
 }
 
+/// The row of fix's table of moves for a source and a target, as its columns (FROM,
+/// TO, SLOTS, KEYS TO MOVE, ON TARGET, RANGES).
+fn table_row(stdout: &str, src: u16, dst: u16) -> Option<Vec<String>> {
+    let (src, dst) = (format!("127.0.0.1:{src}"), format!("127.0.0.1:{dst}"));
+    stdout.lines().find_map(|l| {
+        let words: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+        (l.starts_with("    ") && words.len() == 6 && words[0] == src && words[1] == dst)
+            .then_some(words)
+    })
+}
+
 /// The lines of a fix's output that state its plan and what it did, in the words of
-/// a live run (a dry run says "would").
+/// a live run (a dry run says "would"), without a dry run's list of commands.
 fn plan_and_results(stdout: &str) -> Vec<String> {
     stdout
         .lines()
+        .take_while(|l| !l.starts_with("Dry run: nothing was written."))
         .filter(|l| {
             l.starts_with(">>> ")
+                || l.starts_with("    ")
                 || l.starts_with("[PLAN] slot")
                 || l.starts_with("[OK] slot")
                 || l.contains(" slot(s) ")
@@ -151,15 +164,25 @@ fn hundreds_of_open_slots_in_both_directions_through_the_engine(server: Server) 
     assert_eq!(markers(&tc), before, "the dry run changed the cluster");
     let live = run(&["-c", &seed, "fix", "-y"]);
     assert_eq!(live.code, 0, "{live}");
-    // Hundreds of slots: a line per pair, not per slot, in the plan and the result.
+    // Hundreds of slots: a row per pair, not a block per slot, in the plan; a line
+    // per pair in the result. The keys already moved show on the target.
     assert!(
-        live.stdout
-            .contains(">>> 150 open slot(s) 0-149: move from")
-            && live
-                .stdout
-                .contains(">>> 150 open slot(s) 4096-4245: move from"),
+        live.stdout.contains(">>> 300 open slot(s) to move"),
         "{live}"
     );
+    let ab = table_row(&live.stdout, a, b).unwrap_or_else(|| panic!("no row {a} -> {b}: {live}"));
+    assert_eq!(
+        (ab[2].as_str(), ab[4].as_str(), ab[5].as_str()),
+        ("150", split.to_string().as_str(), "0-149"),
+        "{live}"
+    );
+    let ba = table_row(&live.stdout, b, a).unwrap_or_else(|| panic!("no row {b} -> {a}: {live}"));
+    assert_eq!(
+        (ba[2].as_str(), ba[4].as_str(), ba[5].as_str()),
+        ("150", "0", "4096-4245"),
+        "{live}"
+    );
+    assert!(!live.stdout.contains(">>> Slot "), "{live}");
     assert!(
         live.stdout
             .lines()
@@ -178,6 +201,85 @@ fn hundreds_of_open_slots_in_both_directions_through_the_engine(server: Server) 
     }
     assert_check_clean(&tc);
     assert_every_key(&seed, 20_000);
+}
+
+on_both_servers!(a_dry_run_fix_of_300_open_slots_prints_a_table_per_pair_not_300_lines);
+fn a_dry_run_fix_of_300_open_slots_prints_a_table_per_pair_not_300_lines(server: Server) {
+    let tc = TestCluster::with(server, |s| {
+        s.masters = 3;
+        s.replicas = 0;
+        s.empty = 0;
+        s.keys = 3000;
+    });
+    let seed = tc.seed();
+    let ports = tc.ports();
+    let (a, b, c) = (ports[0], ports[1], ports[2]);
+    // a owns 0-5460: 200 slots open toward b, 100 toward c; and slot 400 importing on
+    // c with no migrating, an unusual slot that is shown in full.
+    let to_b: Vec<u16> = (0..200).collect();
+    let to_c: Vec<u16> = (200..300).collect();
+    open_slots(&tc, a, b, &to_b);
+    open_slots(&tc, a, c, &to_c);
+    let a_id = tc.redis_cli(a, &["CLUSTER", "MYID"]).trim().to_string();
+    tc.redis_cli(c, &["CLUSTER", "SETSLOT", "400", "IMPORTING", &a_id]);
+    let before = markers(&tc);
+
+    let out = run(&["-c", &seed, "--dry-run", "fix"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(markers(&tc), before, "the dry run changed the cluster");
+    assert!(out.stdout.contains(">>> 301 slot(s) to fix."), "{out}");
+    assert!(out.stdout.contains(">>> 300 open slot(s) to move"), "{out}");
+    let ab = table_row(&out.stdout, a, b).unwrap_or_else(|| panic!("no row {a} -> {b}: {out}"));
+    assert_eq!((ab[2].as_str(), ab[5].as_str()), ("200", "0-199"), "{out}");
+    let keys: u64 = ab[3].parse().expect("a key count");
+    assert!(keys > 0, "{out}");
+    let ac = table_row(&out.stdout, a, c).unwrap_or_else(|| panic!("no row {a} -> {c}: {out}"));
+    assert_eq!(
+        (ac[2].as_str(), ac[5].as_str()),
+        ("100", "200-299"),
+        "{out}"
+    );
+    // The unusual slot in full; no other slot on its own.
+    assert!(out.stdout.contains(">>> Slot 400 (open):"), "{out}");
+    assert_eq!(out.stdout.matches(">>> Slot ").count(), 1, "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "[PLAN] 200 slot(s) 0-199 would be owned by 127.0.0.1:{b}"
+        )),
+        "{out}"
+    );
+    // The plan: in the order it would be sent, runs summarised, never a range where
+    // a command takes one slot.
+    let plan: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with("Dry run: nothing was written. The plan, in the order it would be sent")
+        })
+        .skip(1)
+        .collect();
+    assert!(!plan.is_empty(), "{out}");
+    let mut next = 1;
+    for l in &plan {
+        let numbers = l.split_whitespace().next().unwrap_or_default();
+        let numbers = numbers
+            .strip_suffix('.')
+            .unwrap_or_else(|| panic!("{l}: {out}"));
+        let (first, last) = numbers.split_once('-').unwrap_or((numbers, numbers));
+        assert_eq!(first.parse::<usize>().unwrap(), next, "{l}: {out}");
+        next = last.parse::<usize>().unwrap() + 1;
+    }
+    assert!(
+        plan.iter()
+            .any(|l| l.contains(" x CLUSTER SETSLOT <slot> NODE ") && l.contains("(slots 0-127)")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("SETSLOT 0-"), "{out}");
+    assert!(
+        out.stdout.lines().count() < 80,
+        "300 slots, yet {} lines: {out}",
+        out.stdout.lines().count()
+    );
 }
 
 on_both_servers!(ctrl_c_in_the_middle_of_a_fix_of_500_slots_leaves_none_half_done);

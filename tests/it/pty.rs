@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
+use slotsmith::lab::Fault;
+
+use crate::support::{run, run_env, Server, TestCluster};
 
 /// How long one expected piece of output may take to show.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -45,6 +48,10 @@ impl Terminal {
         cmd.env_remove("REDISCLI_AUTH");
         cmd.env_remove("VISUAL");
         cmd.env_remove("EDITOR");
+        // Colour is the run's own choice, not the test runner's.
+        cmd.env_remove("NO_COLOR");
+        cmd.env_remove("CLICOLOR");
+        cmd.env_remove("CLICOLOR_FORCE");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -70,6 +77,11 @@ impl Terminal {
             raw,
             seen: 0,
         }
+    }
+
+    /// Everything written to the terminal so far, escape sequences included.
+    pub fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.raw.lock().unwrap()).to_string()
     }
 
     pub fn screen(&self) -> String {
@@ -162,4 +174,76 @@ fn clean(raw: &[u8]) -> String {
         }
     }
     out
+}
+
+/// How a line in that style starts on a terminal that takes colour.
+fn styled(style: anstyle::Style, text: &str) -> String {
+    format!("{}{text}", style.render())
+}
+
+fn color(c: anstyle::AnsiColor) -> anstyle::Style {
+    anstyle::Style::new().fg_color(Some(c.into()))
+}
+
+on_both_servers!(check_is_coloured_on_a_terminal_and_nowhere_else);
+fn check_is_coloured_on_a_terminal_and_nowhere_else(server: Server) {
+    let tc = TestCluster::start(server, 200);
+    let seed = tc.seed();
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break");
+    let home = tempfile::tempdir().unwrap();
+    let ok = styled(
+        color(anstyle::AnsiColor::Green),
+        "[OK] All 16384 slots covered.",
+    );
+    let warning = styled(color(anstyle::AnsiColor::Yellow), "[WARNING] ");
+    let heading = styled(anstyle::Style::new().bold(), ">>> Check slots coverage...");
+
+    // On a terminal: [OK] green, [WARNING] yellow, headings bold, as redis-cli has them.
+    let mut t = Terminal::spawn(&["-c", &seed, "check"], home.path(), &[]);
+    t.expect("slots covered.");
+    assert_eq!(t.wait_exit(WAIT), Some(1), "{}", t.screen());
+    let raw = t.raw();
+    assert!(raw.contains(&ok), "{raw:?}");
+    assert!(raw.contains(&warning), "{raw:?}");
+    assert!(raw.contains(&heading), "{raw:?}");
+
+    // NO_COLOR (any value but the empty string), or --color never: no colour at all.
+    for (args, env) in [
+        (vec!["-c", &seed, "check"], vec![("NO_COLOR", "1")]),
+        (vec!["-c", &seed, "check", "--color", "never"], vec![]),
+    ] {
+        let mut t = Terminal::spawn(&args, home.path(), &env);
+        t.expect("slots covered.");
+        assert_eq!(t.wait_exit(WAIT), Some(1), "{}", t.screen());
+        assert!(!t.raw().contains('\x1b'), "{args:?} {env:?}: {:?}", t.raw());
+    }
+
+    // In a pipe: none, on stdout or stderr.
+    let out = run(&["-c", &seed, "check"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout.contains("[OK] All 16384 slots covered."),
+        "{out}"
+    );
+    assert!(
+        !out.stdout.contains('\x1b') && !out.stderr.contains('\x1b'),
+        "{out}"
+    );
+
+    // --color always: in a pipe too (over NO_COLOR, as an option given for this run).
+    let out = run_env(
+        &["-c", &seed, "--color", "always", "check"],
+        &[("NO_COLOR", "1")],
+    );
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains(&ok), "{:?}", out.stdout);
+
+    // --json: stdout is the JSON document only, never coloured.
+    let out = run(&["-c", &seed, "--color", "always", "--json", "check"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(!out.stdout.contains('\x1b'), "{:?}", out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["ok"], false, "{doc}");
 }

@@ -340,6 +340,9 @@ pub fn run_in(dir: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]
     cmd.args(args)
         .env_remove("SLOTSMITH_CLUSTER")
         .env_remove("REDISCLI_AUTH")
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE")
         .stdin(std::process::Stdio::null());
     // Journals of test runs stay out of the user's state directory.
     let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));

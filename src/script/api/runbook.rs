@@ -116,7 +116,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "warn",
         &["text: String", "()"],
         "Warn the operator on stderr (always shown).",
-        |text: &str| eprintln!("[WARNING] {text}"),
+        |text: &str| crate::color::eprintln(&format!("[WARNING] {text}")),
     );
     def(
         engine,
@@ -239,6 +239,14 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["bool"],
         "True with --json: the script's result is printed as one JSON document on stdout.",
         move || h.opts.json,
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "verbose",
+        &["bool"],
+        "True with -v: the operator asked for more detail.",
+        move || h.opts.verbose,
     );
     def(
         engine,
