@@ -71,7 +71,7 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key(server: Server) {
         (
             vec!["rebalance".into(), "--weight".into(), "abc".into()],
             2,
-            "--weight abc".into(),
+            "\"abc\" is not NODE=NUMBER".into(),
         ),
         (
             vec!["rebalance".into(), "--weight".into(), format!("{aa}=-1")],
