@@ -1,6 +1,7 @@
 //! The runbooks in `examples/`, run as a team runs them (`slotsmith run
-//! examples/NAME.rhai ...`), live and in a dry run, against lab clusters; a user
-//! script importing a bundled module; and `api --definitions`.
+//! examples/NAME.rhai ...`, or `slotsmith --scripts examples NAME ...` as a command),
+//! through the command line each one declares, live and in a dry run, against lab
+//! clusters; a user script importing a bundled module; and `api --definitions`.
 
 use serde_json::Value;
 use slotsmith::cluster::topology::parse_cluster_nodes;
@@ -11,7 +12,7 @@ use crate::support::{fingerprint, port_of, run_env, Output, Server, TestCluster}
 /// Every runbook in `examples/`; each one is run below.
 const EXAMPLES: &[&str] = &[
     "drain-node",
-    // Run live and in a dry run by owner_override.rs.
+    // Run live and in a dry run by owner_override.rs; as a command below.
     "fix-owner-override",
     "key-report",
     "move-hot-slot",
@@ -21,6 +22,21 @@ const EXAMPLES: &[&str] = &[
 
 fn example(name: &str) -> String {
     format!("{}/examples/{name}.rhai", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory of the examples, for `--scripts`: each one is a command there.
+const EXAMPLES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+
+/// A usage error as the operator sees it: exit 2, one sentence on stderr that says
+/// `words` and names `option`, no script file or line (the host refused the value
+/// before any of the script ran), nothing on stdout.
+fn usage_error(out: &Output, option: &str, words: &str) {
+    assert_eq!(out.code, 2, "{out}");
+    let first = out.stderr.lines().next().unwrap_or_default();
+    assert!(first.contains(option), "does not name {option}: {out}");
+    assert!(first.contains(words), "does not say {words:?}: {out}");
+    assert!(!out.stderr.contains(".rhai"), "names a script file: {out}");
+    assert!(out.stdout.is_empty(), "{out}");
 }
 
 /// `slotsmith` pointed at one lab cluster, with its own user and state directories
@@ -112,6 +128,124 @@ fn every_example_is_run_by_the_tests() {
     assert_eq!(found, EXAMPLES, "a runbook in examples/ has no test here");
 }
 
+/// On the script path, the examples are commands: listed under their own heading in
+/// `--help` with the summary each declares, each with its own `--help` and checks.
+#[test]
+fn the_examples_are_commands_with_their_own_help() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path().to_str().unwrap();
+    let env = [("XDG_CONFIG_HOME", home), ("XDG_STATE_HOME", home)];
+    let out = run_env(&["--scripts", EXAMPLES_DIR, "--help"], &env);
+    assert_eq!(out.code, 0, "{out}");
+    let (_, runbooks) = out
+        .stdout
+        .split_once("Runbooks")
+        .unwrap_or_else(|| panic!("no Runbooks heading: {out}"));
+    for (name, summary) in [
+        (
+            "drain-node",
+            "Move every slot of a master to the other masters",
+        ),
+        ("fix-owner-override", "open slots given back to the master"),
+        ("key-report", "Keys per master"),
+        ("move-hot-slot", "Move one slot with its keys"),
+        ("replica-audit", "survives losing any one machine"),
+        ("wait-for-agreement", "Wait until every node agrees"),
+    ] {
+        let line = runbooks
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not listed under Runbooks: {out}"));
+        assert!(line.contains(summary), "{line}");
+    }
+    let plain = run_env(&["--help"], &env);
+    assert!(!plain.stdout.contains("drain-node"), "{plain}");
+
+    let help = run_env(&["--scripts", EXAMPLES_DIR, "drain-node", "--help"], &env);
+    assert_eq!(help.code, 0, "{help}");
+    for want in [
+        "Usage: slotsmith drain-node [OPTIONS] <NODE>",
+        "--to <NODE[,NODE...]>",
+        "--replicate-to <MASTER>",
+        "--pipeline <N>",
+        "--migrate-timeout <MS>",
+        "The master to drain",
+    ] {
+        assert!(help.stdout.contains(want), "no {want:?}: {help}");
+    }
+    // Its own options come before the global ones.
+    let own = help.stdout.find("--replicate-to").unwrap();
+    let global = help.stdout.find("Global options").expect("global options");
+    assert!(own < global, "{help}");
+    let help = run_env(&["--scripts", EXAMPLES_DIR, "move-hot-slot", "-h"], &env);
+    assert_eq!(help.code, 0, "{help}");
+    assert!(
+        help.stdout
+            .contains("Usage: slotsmith move-hot-slot [OPTIONS] [SLOT]"),
+        "{help}"
+    );
+    let help = run_env(
+        &["--scripts", EXAMPLES_DIR, "wait-for-agreement", "-h"],
+        &env,
+    );
+    assert!(help.stdout.contains("--max-wait <MS>"), "{help}");
+
+    // Values the declaration refuses, without a cluster: nothing runs, nothing connects.
+    for (args, option, words) in [
+        (vec!["key-report", "--top", "0"], "--top", "1 or more"),
+        (
+            vec!["key-report", "--top", "none"],
+            "--top",
+            "not a whole number",
+        ),
+        (
+            vec!["replica-audit", "--min-replicas", "0"],
+            "--min-replicas",
+            "1 or more",
+        ),
+        (
+            vec!["wait-for-agreement", "--max-wait", "0"],
+            "--max-wait",
+            "1 or more",
+        ),
+        (
+            vec!["move-hot-slot", "16384"],
+            "SLOT",
+            "slot 16384 is out of range",
+        ),
+        (vec!["move-hot-slot", "hot"], "SLOT", "not a slot number"),
+        (
+            vec!["drain-node", "--pipeline", "0", "127.0.0.1:1"],
+            "--pipeline",
+            "1 or more",
+        ),
+        (vec!["fix-owner-override", "--replace=yes"], "--replace", ""),
+    ] {
+        let mut all = vec!["-c", "127.0.0.1:1", "--scripts", EXAMPLES_DIR];
+        all.extend_from_slice(&args);
+        usage_error(&run_env(&all, &env), option, words);
+    }
+    let out = run_env(&["--scripts", EXAMPLES_DIR, "drain-node"], &env);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("required arguments were not provided")
+            && out.stderr.contains("<NODE>"),
+        "{out}"
+    );
+    let out = run_env(
+        &[
+            "-c",
+            "127.0.0.1:1",
+            "run",
+            &example("key-report"),
+            "--top",
+            "0",
+        ],
+        &env,
+    );
+    usage_error(&out, "--top", "1 or more");
+}
+
 #[test]
 fn api_definitions_writes_a_file_for_editors() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,7 +334,14 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
     assert_eq!(dry["result"], report, "the dry run counted differently");
     assert_eq!(dry["commands"].as_array().unwrap().len(), 0, "{dry}");
     let bad = sm.run(&["run", &example("key-report"), "--top", "none"]);
-    assert_eq!(bad.code, 2, "{bad}");
+    usage_error(&bad, "--top", "is not a whole number");
+    let bad = sm.run(&["run", &example("key-report"), "--top", "0"]);
+    usage_error(&bad, "--top", "0 is out of range: it must be 1 or more");
+    let bad = sm.run(&["run", &example("key-report"), "extra"]);
+    usage_error(&bad, "extra", "unexpected argument");
+    // As a command, the same report.
+    let cmd = sm.json(0, &["--scripts", EXAMPLES_DIR, "key-report", "--top", "5"]);
+    assert_eq!(cmd, report);
 
     // replica-audit: every replica of the lab shares its master's host (127.0.0.1).
     let audit = sm.json(1, &["run", &example("replica-audit")]);
@@ -209,7 +350,12 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
     let out = sm.run(&["run", &example("replica-audit")]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stdout.contains("on the same host (127.0.0.1)"), "{out}");
-    let out = sm.run(&["run", &example("replica-audit"), "--allow-same-host"]);
+    let out = sm.run(&[
+        "--scripts",
+        EXAMPLES_DIR,
+        "replica-audit",
+        "--allow-same-host",
+    ]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stdout
@@ -275,7 +421,7 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
     }
 
     // wait-for-agreement on a settled cluster, live and dry.
-    let out = sm.run(&["run", &example("wait-for-agreement"), "--timeout", "5000"]);
+    let out = sm.run(&["run", &example("wait-for-agreement"), "--max-wait", "5000"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stdout
@@ -323,22 +469,47 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
         .expect("break");
     let found = sm.json(0, &["run", mine]);
     assert_eq!(found["slots"], serde_json::json!([5519]), "{found}");
-    let out = sm.run(&["run", &example("wait-for-agreement"), "--timeout", "2000"]);
+    let out = sm.run(&["run", &example("wait-for-agreement"), "--max-wait", "2000"]);
     assert_eq!(out.code, 0, "{out}");
     let out = sm.run(&[
-        "run",
-        &example("wait-for-agreement"),
+        "--scripts",
+        EXAMPLES_DIR,
+        "wait-for-agreement",
         "--healthy",
-        "--timeout",
+        "--max-wait",
         "1000",
     ]);
     assert_eq!(out.code, 1, "{out}");
-    assert!(out.stdout.contains("still does not pass check"), "{out}");
+    assert!(
+        out.stdout
+            .contains("[ERR] After 1000 ms the cluster still does not pass check"),
+        "{out}"
+    );
     assert!(out.stdout.contains("5519"), "{out}");
-    let fixed = sm.run(&["fix", "-y"]);
+    // fix-owner-override as a command, -y after its name: the slot goes back to the
+    // master that was migrating it, every key with it.
+    let keys = tc.total_keys();
+    let fixed = sm.run(&["--scripts", EXAMPLES_DIR, "fix-owner-override", "-y"]);
     assert_eq!(fixed.code, 0, "{fixed}");
+    assert!(
+        fixed.stdout.contains(">>> Slot 5519 (open):")
+            && fixed
+                .stdout
+                .contains("which was migrating it (the migration is rolled back)")
+            && fixed.stdout.contains("[OK] The cluster is healthy"),
+        "{fixed}"
+    );
+    assert_eq!(tc.total_keys(), keys, "keys were lost");
     let out = sm.run(&["run", &example("wait-for-agreement"), "--healthy"]);
     assert_eq!(out.code, 0, "{out}");
+    let again = sm.run(&["--scripts", EXAMPLES_DIR, "fix-owner-override", "--replace"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stdout
+            .contains("Nothing to fix: the cluster is healthy."),
+        "{again}"
+    );
 
     // move-hot-slot with the defaults: the hot slot goes to the master with the fewest keys.
     let src = masters
@@ -427,11 +598,58 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
         ],
     );
     assert_eq!(back["owner"], addr(src), "{back}");
+    assert_eq!(back["ok"], true, "{back}");
+    assert_eq!(back["keys_left_on_source"], 0, "{back}");
+    // The master left without slots may have made itself a replica of the one that
+    // took them (Redis 7+): its keys are then copies, not keys left behind.
+    let me = tc.redis_cli(dst, &["CLUSTER", "NODES"]);
+    let me = me
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = me.split_whitespace().collect();
+    match back["source_role"].as_str() {
+        Some("master") => assert!(fields[2].contains("master"), "{me}\n{back}"),
+        Some("replica") => {
+            let src_id = &nodes.iter().find(|n| n.port == src).unwrap().id;
+            assert!(fields[2].contains("slave"), "{me}\n{back}");
+            assert_eq!(fields[3], src_id, "{me}\n{back}");
+        }
+        other => panic!("source_role {other:?}: {back}"),
+    }
     assert_eq!(keys_in_slot(&tc, src, hot), 100);
     let bad = sm.run(&["run", &example("move-hot-slot"), "--to", "nowhere:1"]);
-    assert_eq!(bad.code, 2, "{bad}");
+    usage_error(&bad, "--to nowhere:1", "no node at nowhere:1");
     let bad = sm.run(&["run", &example("move-hot-slot"), "16384"]);
-    assert_eq!(bad.code, 2, "{bad}");
+    usage_error(
+        &bad,
+        "SLOT",
+        "slot 16384 is out of range: slots are 0 to 16383",
+    );
+    let replica = nodes.iter().find(|n| n.role == LabRole::Replica).unwrap();
+    let bad = sm.run(&[
+        "--scripts",
+        EXAMPLES_DIR,
+        "move-hot-slot",
+        &hot.to_string(),
+        "--to",
+        &addr(replica.port),
+    ]);
+    usage_error(&bad, "--to", "is a replica or failing");
+    let bad = sm.run(&[
+        "run",
+        &example("move-hot-slot"),
+        &hot.to_string(),
+        "--to",
+        &addr(src),
+    ]);
+    usage_error(
+        &bad,
+        &hot.to_string(),
+        &format!("is already on {}", addr(src)),
+    );
+    assert_eq!(tc.total_keys(), keys, "keys were lost");
 }
 
 on_both_servers!(drain_a_master_then_make_it_a_replica);
@@ -486,15 +704,63 @@ fn drain_a_master_then_make_it_a_replica(server: Server) {
         "the dry run changed the cluster"
     );
 
+    // Nodes the declaration resolves, and the runbook's own policy: exit 2, one
+    // sentence naming the option, nothing changed.
+    let replica = nodes.iter().find(|n| n.role == LabRole::Replica).unwrap();
+    for (args, option, words) in [
+        (
+            vec!["127.0.0.1:9".to_string()],
+            "NODE 127.0.0.1:9",
+            "no node at 127.0.0.1:9".to_string(),
+        ),
+        (
+            vec![addr(drain), "--to".into(), "nowhere:1".into()],
+            "--to nowhere:1",
+            "no node at nowhere:1".to_string(),
+        ),
+        (
+            vec![addr(drain), "--to".into(), addr(replica.port)],
+            "--to",
+            format!("{} is a replica or failing", addr(replica.port)),
+        ),
+        (
+            vec![
+                addr(drain),
+                "--to".into(),
+                format!("{},{}", addr(keep), addr(drain)),
+            ],
+            "--to",
+            format!("{} is the node being drained", addr(drain)),
+        ),
+        (
+            vec![addr(drain), "--replicate-to".into(), addr(drain)],
+            "--replicate-to",
+            "a node cannot replicate itself".to_string(),
+        ),
+    ] {
+        let mut all = vec!["-y", "--scripts", EXAMPLES_DIR, "drain-node"];
+        all.extend(args.iter().map(String::as_str));
+        usage_error(&sm.run(&all), option, &words);
+    }
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "a refused drain changed the cluster"
+    );
+
+    // Live, as a command, with -y after its name.
     let live = sm.json(
         0,
         &[
-            "-y",
-            "run",
-            &example("drain-node"),
+            "--scripts",
+            EXAMPLES_DIR,
+            "drain-node",
             &addr(drain),
             "--replicate-to",
             &addr(keep),
+            "--pipeline",
+            "50",
+            "-y",
         ],
     );
     assert_eq!(live["moved"], held, "{live}");
