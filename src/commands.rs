@@ -102,7 +102,9 @@ pub fn discover(path: &ScriptPath) -> Vec<ScriptCommand> {
             }
         };
         let declaration = match command::read(&script.text) {
-            Ok(Some(d)) => Ok(d),
+            Ok(Some(d)) => clash(&d)
+                .map(|e| format!("the script {name} ({}): {e}", script.origin))
+                .map_or(Ok(d), Err),
             Ok(None) if crate::script::path::bundled(&name).is_some() && script.origin != Origin::Bundled => {
                 Err(format!(
                     "your copy {} has no {} declaration, so it is not a command any more: eject the bundled one again (`slotsmith scripts eject {name} --force`) and carry your changes over, or run your copy with `slotsmith run {name}`",
@@ -184,8 +186,11 @@ fn global(m: &ArgMatches) -> Result<Global, clap::Error> {
 /// Parse `argv` (with the program name first).
 pub fn parse(argv: Vec<std::ffi::OsString>) -> Result<Parsed, clap::Error> {
     let path = early_path(&argv);
+    if let Some(parsed) = parse_run(&path, &argv)? {
+        return Ok(parsed);
+    }
     let scripts = discover(&path);
-    let matches = command(&scripts, false).try_get_matches_from(argv.clone())?;
+    let matches = command(&scripts, false).try_get_matches_from(argv)?;
     let Some((name, sub)) = matches.subcommand() else {
         return Cli::from_arg_matches(&matches).map(Parsed::BuiltIn);
     };
@@ -205,41 +210,121 @@ pub fn parse(argv: Vec<std::ffi::OsString>) -> Result<Parsed, clap::Error> {
             Err(e) => Parsed::Broken(g, e.clone()),
         });
     }
-    let cli = Cli::from_arg_matches(&matches)?;
-    if let crate::cli::Command::Run { script, .. } = &cli.command {
-        // A script run by name or path parses its declaration the same way.
-        let Ok(loaded) = path.peek_or_load(script) else {
-            return Ok(Parsed::BuiltIn(cli));
-        };
-        let Ok(Some(d)) = command::read(&loaded.text) else {
-            return Ok(Parsed::BuiltIn(cli));
-        };
-        let run = d.add_to(
-            clap::Command::new("run").arg(
-                Arg::new("script")
-                    .value_name("SCRIPT")
-                    .help("Script path or name")
-                    .required(true),
-            ),
-        );
-        let matches = Cli::command()
-            .mut_subcommand("run", |_| run)
-            .try_get_matches_from(argv)?;
-        let g = global(&matches)?;
-        if !crate::script::path::names_a_file(script) {
-            notice_copy(&path, script);
-        }
-        let Some((_, sub)) = matches.subcommand() else {
-            return Ok(Parsed::BuiltIn(cli));
-        };
-        return Ok(Parsed::Script {
-            global: g,
-            script: loaded,
-            declaration: d,
-            matches: sub.clone(),
-        });
+    Cli::from_arg_matches(&matches).map(Parsed::BuiltIn)
+}
+
+/// `run SCRIPT ...` of a script that declares its command line: parsed by its
+/// declaration (`run SCRIPT --help` shows the script's options). `None` for anything
+/// else, a script without a declaration included.
+fn parse_run(
+    path: &ScriptPath,
+    argv: &[std::ffi::OsString],
+) -> Result<Option<Parsed>, clap::Error> {
+    let Some(name) = run_target(argv) else {
+        return Ok(None);
+    };
+    let Ok(script) = path.peek_or_load(&name) else {
+        return Ok(None);
+    };
+    let Ok(Some(d)) = command::read(&script.text) else {
+        return Ok(None);
+    };
+    if let Some(e) = clash(&d) {
+        let cli = <Cli as clap::Parser>::try_parse_from(argv)?;
+        return Ok(Some(Parsed::Broken(cli.global, format!("{name}: {e}"))));
     }
-    Ok(Parsed::BuiltIn(cli))
+    let run = d.add_to(
+        clap::Command::new("run").arg(
+            Arg::new("script")
+                .value_name("SCRIPT")
+                .help("Script path or name")
+                .required(true),
+        ),
+    );
+    let matches = Cli::command()
+        .mut_subcommand("run", |_| run)
+        .try_get_matches_from(argv)?;
+    let Some((_, sub)) = matches.subcommand() else {
+        return Ok(None);
+    };
+    let g = global(&matches)?;
+    if !crate::script::path::names_a_file(&name) {
+        notice_copy(path, &name);
+    }
+    Ok(Some(Parsed::Script {
+        global: g,
+        script,
+        declaration: d,
+        matches: sub.clone(),
+    }))
+}
+
+/// The script `slotsmith [GLOBAL...] run [GLOBAL...] SCRIPT` names, read before clap
+/// parses: clap needs the script's declaration to parse what follows.
+fn run_target(argv: &[std::ffi::OsString]) -> Option<String> {
+    let cli = Cli::command();
+    let mut valued: Vec<String> = Vec::new();
+    for a in cli
+        .get_arguments()
+        .filter(|a| a.get_action().takes_values())
+    {
+        valued.extend(a.get_long().map(|l| format!("--{l}")));
+        valued.extend(a.get_short().map(|c| format!("-{c}")));
+    }
+    let mut run = false;
+    let mut it = argv.iter().skip(1).map(|a| a.to_string_lossy().to_string());
+    while let Some(t) = it.next() {
+        if t.starts_with('-') && t.len() > 1 && t != "--" {
+            if valued.contains(&t) {
+                it.next();
+            }
+            continue;
+        }
+        if run {
+            return Some(t);
+        }
+        if t != "run" {
+            return None;
+        }
+        run = true;
+    }
+    None
+}
+
+/// Why a declaration cannot be a command: one of its options is spelled like a
+/// global option (`--timeout`, `-c`, ...), which clap would take for it.
+pub fn clash(d: &Declaration) -> Option<String> {
+    let cli = Cli::command();
+    let globals: Vec<&clap::Arg> = cli.get_arguments().collect();
+    let mut longs: Vec<String> = vec!["help".into(), "version".into()];
+    let mut shorts: Vec<char> = vec!['h', 'V'];
+    for a in &globals {
+        longs.extend(a.get_long().map(str::to_string));
+        longs.extend(
+            a.get_all_aliases()
+                .into_iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        shorts.extend(a.get_short());
+    }
+    for p in d.params.iter().filter(|p| !p.positional) {
+        if let Some(l) = std::iter::once(&p.name)
+            .chain(&p.aliases)
+            .find(|l| longs.contains(l))
+        {
+            return Some(format!(
+                "its option --{l} has the name of a global option of slotsmith; give it another name"
+            ));
+        }
+        if let Some(c) = p.short.filter(|c| shorts.contains(c)) {
+            return Some(format!(
+                "its option -{c} (--{}) has the letter of a global option of slotsmith; give it another",
+                p.name
+            ));
+        }
+    }
+    None
 }
 
 /// Say, once, that the operator's copy of a bundled script is used in its place.

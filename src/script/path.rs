@@ -21,7 +21,6 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
     ),
-    ("lib/cli", include_str!("../../stdlib/lib/cli.rhai")),
     ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
     ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),
     ("lib/plan", include_str!("../../stdlib/lib/plan.rhai")),

@@ -129,6 +129,37 @@ fn a_runbook_on_the_script_path_is_a_command_with_its_own_help() {
     let out = run(&["--scripts", d, "say-options"]);
     assert_usage(&out, "--to <NODE>");
 
+    // The same script by path: its own help, its own refusals.
+    let file = dir.path().join("say-options.rhai");
+    let out = run(&["run", file.to_str().unwrap(), "--help"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("--batch <N>"), "{out}");
+    let out = run(&["run", file.to_str().unwrap(), "--to", "x:1", "--batch", "0"]);
+    assert_usage(&out, "0 is out of range");
+
+    // An option spelled like a global one cannot be: one sentence, not a crash.
+    let clash = dir.path().join("clash.rhai");
+    std::fs::write(
+        &clash,
+        "const COMMAND = #{summary: \"x\", options: [#{name: \"timeout\", type: \"int\"}]};\nfn main(o) { }\n",
+    )
+    .unwrap();
+    // (The sentence names the script: the mistake is in it, not in the command line.)
+    for args in [
+        vec!["run", clash.to_str().unwrap(), "--timeout", "5"],
+        vec!["--scripts", d, "clash", "--timeout", "5"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.code, 2, "{out}");
+        assert!(
+            out.stderr
+                .contains("its option --timeout has the name of a global option"),
+            "{out}"
+        );
+        assert!(!out.stderr.contains("panicked"), "{out}");
+    }
+    std::fs::remove_file(&clash).unwrap();
+
     // The built-in `lab` is not shadowed; the list says why the script is no command.
     let out = run(&["--scripts", d, "lab", "--help"]);
     assert!(out.stdout.contains("lab cluster"), "{out}");

@@ -104,8 +104,8 @@ fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
     // stands is never run; it runs when named as a path.
     std::fs::write(work.join("check"), "print(\"not the bundled check\");\n").unwrap();
     std::fs::write(
-        work.join("lib/cli.rhai"),
-        "fn parse(a, b, c) { \"hijacked\" }\n",
+        work.join("lib/plan.rhai"),
+        "fn join(a, b) { \"hijacked\" }\n",
     )
     .unwrap();
     let out = home.run_at(&work, &["-c", &seed, "check"]);
@@ -118,13 +118,13 @@ fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
     let out = home.run_at(&work, &["-c", &seed, "run", "./check"]);
     assert!(out.stdout.contains("not the bundled check"), "{out}");
     std::fs::write(
-        work.join("uses-cli.rhai"),
-        "import \"lib/cli\" as cli;\nprint(`${cli::slot(\"42\")}`);\n",
+        work.join("uses-plan.rhai"),
+        "import \"lib/plan\" as pl;\nprint(pl::join([\"4\", \"2\"], \"\"));\n",
     )
     .unwrap();
-    let out = home.run_at(&work, &["-c", &seed, "run", "./uses-cli.rhai"]);
+    let out = home.run_at(&work, &["-c", &seed, "run", "./uses-plan.rhai"]);
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(out.stdout.trim(), "42", "the bundled lib/cli: {out}");
+    assert_eq!(out.stdout.trim(), "42", "the bundled lib/plan: {out}");
     // 2. Imports are names, never paths; nothing of the file shows.
     std::fs::write(work.join("etc.rhai"), "import \"/etc/hostname\" as h;\n").unwrap();
     let out = home.run_at(&work, &["-c", &seed, "run", "./etc.rhai"]);
