@@ -156,7 +156,12 @@ pub fn run(cli: Cli, rt: tokio::runtime::Handle) -> Result<i32, AppError> {
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
-            let live = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+            let live = LiveCluster::new(
+                &g.cluster,
+                conn_options(g),
+                rt.clone(),
+                crate::interrupt::stop(),
+            );
             let snap = Snapshot::take(&live).map_err(|e| {
                 if e.is_connection() {
                     AppError::Usage(e.to_string())
@@ -427,7 +432,12 @@ fn api(
     definitions: Option<&std::path::Path>,
 ) -> Result<i32, AppError> {
     // Registration needs no connection: the cluster is only reached when a function runs.
-    let cluster = LiveCluster::new(&g.cluster, conn_options(g), rt.clone());
+    let cluster = LiveCluster::new(
+        &g.cluster,
+        conn_options(g),
+        rt.clone(),
+        crate::interrupt::stop(),
+    );
     let runner = Runner::new(Rc::new(cluster), run_options(g), script_path(g));
     if let Some(dir) = definitions {
         return write_definitions(g, runner.engine(), dir);

@@ -486,6 +486,7 @@ impl Lab {
             &self.seed(),
             self.conn_options(),
             rt.clone(),
+            crate::interrupt::stop(),
         ))
     }
 
