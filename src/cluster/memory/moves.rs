@@ -487,4 +487,55 @@ mod tests {
         }
         assert_eq!(sent, expected);
     }
+
+    /// A stop check that was asked for from the start.
+    struct Asked;
+
+    impl crate::cluster::stop::StopSource for Asked {
+        fn requested(&self) -> bool {
+            true
+        }
+        fn held(&self) -> bool {
+            false
+        }
+        fn overdue(&self, _since: std::time::Instant) -> bool {
+            false
+        }
+        fn grace(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
+        fn opened(&self, _slots: &[u16]) {}
+        fn settled(&self, _slots: &[u16]) {}
+        fn open_slots(&self) -> Vec<u16> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_move_takes_no_slot_once_its_callers_stop_check_is_asked_for() {
+        let (a, c) = ("a".repeat(40), "c".repeat(40));
+        let moves: Vec<SlotMove> = (0..3)
+            .map(|slot| SlotMove {
+                slot,
+                src: a.clone(),
+                dst: c.clone(),
+            })
+            .collect();
+        let opts = MoveOpts {
+            migration: mover::Migration::Legacy,
+            ..MoveOpts::new(Stop::new(Asked))
+        };
+        let dry = MemoryCluster::new(Rc::new(snapshot(&BTreeMap::new())));
+        let moved = dry.move_slots(&moves, &opts).expect("no error");
+        assert!(moved.interrupted);
+        assert_eq!(moved.slots, 0);
+        assert!(dry.plan().is_empty(), "{:?}", dry.plan());
+        let opts = MoveOpts {
+            migration: mover::Migration::Legacy,
+            ..MoveOpts::new(Stop::never())
+        };
+        let moved = dry.move_slots(&moves, &opts).expect("moves");
+        assert!(!moved.interrupted);
+        assert_eq!(moved.slots, 3);
+    }
 }
