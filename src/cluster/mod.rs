@@ -147,8 +147,8 @@ pub trait Cluster {
     /// CLUSTER BUMPEPOCH; EXEC`.
     fn claim_slot(&self, addr: &str, slot: u16) -> Result<()>;
     /// Move many slots with the safe protocol, as fast as the implementation can.
-    /// Stops taking new slots when an interruption is requested, finishing the
-    /// ones in flight.
+    /// Stops taking new slots once the caller's stop check (`opts.stop`) is asked
+    /// for, finishing the ones in flight.
     fn move_slots(
         &self,
         moves: &[mover::SlotMove],
