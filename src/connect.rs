@@ -59,7 +59,13 @@ pub fn open_cluster(
         });
     }
     crate::cluster::conn::split_addr(g.cluster()).map_err(|e| format!("--cluster: {e}"))?;
-    let live = LiveCluster::new(g.cluster(), conn_options(g), rt.clone()).with_lease(what);
+    let live = LiveCluster::new(
+        g.cluster(),
+        conn_options(g),
+        rt.clone(),
+        crate::interrupt::stop(),
+    )
+    .with_lease(what);
     match Journal::new(what, g.cluster()).filter(|_| !dry_run) {
         Some(j) => {
             let j = Arc::new(j);

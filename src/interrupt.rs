@@ -71,17 +71,6 @@ pub fn overdue(since: Instant) -> bool {
         })
 }
 
-/// Resolves once [`overdue`] holds for a wait that began at `since`; never while
-/// nobody asked for an interruption.
-pub async fn abandoned(since: Instant) {
-    loop {
-        if overdue(since) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The exit code for the interruption asked for (130 SIGINT, 143 SIGTERM), if any.
 pub fn exit_code() -> Option<i32> {
     match SIGNAL.load(Ordering::SeqCst) {
@@ -133,7 +122,7 @@ pub fn raise(signal: i32) {
         if !open.is_empty() {
             crate::progress::say(&format!(
                 "\nstopped at once: {} may be left open ({}); run `slotsmith fix` to settle them",
-                slot_count(open.len()),
+                crate::cluster::topology::n_slots(open.len()),
                 crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
                     &open
                 ))
@@ -144,12 +133,41 @@ pub fn raise(signal: i32) {
     *ASKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
 }
 
-/// `1 slot`, `12 slots`.
-pub fn slot_count(n: usize) -> String {
-    if n == 1 {
-        "1 slot".into()
-    } else {
-        format!("{n} slots")
+/// The process's interruptions as the cluster layer's stop check.
+pub fn stop() -> crate::cluster::Stop {
+    crate::cluster::Stop::new(Process)
+}
+
+/// See [`stop`].
+struct Process;
+
+impl crate::cluster::stop::StopSource for Process {
+    fn requested(&self) -> bool {
+        requested()
+    }
+
+    fn held(&self) -> bool {
+        held()
+    }
+
+    fn overdue(&self, since: Instant) -> bool {
+        overdue(since)
+    }
+
+    fn grace(&self) -> Duration {
+        GRACE
+    }
+
+    fn opened(&self, slots: &[u16]) {
+        opened(slots)
+    }
+
+    fn settled(&self, slots: &[u16]) {
+        settled(slots)
+    }
+
+    fn open_slots(&self) -> Vec<u16> {
+        open_slots()
     }
 }
 
@@ -191,7 +209,7 @@ fn first_message(what: &str) -> String {
     } else {
         format!(
             "\n{what}: finishing the {} in flight (again to stop at once, leaving them open)",
-            slot_count(open)
+            crate::cluster::topology::n_slots(open)
         )
     }
 }

@@ -133,11 +133,7 @@ pub fn command_line() -> String {
 
 /// `$XDG_STATE_HOME/slotsmith/journal`, else `~/.local/state/slotsmith/journal`.
 pub fn dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-    Some(base.join("slotsmith").join("journal"))
+    crate::xdg::dir(crate::xdg::Base::State, "journal")
 }
 
 /// Seconds since the epoch as `2026-11-24T23:49:05.123Z`.

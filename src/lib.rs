@@ -23,3 +23,4 @@ pub mod lab;
 pub mod progress;
 pub mod repl;
 pub mod script;
+pub mod xdg;

@@ -115,7 +115,12 @@ pub fn run(parsed: Parsed, rt: tokio::runtime::Handle) -> Result<i32, AppError> 
         Command::Snapshot {
             action: SnapshotAction::Save { file },
         } => {
-            let live = LiveCluster::new(g.cluster(), conn_options(g), rt.clone());
+            let live = LiveCluster::new(
+                g.cluster(),
+                conn_options(g),
+                rt.clone(),
+                crate::interrupt::stop(),
+            );
             let snap = Snapshot::take(&live).map_err(|e| {
                 if e.is_connection() {
                     AppError::Usage(e.to_string())

@@ -18,7 +18,12 @@ pub(super) fn api(
     definitions: Option<&std::path::Path>,
 ) -> Result<i32, AppError> {
     // Registration needs no connection: the cluster is only reached when a function runs.
-    let cluster = LiveCluster::new(g.cluster(), conn_options(g), rt.clone());
+    let cluster = LiveCluster::new(
+        g.cluster(),
+        conn_options(g),
+        rt.clone(),
+        crate::interrupt::stop(),
+    );
     let runner = Runner::new(Rc::new(cluster), run_options(g), script_path(g));
     if let Some(dir) = definitions {
         return write_definitions(g, runner.engine(), dir);

@@ -124,13 +124,16 @@ pub fn describe(args: &[Vec<u8>]) -> String {
 pub struct Pool {
     opts: Arc<ConnOptions>,
     conns: Arc<Mutex<HashMap<String, MultiplexedConnection>>>,
+    /// The caller's stop check: a wait past its grace is abandoned.
+    stop: super::Stop,
 }
 
 impl Pool {
-    pub fn new(opts: ConnOptions) -> Self {
+    pub fn new(opts: ConnOptions, stop: super::Stop) -> Self {
         Pool {
             opts: Arc::new(opts),
             conns: Arc::new(Mutex::new(HashMap::new())),
+            stop,
         }
     }
 
@@ -402,7 +405,7 @@ impl Pool {
     }
 
     /// Wait for `fut` (connecting, or a reply), unless an interruption was asked for
-    /// and its grace period ran out (see `interrupt::overdue`): then the command is
+    /// and its grace period ran out (see [`super::Stop::overdue`]): then the command is
     /// abandoned, and its connection dropped so that nothing else queues behind it.
     async fn abandonable<T>(
         &self,
@@ -413,12 +416,12 @@ impl Pool {
         let since = std::time::Instant::now();
         tokio::select! {
             r = fut => Ok(r),
-            _ = crate::interrupt::abandoned(since) => {
+            _ = self.stop.abandoned(since) => {
                 self.drop_conn(addr);
                 Err(ClusterError::Abandoned {
                     addr: addr.to_string(),
                     command: command(),
-                    secs: crate::interrupt::GRACE.as_secs(),
+                    secs: self.stop.grace().as_secs(),
                 })
             }
         }

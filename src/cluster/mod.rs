@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod check;
+pub mod commands;
 pub mod conn;
 pub mod error;
 pub mod jobs;
@@ -12,12 +13,15 @@ pub mod lease;
 pub mod live;
 pub mod memory;
 pub mod mover;
+pub mod nodes;
 pub mod slot;
 pub mod slot_state;
 pub mod snapshot;
+pub mod stop;
 pub mod topology;
 
 pub use error::ClusterError;
+pub use stop::Stop;
 pub use topology::{NodeInfo, SLOTS};
 
 /// A key name. Keys are bytes in Redis; most are UTF-8 but nothing guarantees it.
@@ -143,8 +147,8 @@ pub trait Cluster {
     /// CLUSTER BUMPEPOCH; EXEC`.
     fn claim_slot(&self, addr: &str, slot: u16) -> Result<()>;
     /// Move many slots with the safe protocol, as fast as the implementation can.
-    /// Stops taking new slots when an interruption is requested, finishing the
-    /// ones in flight.
+    /// Stops taking new slots once the caller's stop check (`opts.stop`) is asked
+    /// for, finishing the ones in flight.
     fn move_slots(
         &self,
         moves: &[mover::SlotMove],

@@ -241,6 +241,15 @@ pub fn ranges_of(slots: &[u16]) -> Vec<(u16, u16)> {
     out
 }
 
+/// `1 slot`, `12 slots`.
+pub fn n_slots(n: usize) -> String {
+    if n == 1 {
+        "1 slot".into()
+    } else {
+        format!("{n} slots")
+    }
+}
+
 /// Ranges as `0-5460,5519,6000-6001` (the empty string for none).
 pub fn format_ranges(r: &[(u16, u16)]) -> String {
     r.iter()

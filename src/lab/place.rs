@@ -14,25 +14,11 @@ const MAX_BASE_PORT: u16 = 55000;
 /// Where labs live: `$SLOTSMITH_LAB_DIR`, else `$XDG_DATA_HOME/slotsmith/lab`, else
 /// `~/.local/share/slotsmith/lab`. Each lab is the sub-directory named by its base port.
 pub fn lab_root() -> PathBuf {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = var("SLOTSMITH_LAB_DIR") {
-        return dir;
+    if let Some(dir) = std::env::var_os("SLOTSMITH_LAB_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
     }
-    if let Some(dir) = var("XDG_DATA_HOME").filter(|d| d.is_absolute()) {
-        return dir.join("slotsmith").join("lab");
-    }
-    match var("HOME") {
-        Some(home) => home
-            .join(".local")
-            .join("share")
-            .join("slotsmith")
-            .join("lab"),
-        None => std::env::temp_dir().join("slotsmith-lab"),
-    }
+    crate::xdg::strict_dir(crate::xdg::Base::Data, "lab")
+        .unwrap_or_else(|| std::env::temp_dir().join("slotsmith-lab"))
 }
 
 /// The directory of the lab whose base port is `port`, under [`lab_root`].

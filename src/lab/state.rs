@@ -203,6 +203,7 @@ impl Lab {
             &self.seed(),
             self.conn_options(),
             rt.clone(),
+            crate::interrupt::stop(),
         ))
     }
 

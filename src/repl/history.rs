@@ -11,13 +11,7 @@ use crate::cluster::conn::secret_mask;
 
 /// `$XDG_STATE_HOME/slotsmith/history`, else `~/.local/state/slotsmith/history`.
 pub fn history_path() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(base.join("slotsmith").join("history"))
+    crate::xdg::dir(crate::xdg::Base::State, "history")
 }
 
 /// Add a statement (its secrets masked) to the history and the history file at once,

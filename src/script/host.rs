@@ -40,6 +40,8 @@ pub struct Host {
     /// The last topology read, to find nodes named by exact id or address without
     /// asking every node again (a node keeps its address).
     known: RefCell<Vec<NodeInfo>>,
+    /// The process's interruptions, handed to every move a primitive makes.
+    pub stop: crate::cluster::Stop,
 }
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -53,6 +55,7 @@ impl Host {
             asked: std::cell::Cell::new(false),
             phase: RefCell::new(None),
             known: RefCell::new(Vec::new()),
+            stop: crate::interrupt::stop(),
         }
     }
 

@@ -141,11 +141,7 @@ fn unsafe_because(file: &Path, root: Option<&Path>) -> Option<String> {
 
 /// `$XDG_CONFIG_HOME/slotsmith/scripts`, else `~/.config/slotsmith/scripts`.
 pub fn user_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(base.join("slotsmith").join("scripts"))
+    crate::xdg::dir(crate::xdg::Base::Config, "scripts")
 }
 
 fn normalize(name: &str) -> &str {

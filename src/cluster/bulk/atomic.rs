@@ -44,7 +44,7 @@ pub(super) async fn chosen(ctx: &Ctx<'_>, pairs: &[Pair], migration: Migration) 
     let ends = mover::ends_of_pairs(pairs);
     let support = futures::future::join_all(
         ends.iter()
-            .map(|n| async move { supports(ctx.pool, &n.addr()).await }),
+            .map(|n| async move { supports(ctx.nodes.pool(), &n.addr()).await }),
     )
     .await;
     let mut known = Vec::new();
@@ -55,7 +55,7 @@ pub(super) async fn chosen(ctx: &Ctx<'_>, pairs: &[Pair], migration: Migration) 
 }
 
 async fn jobs(ctx: &Ctx<'_>, addr: &str) -> Result<Vec<SlotJob>> {
-    ctx.live.slot_migrations_async(addr).await
+    ctx.nodes.slot_migrations(addr).await
 }
 
 /// What one source's jobs did.
@@ -97,7 +97,7 @@ pub(super) async fn move_pairs(
         .collect();
     let counts = futures::future::join_all(
         asks.iter()
-            .map(|(addr, slots)| ctx.live.key_counts_async(addr, slots)),
+            .map(|(addr, slots)| ctx.nodes.key_counts(addr, slots)),
     )
     .await;
     let mut slot_keys: BTreeMap<u16, u64> = BTreeMap::new();
@@ -123,8 +123,8 @@ pub(super) async fn move_pairs(
             .map(String::into_bytes)
             .collect();
         let shown = mover::migrateslots_text(ps);
-        let r = ctx.pool.cmd(src, &cmd).await;
-        ctx.log(
+        let r = ctx.nodes.pool().cmd(src, &cmd).await;
+        ctx.nodes.log(
             src,
             shown,
             &r.as_ref()
@@ -166,11 +166,11 @@ pub(super) async fn move_pairs(
     let mut silent: BTreeMap<String, Instant> = BTreeMap::new();
     let mut lost: Vec<String> = Vec::new();
     loop {
-        if crate::interrupt::requested() && !cancelled {
+        if ctx.stop.requested() && !cancelled {
             cancelled = true;
             for src in watching.keys() {
                 // Journaled there; a source that does not answer is watched below.
-                let _ = ctx.live.cancel_slot_migrations_async(src).await;
+                let _ = ctx.nodes.cancel_slot_migrations(src).await;
             }
         }
         let polled = futures::future::join_all(
@@ -255,8 +255,8 @@ pub(super) async fn move_pairs(
     let nodes_now = if unpaused.is_empty() && !failed {
         Vec::new()
     } else {
-        ctx.live
-            .views_async()
+        ctx.nodes
+            .views()
             .await
             .map(|v| crate::cluster::merged_nodes(&v))
             .unwrap_or_default()
@@ -324,8 +324,8 @@ async fn source_lost(
         format_ranges(&ranges_of(&slots))
     );
     let nodes = ctx
-        .live
-        .views_async()
+        .nodes
+        .views()
         .await
         .map(|v| crate::cluster::merged_nodes(&v))
         .unwrap_or_default();

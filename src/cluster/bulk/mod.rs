@@ -1,9 +1,10 @@
 //! The fast slot mover of the live cluster. Round trips and the servers' CPU, not
 //! bytes, dominate moving thousands of slots, so every step is pipelined per node over
-//! a batch of slots: IMPORTING on the target, MIGRATING on the source, GETKEYSINSLOT
-//! and MIGRATE, then SETSLOT NODE on the target and the source, in that order; the
-//! other masters are told beside the pair's next batches. Several source/target pairs
-//! run at once. A slot that hits anything unusual (BUSYKEY, a transient error) is
+//! a batch of slots, in the order [`crate::cluster::mover::steps`] defines for the
+//! live and the in-memory cluster alike: IMPORTING on the target, MIGRATING on the
+//! source, GETKEYSINSLOT and MIGRATE, then SETSLOT NODE on the target and the source;
+//! the other masters are told beside the pair's next batches. Several source/target
+//! pairs run at once. A slot that hits anything unusual (BUSYKEY, a transient error) is
 //! finished afterwards by the careful one-slot mover.
 //!
 //! Right before each batch's first write, every node is read back but those busy
@@ -16,38 +17,23 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
-use super::conn::Pool;
-use super::live::{migrate_args, LiveCluster};
-use super::mover::{self, LeftAlone, MoveOpts, SlotMove, SlotMoved};
-use super::topology::{format_ranges, ranges_of};
-use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Reply, Result};
-use crate::journal::Journal;
+use super::mover::{self, steps, LeftAlone, MoveOpts, SlotMove, SlotMoved};
+use super::nodes::Nodes;
+use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Result, Stop};
 use crate::progress::Progress;
 
 mod atomic;
-mod setslot;
+mod send;
 mod watch;
 
 pub use atomic::supports as supports_atomic;
 
-use setslot::{assign_on_target, setslot_all, tell_others};
+use send::Live;
 use watch::{recheck, watch};
-
-/// Slots handled together in one pipelined step.
-const BATCH: usize = 256;
-
-/// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
-/// [`BATCH`], larger (up to twice) when fewer pairs than `parallel` move, so that a
-/// single pair (a fix of hundreds of slots between two masters) pays fewer rounds of
-/// SETSLOT, each of which makes the node save its configuration.
-fn batch_size(pairs: usize, parallel: usize) -> usize {
-    let spare = parallel.max(1) / pairs.max(1);
-    BATCH * spare.clamp(1, 2)
-}
 
 /// The pairs in waves that run one after the other; the pairs of a wave run side by
 /// side. No node is a source in one pair of a wave and a target in another: `MIGRATE`
@@ -66,28 +52,6 @@ fn waves(pairs: &[Pair]) -> Vec<Vec<usize>> {
         }
     }
     waves
-}
-
-/// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
-/// runs) that move side by side: while the target settles one lane's batch, the
-/// source already hands over the next lane's keys.
-fn lanes(pairs: Vec<Pair>, parallel: usize) -> Vec<Pair> {
-    let per_pair = (parallel.max(1) / pairs.len().max(1)).clamp(1, 2);
-    if per_pair == 1 {
-        return pairs;
-    }
-    let mut out = Vec::new();
-    for p in pairs {
-        let size = p.slots.len().div_ceil(per_pair).max(BATCH);
-        for chunk in p.slots.chunks(size) {
-            out.push(Pair {
-                src: p.src.clone(),
-                dst: p.dst.clone(),
-                slots: chunk.to_vec(),
-            });
-        }
-    }
-    out
 }
 
 /// One source/target pair and the slots it moves.
@@ -180,173 +144,10 @@ impl Run {
     }
 }
 
-/// Where the bulk mover's writes go, and the journal that records them.
+/// Where the bulk mover's writes go (its nodes, journaled), and the caller's stop check.
 struct Ctx<'a> {
-    live: &'a LiveCluster,
-    pool: &'a Pool,
-    journal: Option<&'a Journal>,
-}
-
-impl Ctx<'_> {
-    fn log(&self, node: &str, command: String, failures: &[String]) {
-        if let Some(j) = self.journal {
-            let reply = match failures {
-                [] => Ok(()),
-                [one] => Err(one.clone()),
-                [first, ..] => Err(format!("{} failed, the first: {first}", failures.len())),
-            };
-            j.record(node, &command, reply);
-        }
-    }
-}
-
-/// Move one batch of a pair's slots: the slots settled, and those that need care.
-/// Keys are counted into `run` as each MIGRATE succeeds.
-async fn move_batch(
-    ctx: &Ctx<'_>,
-    pair: &Pair,
-    batch: &[u16],
-    opts: &MoveOpts,
-    run: &Run,
-    progress: &Progress,
-) -> Result<(Vec<u16>, Vec<u16>)> {
-    let pool = ctx.pool;
-    let (src, dst) = (pair.src.addr(), pair.dst.addr());
-    let mut careful: Vec<u16> = Vec::new();
-    // The target may already own a slot (an earlier run finished it there).
-    let to_import: Vec<u16> = batch
-        .iter()
-        .copied()
-        .filter(|s| !pair.dst.owns(*s))
-        .collect();
-    careful.extend(setslot_all(ctx, &dst, &to_import, &["IMPORTING", &pair.src.id], "").await?);
-    let to_migrate: Vec<u16> = batch
-        .iter()
-        .copied()
-        .filter(|s| pair.src.owns(*s) && !careful.contains(s))
-        .collect();
-    careful.extend(setslot_all(ctx, &src, &to_migrate, &["MIGRATING", &pair.dst.id], "").await?);
-
-    let mut active: Vec<u16> = batch
-        .iter()
-        .copied()
-        .filter(|s| !careful.contains(s))
-        .collect();
-    let migrate_timeout = pool.options().timeout + Duration::from_millis(opts.migrate.timeout_ms);
-    let first_try = crate::cluster::MigrateOpts {
-        replace: false,
-        ..opts.migrate
-    };
-    let limit = opts.pipeline.max(1);
-    while !active.is_empty() {
-        let gets: Vec<Vec<Vec<u8>>> = active
-            .iter()
-            .map(|s| {
-                vec![
-                    b"CLUSTER".to_vec(),
-                    b"GETKEYSINSLOT".to_vec(),
-                    s.to_string().into_bytes(),
-                    limit.to_string().into_bytes(),
-                ]
-            })
-            .collect();
-        let replies = pool
-            .pipeline(&src, &gets, pool.options().timeout * 4)
-            .await?;
-        let mut with_keys: Vec<(u16, Vec<Vec<u8>>)> = Vec::new();
-        for (s, r) in active.iter().zip(replies) {
-            match r {
-                Ok(Reply::Array(items)) if !items.is_empty() => with_keys.push((
-                    *s,
-                    items
-                        .into_iter()
-                        .filter_map(|i| match i {
-                            Reply::Bulk(b) => Some(b),
-                            _ => None,
-                        })
-                        .collect(),
-                )),
-                Ok(_) => {}
-                Err(_) => careful.push(*s),
-            }
-        }
-        if with_keys.is_empty() {
-            break;
-        }
-        let cmds: Vec<Vec<Vec<u8>>> = with_keys
-            .iter()
-            // Never REPLACE on the first try: a key on both sides is compared (and an
-            // overwrite reported) by the careful mover.
-            .map(|(_, k)| migrate_args(&dst, k, first_try, pool.options()))
-            .collect::<Result<_>>()?;
-        // One journal line for the pipeline: the slots, the keys, each failure.
-        let slots: Vec<u16> = with_keys.iter().map(|(s, _)| *s).collect();
-        let command = format!(
-            "{} (slots {}, {} keys, one MIGRATE per slot, pipelined)",
-            crate::cluster::conn::describe(&cmds[0]),
-            format_ranges(&ranges_of(&slots)),
-            with_keys.iter().map(|(_, k)| k.len()).sum::<usize>()
-        );
-        let migrated = {
-            let _busy = Busy::new(run, &src);
-            pool.pipeline(&src, &cmds, migrate_timeout).await
-        };
-        let replies = match migrated {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.log(&src, command, &[e.to_string()]);
-                return Err(e);
-            }
-        };
-        active.clear();
-        let mut keys = 0u64;
-        let mut errors = Vec::new();
-        let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
-        for ((s, k), r) in with_keys.into_iter().zip(replies) {
-            if let Err(e) = &r {
-                errors.push(format!("slot {s}: {e}"));
-            }
-            match r {
-                Ok(_) => {
-                    keys += k.len() as u64;
-                    *per_slot.entry(s).or_default() += k.len() as u64;
-                    // Fewer keys than asked for were all the slot had: once
-                    // MIGRATING, a source creates no key in the slot (a command on a
-                    // key it lacks is sent to the target with ASK or TRYAGAIN).
-                    if k.len() as u64 >= limit {
-                        active.push(s);
-                    }
-                }
-                Err(_) => careful.push(s),
-            }
-        }
-        drop(per_slot);
-        ctx.log(&src, command, &errors);
-        run.keys.fetch_add(keys, Ordering::Relaxed);
-        progress.done(0, keys);
-    }
-
-    let done: Vec<u16> = batch
-        .iter()
-        .copied()
-        .filter(|s| !careful.contains(s))
-        .collect();
-    // Target first: once it owns the slot, the source can let go.
-    let failed = assign_on_target(ctx, pair, &done, &to_import).await?;
-    careful.extend(failed.iter().copied());
-    let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
-    // A source that gave away its last slot may already be a replica.
-    let failed = setslot_all(
-        ctx,
-        &src,
-        &done,
-        &["NODE", &pair.dst.id],
-        "only with masters",
-    )
-    .await?;
-    careful.extend(failed.iter().copied());
-    let done: Vec<u16> = done.into_iter().filter(|s| !failed.contains(s)).collect();
-    Ok((done, careful))
+    nodes: &'a Nodes,
+    stop: &'a Stop,
 }
 
 /// Move a pair's slots batch after batch, until they are all moved, the call stops
@@ -359,18 +160,19 @@ async fn move_pair(
     progress: &Progress,
     run: &Run,
 ) -> PairDone {
+    let sender = Live { ctx, run, progress };
     // The other masters are told each batch's new owner beside the pair's next
     // batches, never holding them up (they learn it by gossip anyway).
     let (tell, mut told) = tokio::sync::mpsc::unbounded_channel::<Vec<u16>>();
     let telling = async {
         while let Some(done) = told.recv().await {
-            tell_others(ctx, pair, done, cluster.masters).await;
+            steps::tell_others(&sender, pair, &done, cluster.masters).await;
         }
     };
     let moving = async {
         let mut out = PairDone::default();
         for batch in pair.slots.chunks(run.batch) {
-            if crate::interrupt::requested() || run.stopped() {
+            if opts.stop.requested() || run.stopped() {
                 break;
             }
             let seen = run.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -381,10 +183,10 @@ async fn move_pair(
                     break;
                 }
             };
-            crate::interrupt::opened(&batch);
-            match move_batch(ctx, pair, &batch, opts, run, progress).await {
+            opts.stop.opened(&batch);
+            match steps::move_batch(&sender, pair, &batch, opts).await {
                 Ok((done, careful)) => {
-                    crate::interrupt::settled(&done);
+                    opts.stop.settled(&done);
                     {
                         let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
                         for s in &done {
@@ -414,7 +216,7 @@ async fn move_pair(
 
 /// The rest of the cluster, for every pair of a call.
 struct Around<'a> {
-    /// The masters' addresses, told each batch's new owner.
+    /// The masters' addresses, told each batch's new owner ([`steps::told`]).
     masters: &'a [String],
     /// Every node's address, watched beside each batch.
     nodes: &'a [String],
@@ -425,15 +227,18 @@ struct Around<'a> {
 /// end, the shard's new master stands in for it (not a source that gave its last slot
 /// to the target and turned its replica: that is no failover).
 fn finish_slot(
-    live: &LiveCluster,
+    cluster: &dyn Cluster,
     pair: &Pair,
     slot: u16,
     opts: &MoveOpts,
     notes: &mut Vec<String>,
 ) -> Result<SlotMoved> {
-    let now = live.views().map(|v| merged_nodes(&v)).unwrap_or_default();
-    if settled_at(&now, slot, &pair.dst.id) {
-        crate::interrupt::settled(&[slot]);
+    let now = cluster
+        .views()
+        .map(|v| merged_nodes(&v))
+        .unwrap_or_default();
+    if steps::settled_at(&now, slot, &pair.dst.id) {
+        opts.stop.settled(&[slot]);
         return Ok(SlotMoved {
             slots: 1,
             slot_keys: [(slot, 0)].into(),
@@ -465,24 +270,11 @@ fn finish_slot(
     let dst = current(&pair.dst, &pair.src);
     // A new master may still hold keys whose move had not reached it by replication:
     // never let them overwrite the target's copies unasked.
-    let mut opts = *opts;
+    let mut opts = opts.clone();
     if substituted {
         opts.migrate.replace = false;
     }
-    mover::move_slot(live, slot, &src, &dst, &opts)
-}
-
-/// Whether `dst` owns `slot` in its own view, no other master claims it and no master
-/// has a marker on it: the move of the slot is complete.
-fn settled_at(nodes: &[NodeInfo], slot: u16, dst: &str) -> bool {
-    nodes
-        .iter()
-        .any(|n| n.id == dst && n.is_master() && n.owns(slot))
-        && nodes.iter().filter(|n| n.is_master()).all(|n| {
-            (n.id == dst || !n.owns(slot))
-                && !n.migrating.contains_key(&slot)
-                && !n.importing.contains_key(&slot)
-        })
+    mover::move_slot(cluster, slot, &src, &dst, &opts)
 }
 
 /// A short name for an error, to tell the same failure on slot after slot.
@@ -502,25 +294,29 @@ fn error_kind(e: &ClusterError) -> String {
 /// The same error on this many slots in a row stops the careful mover.
 const SAME_ERROR_STREAK: usize = 3;
 
-/// Move many slots fast; see the module docs.
-pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Result<SlotMoved> {
+/// Move many slots fast; see the module docs. `cluster` is the cluster of `nodes`,
+/// for the careful one-slot mover.
+pub fn move_slots(
+    cluster: &dyn Cluster,
+    nodes: &Nodes,
+    moves: &[SlotMove],
+    opts: &MoveOpts,
+) -> Result<SlotMoved> {
     let started = Instant::now();
     let ids = mover::ends_of(moves);
-    let views = mover::ready(live, &ids, mover::GOSSIP_WAIT)?;
+    let views = mover::ready(cluster, &ids, mover::GOSSIP_WAIT)?;
     crate::progress::detail(&format!(
         "-- move_slots: ready to write after {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     ));
-    let nodes = merged_nodes(&views);
-    let pairs = mover::pairs_of(&nodes, moves)?;
-    let pool = live.pool().clone();
+    let known = merged_nodes(&views);
+    let pairs = mover::pairs_of(&known, moves)?;
     let ctx = Ctx {
-        live,
-        pool: &pool,
-        journal: live.journal(),
+        nodes,
+        stop: &opts.stop,
     };
     let progress = Progress::new(moves.len() as u64);
-    let atomic = live.handle().block_on(async {
+    let atomic = nodes.block_on(async {
         match atomic::chosen(&ctx, &pairs, opts.migration).await? {
             true => atomic::move_pairs(&ctx, &pairs, &progress).await.map(Some),
             false => Ok(None),
@@ -530,24 +326,20 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         progress.finish();
         return result;
     }
-    let pairs = lanes(pairs, opts.parallel);
-    let masters: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.is_master() && !n.failing() && !n.noaddr())
-        .map(|n| n.addr())
-        .collect();
+    let (pairs, batch) = steps::batched(pairs, opts.parallel);
+    let masters = steps::told(&known);
     let addrs: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
-    let cluster = Around {
+    let around = Around {
         masters: &masters,
         nodes: &addrs,
     };
     let run = Run {
-        open_before: nodes
+        open_before: known
             .iter()
             .flat_map(|n| n.migrating.keys().chain(n.importing.keys()).copied())
             .collect(),
         asked: moves.iter().map(|m| m.slot).collect(),
-        batch: batch_size(pairs.len(), opts.parallel),
+        batch,
         stop: Mutex::new(None),
         keys: AtomicU64::new(0),
         left_alone: Mutex::new(Vec::new()),
@@ -562,7 +354,7 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
             results.extend(
                 stream::iter(wave)
                     .map(|i| {
-                        let (ctx, cluster, progress, run) = (&ctx, &cluster, &progress, &run);
+                        let (ctx, cluster, progress, run) = (&ctx, &around, &progress, &run);
                         let p = &pairs[i];
                         async move { (i, move_pair(ctx, p, cluster, opts, progress, run).await) }
                     })
@@ -574,9 +366,8 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         done.notify_one();
         results
     };
-    let (results, ()) = live
-        .handle()
-        .block_on(async { futures::join!(moving, watch(&ctx, cluster.nodes, &run, &done)) });
+    let (results, ()) =
+        nodes.block_on(async { futures::join!(moving, watch(&ctx, around.nodes, &run, &done)) });
     progress.finish();
     crate::progress::detail(&format!(
         "-- move_slots: batches done after {:.0} ms",
@@ -591,10 +382,10 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         total.slots += done.slots;
         let pair = &pairs[i];
         for slot in done.careful {
-            if crate::interrupt::requested() || streak.1 >= SAME_ERROR_STREAK {
+            if opts.stop.requested() || streak.1 >= SAME_ERROR_STREAK {
                 break;
             }
-            match finish_slot(live, pair, slot, opts, &mut notes) {
+            match finish_slot(cluster, pair, slot, opts, &mut notes) {
                 Ok(r) => {
                     run.keys.fetch_add(r.keys, Ordering::Relaxed);
                     total.slots += r.slots;
@@ -630,11 +421,13 @@ pub fn move_slots(live: &LiveCluster, moves: &[SlotMove], opts: &MoveOpts) -> Re
         .left_alone
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    total.open = crate::interrupt::open_slots()
+    total.open = opts
+        .stop
+        .open_slots()
         .into_iter()
         .filter(|s| run.asked.contains(s))
         .collect();
-    total.interrupted = crate::interrupt::requested() && total.slots < moves.len() as u64;
+    total.interrupted = opts.stop.requested() && total.slots < moves.len() as u64;
     total.seconds = started.elapsed().as_secs_f64();
     let stop = run.stop.into_inner().unwrap_or_else(|e| e.into_inner());
     // A refusal (another run, a failover, a cluster down) explains the careful

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Ctx, Pair, Run};
 use crate::cluster::mover::{self, LeftAlone};
-use crate::cluster::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Result};
+use crate::cluster::{merged_nodes, ClusterError, NodeInfo, NodeView, Result};
 
 /// Read every node's view, one round to the addresses known; a node that does not
 /// answer is a view with its error.
@@ -15,7 +15,7 @@ async fn read_views(ctx: &Ctx<'_>, addrs: &[String]) -> Vec<NodeView> {
     futures::future::join_all(addrs.iter().map(|a| async move {
         NodeView {
             addr: a.clone(),
-            state: ctx.live.node_state(a).await.map_err(|e| e.to_string()),
+            state: ctx.nodes.node_state(a).await.map_err(|e| e.to_string()),
         }
     }))
     .await
@@ -24,7 +24,7 @@ async fn read_views(ctx: &Ctx<'_>, addrs: &[String]) -> Vec<NodeView> {
 /// What a view of the whole cluster says against going on: a cluster that stopped
 /// serving, or a marker this run did not set (another tool moving slots).
 fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> {
-    if let Some(mover::NotServing::Down(why)) = mover::not_serving(&ctx.live.seed(), views) {
+    if let Some(mover::NotServing::Down(why)) = mover::not_serving(ctx.nodes.seed(), views) {
         return Err(ClusterError::Refused(format!(
             "the cluster stopped serving while slots moved: {why}"
         )));
@@ -32,7 +32,7 @@ fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> 
     let nodes = merged_nodes(views);
     // Ours: the slots of this call (its other pairs open and settle theirs while the
     // views are read) and any other slot this process has open.
-    let ours: BTreeSet<u16> = crate::interrupt::open_slots().into_iter().collect();
+    let ours: BTreeSet<u16> = ctx.stop.open_slots().into_iter().collect();
     for n in &nodes {
         let marks = n
             .migrating
@@ -124,7 +124,7 @@ pub(super) async fn recheck(
     } else {
         // An end that does not answer: what the others say of it now decides
         // (a failover under way, a node down).
-        views = ctx.live.views_async().await?;
+        views = ctx.nodes.views().await?;
     }
     against_going_on(ctx, &views, run)?;
     let nodes = merged_nodes(&views);
@@ -133,7 +133,7 @@ pub(super) async fn recheck(
         if !now.is_some_and(NodeInfo::is_master) {
             // Who serves the shard now, from every node as it is now (the
             // watcher's views of the busy nodes may predate the failover).
-            let fresh = match ctx.live.views_async().await {
+            let fresh = match ctx.nodes.views().await {
                 Ok(v) => merged_nodes(&v),
                 Err(_) => nodes.clone(),
             };

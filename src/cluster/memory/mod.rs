@@ -11,9 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 mod moves;
+mod owners;
 mod plan;
+mod replicas;
 
 pub use plan::{render, summarize, PlanSummary};
+
+use owners::{owner_in, set_owner};
+use replicas::replicas_follow_masters;
 
 use super::jobs::SlotJob;
 use super::mover::{self, MoveOpts, SlotMove, SlotMoved};
@@ -90,58 +95,6 @@ fn err(addr: &str, command: String, reason: String) -> ClusterError {
         command,
         reason,
     }
-}
-
-/// Remove one slot from sorted inclusive ranges.
-fn remove_slot(ranges: &mut Vec<(u16, u16)>, slot: u16) {
-    if let Some(i) = ranges.iter().position(|(a, b)| *a <= slot && slot <= *b) {
-        let (a, b) = ranges[i];
-        match (a == slot, b == slot) {
-            (true, true) => {
-                ranges.remove(i);
-            }
-            (true, false) => ranges[i].0 = slot + 1,
-            (false, true) => ranges[i].1 = slot - 1,
-            (false, false) => {
-                ranges[i].1 = slot - 1;
-                ranges.insert(i + 1, (slot + 1, b));
-            }
-        }
-    }
-}
-
-/// Add one slot to sorted inclusive ranges, merging neighbours.
-fn add_slot(ranges: &mut Vec<(u16, u16)>, slot: u16) {
-    ranges.sort_unstable();
-    let i = ranges.partition_point(|(a, _)| *a < slot);
-    ranges.insert(i, (slot, slot));
-    // Merge with the next, then the previous range when they touch.
-    if i + 1 < ranges.len() && ranges[i].1.saturating_add(1) >= ranges[i + 1].0 {
-        ranges[i].1 = ranges[i].1.max(ranges[i + 1].1);
-        ranges.remove(i + 1);
-    }
-    if i > 0 && ranges[i - 1].1.saturating_add(1) >= ranges[i].0 {
-        ranges[i - 1].1 = ranges[i - 1].1.max(ranges[i].1);
-        ranges.remove(i);
-    }
-}
-
-/// Set (or clear, with `None`) the owner of a slot in one view.
-fn set_owner(view: &mut [NodeInfo], slot: u16, owner: Option<&str>) {
-    for n in view.iter_mut() {
-        let mine = Some(n.id.as_str()) == owner;
-        if n.owns(slot) != mine {
-            if mine {
-                add_slot(&mut n.slots, slot);
-            } else {
-                remove_slot(&mut n.slots, slot);
-            }
-        }
-    }
-}
-
-fn owner_in(view: &[NodeInfo], slot: u16) -> Option<String> {
-    view.iter().find(|n| n.owns(slot)).map(|n| n.id.clone())
 }
 
 impl MemoryCluster {
@@ -740,59 +693,6 @@ impl Cluster for MemoryCluster {
     }
 }
 
-/// A replica learns who owns which slot from its master (by gossip, a moment after
-/// the master does): in the copy, every replica's view of the owners is its master's.
-/// The plan never writes to replicas, so without this a dry run would end with the
-/// replicas disagreeing where the live run ends agreed. Servers that move slots
-/// themselves (Valkey 9) also replicate every `CLUSTER SETSLOT` to the master's
-/// replicas before answering: there a replica's own markers are its master's too
-/// (`replicates(master address)` says which masters do).
-fn replicas_follow_masters(views: &mut [NodeView], replicates: impl Fn(&str) -> bool) {
-    // Master id -> (node id, slots) as that master sees them.
-    type Table = Vec<(String, Vec<(u16, u16)>)>;
-    type Markers = (BTreeMap<u16, String>, BTreeMap<u16, String>);
-    let mut owners: HashMap<String, Table> = HashMap::new();
-    let mut markers: HashMap<String, Markers> = HashMap::new();
-    for v in views.iter() {
-        let Ok(st) = v.state.as_ref() else { continue };
-        let Some(me) = st.myself().filter(|me| me.is_master()) else {
-            continue;
-        };
-        owners.insert(
-            me.id.clone(),
-            st.nodes
-                .iter()
-                .map(|n| (n.id.clone(), n.slots.clone()))
-                .collect(),
-        );
-        if replicates(&v.addr) {
-            markers.insert(me.id.clone(), (me.migrating.clone(), me.importing.clone()));
-        }
-    }
-    for v in views.iter_mut() {
-        let Ok(st) = v.state.as_mut() else { continue };
-        let Some(master) = st
-            .myself()
-            .filter(|me| me.is_replica())
-            .and_then(|me| me.master_id.clone())
-        else {
-            continue;
-        };
-        let Some(table) = owners.get(&master) else {
-            continue;
-        };
-        for n in &mut st.nodes {
-            if let Some((_, slots)) = table.iter().find(|(id, _)| *id == n.id) {
-                n.slots = slots.clone();
-            }
-            if let (true, Some((migrating, importing))) = (n.is_myself(), markers.get(&master)) {
-                n.migrating = migrating.clone();
-                n.importing = importing.clone();
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -858,24 +758,5 @@ mod tests {
         assert_eq!(m.countkeysinslot("127.0.0.1:7402", 100).unwrap(), 0);
         assert_eq!(keys("127.0.0.1:7402"), Some(0));
         assert_eq!(keys("127.0.0.1:7401"), Some(2));
-    }
-
-    #[test]
-    fn slot_ranges_split_and_merge() {
-        let mut r = vec![(0, 10), (20, 30)];
-        remove_slot(&mut r, 5);
-        assert_eq!(r, vec![(0, 4), (6, 10), (20, 30)]);
-        remove_slot(&mut r, 0);
-        remove_slot(&mut r, 30);
-        assert_eq!(r, vec![(1, 4), (6, 10), (20, 29)]);
-        add_slot(&mut r, 5);
-        assert_eq!(r, vec![(1, 10), (20, 29)]);
-        add_slot(&mut r, 15);
-        add_slot(&mut r, 0);
-        add_slot(&mut r, 16383);
-        assert_eq!(r, vec![(0, 10), (15, 15), (20, 29), (16383, 16383)]);
-        remove_slot(&mut r, 15);
-        remove_slot(&mut r, 12);
-        assert_eq!(r, vec![(0, 10), (20, 29), (16383, 16383)]);
     }
 }

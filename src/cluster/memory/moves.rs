@@ -1,14 +1,15 @@
 //! Moves in the model, as the live engine makes them: one `CLUSTER MIGRATESLOTS` per
-//! source when the live run would be atomic, else the legacy protocol's commands in
-//! the order the engine sends them.
+//! source when the live run would be atomic, else the legacy protocol's steps as the
+//! live bulk mover takes them ([`crate::cluster::mover::steps`]).
 
 use super::*;
+use crate::cluster::mover::steps;
 
 /// Move slots as the live engine does, so a dry run shows the same plan: atomic
-/// (one `CLUSTER MIGRATESLOTS` per source) when the live run would be, else in the
-/// order the legacy mover sends its commands (per pair, in batches: every IMPORTING,
-/// every MIGRATING, the keys, then SETSLOT NODE on the target, the source and the
-/// other masters).
+/// (one `CLUSTER MIGRATESLOTS` per source) when the live run would be, else the
+/// legacy protocol's steps in the order the live mover sends them (per pair, in
+/// batches: every IMPORTING, every MIGRATING, the keys, then SETSLOT NODE on the
+/// target, the source and the other masters).
 pub(super) fn move_in_phases(
     c: &MemoryCluster,
     moves: &[SlotMove],
@@ -74,73 +75,467 @@ pub(super) fn move_in_phases(
         // Only what was sent moves (slots already with their target stay as they are).
         grouped = sent;
     }
-    let pairs: Vec<(String, String, Vec<u16>)> = grouped
-        .into_iter()
-        .map(|p| (p.src.id, p.dst.id, p.slots))
-        .collect();
-    let r = move_pairs_in_phases(c, pairs, opts, started, total);
+    let r = move_pairs(c, grouped, &nodes, opts, started, total);
     c.inner.borrow_mut().muted = false;
     r
 }
 
-/// The legacy protocol's steps over the pairs, batch by batch.
-fn move_pairs_in_phases(
+/// How the model takes the steps of a move: each command applied and recorded in the
+/// plan, in the order the live cluster pipelines them.
+struct Model<'a> {
+    c: &'a MemoryCluster,
+    /// Keys moved per slot by the steps' MIGRATEs.
+    keys: RefCell<BTreeMap<u16, u64>>,
+}
+
+/// Whether an error is one command's reply, as a node answers it (the slot goes to the
+/// careful mover, as live), rather than a node the model cannot reach (the move stops).
+fn replied(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Command { .. })
+}
+
+impl Model<'_> {
+    /// One SETSLOT: whether it succeeded (or failed with `ok_if`).
+    fn setslot_one(&self, node: &str, slot: u16, action: &SetSlot, ok_if: &str) -> Result<bool> {
+        match self.c.setslot(node, slot, action) {
+            Ok(()) => Ok(true),
+            Err(e) if !ok_if.is_empty() && e.server_reply().is_some_and(|t| t.contains(ok_if)) => {
+                Ok(true)
+            }
+            Err(e) if replied(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl steps::Sender for Model<'_> {
+    async fn setslot(
+        &self,
+        node: &str,
+        slots: &[u16],
+        action: &SetSlot,
+        ok_if: &str,
+    ) -> Result<Vec<u16>> {
+        let mut failed = Vec::new();
+        for &s in slots {
+            if !self.setslot_one(node, s, action, ok_if)? {
+                failed.push(s);
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn assign(
+        &self,
+        node: &str,
+        slots: &[u16],
+        owner: &str,
+        quiet: &std::collections::BTreeSet<u16>,
+    ) -> Result<Vec<u16>> {
+        let mut failed = Vec::new();
+        for &s in slots {
+            // Both commands go in the same pipeline: the NODE is sent even when the
+            // STABLE before it failed.
+            let stable = !quiet.contains(&s) || self.setslot_one(node, s, &SetSlot::Stable, "")?;
+            let owned = self.setslot_one(node, s, &SetSlot::Node(owner.to_string()), "")?;
+            if !(stable && owned) {
+                failed.push(s);
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn keys(&self, src: &str, slots: &[u16], count: u64) -> Result<Vec<Option<Vec<Key>>>> {
+        let mut out = Vec::with_capacity(slots.len());
+        for &s in slots {
+            out.push(match self.c.getkeysinslot(src, s, count) {
+                Ok(k) => Some(k),
+                Err(e) if replied(&e) => None,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn migrate(
+        &self,
+        src: &str,
+        dst: &str,
+        batch: &[(u16, Vec<Key>)],
+        opts: MigrateOpts,
+    ) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (s, k) in batch {
+            out.push(match self.c.migrate(src, dst, k, opts) {
+                Ok(()) => {
+                    *self.keys.borrow_mut().entry(*s).or_default() += k.len() as u64;
+                    true
+                }
+                Err(e) if replied(&e) => false,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The legacy protocol's steps over the pairs, batch by batch, as the live bulk mover
+/// takes them ([`steps`]); then the slots a step failed on, with the careful mover.
+fn move_pairs(
     c: &MemoryCluster,
-    pairs: Vec<(String, String, Vec<u16>)>,
+    pairs: Vec<mover::PairMoves>,
+    nodes: &[NodeInfo],
     opts: &MoveOpts,
     started: std::time::Instant,
     mut total: SlotMoved,
 ) -> Result<SlotMoved> {
-    for (src_id, dst_id, slots) in pairs {
-        let src = c.address_of(&src_id)?;
-        let dst = c.address_of(&dst_id)?;
-        for batch in slots.chunks(128) {
-            if crate::interrupt::requested() {
-                total.interrupted = true;
-                break;
-            }
-            for s in batch {
-                let st = c.slot_state(&dst, *s)?;
-                if !st.owns && st.importing.as_deref() != Some(src_id.as_str()) {
-                    c.setslot(&dst, *s, &SetSlot::Importing(src_id.clone()))?;
+    let (lanes, batch) = steps::batched(pairs, opts.parallel);
+    let told = steps::told(nodes);
+    let model = Model {
+        c,
+        keys: RefCell::new(BTreeMap::new()),
+    };
+    let mut careful: Vec<(usize, u16)> = Vec::new();
+    let mut done_slots: Vec<u16> = Vec::new();
+    futures::executor::block_on(async {
+        for (i, pair) in lanes.iter().enumerate() {
+            for chunk in pair.slots.chunks(batch) {
+                if opts.stop.requested() {
+                    total.interrupted = true;
+                    break;
                 }
+                let (done, rest) = steps::move_batch(&model, pair, chunk, opts).await?;
+                steps::tell_others(&model, pair, &done, &told).await;
+                done_slots.extend(&done);
+                careful.extend(rest.into_iter().map(|s| (i, s)));
             }
-            for s in batch {
-                let st = c.slot_state(&src, *s)?;
-                if st.owns && st.migrating.as_deref() != Some(dst_id.as_str()) {
-                    c.setslot(&src, *s, &SetSlot::Migrating(dst_id.clone()))?;
-                }
-            }
-            for s in batch {
-                let r = mover::move_keys(c, *s, &src, &dst, opts)?;
-                total.slot_keys.insert(*s, r.keys);
-                total.keys += r.keys;
-                total.overwritten.extend(r.overwritten);
-                total.identical.extend(r.identical);
-            }
-            let nodes = crate::cluster::merged_nodes(&c.views()?);
-            let others: Vec<String> = nodes
-                .iter()
-                .filter(|n| n.is_master() && !n.failing() && n.addr() != src && n.addr() != dst)
-                .map(|n| n.addr())
-                .collect();
-            for addr in std::iter::once(&dst)
-                .chain(std::iter::once(&src))
-                .chain(others.iter())
-            {
-                for s in batch {
-                    match c.setslot(addr, *s, &SetSlot::Node(dst_id.clone())) {
-                        Ok(()) => {}
-                        Err(e)
-                            if e.server_reply()
-                                .is_some_and(|r| r.contains("only with masters")) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            total.slots += batch.len() as u64;
+        }
+        Ok::<(), ClusterError>(())
+    })?;
+    let mut slot_keys = model.keys.into_inner();
+    total.keys += slot_keys.values().sum::<u64>();
+    total.slots += done_slots.len() as u64;
+    for s in done_slots {
+        slot_keys.entry(s).or_default();
+    }
+    total.slot_keys.extend(slot_keys);
+    for (i, slot) in careful {
+        if opts.stop.requested() {
+            total.interrupted = true;
+            break;
+        }
+        let pair = &lanes[i];
+        let now = crate::cluster::merged_nodes(&c.views()?);
+        if steps::settled_at(&now, slot, &pair.dst.id) {
+            total.slots += 1;
+            total.slot_keys.entry(slot).or_default();
+            continue;
+        }
+        let r = mover::move_slot(c, slot, &pair.src.id, &pair.dst.id, opts)?;
+        total.slots += r.slots;
+        total.keys += r.keys;
+        total.overwritten.extend(r.overwritten);
+        total.identical.extend(r.identical);
+        for (s, k) in r.slot_keys {
+            *total.slot_keys.entry(s).or_default() += k;
         }
     }
     total.seconds = started.elapsed().as_secs_f64();
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::conn::{describe, ConnOptions};
+    use crate::cluster::mover::steps::Sender;
+    use crate::cluster::snapshot::{Snapshot, SnapshotNode, StoredKey};
+    use crate::cluster::{commands, Stop};
+
+    const A: &str = "127.0.0.1:7401";
+    const B: &str = "127.0.0.1:7402";
+    const C: &str = "127.0.0.1:7403";
+
+    /// A holds 0-8191, B the rest, C nothing; D is known to all but has no address
+    /// (`noaddr`), so nobody can tell it anything. `keys` are A's, by slot.
+    fn snapshot(keys: &BTreeMap<u16, Vec<String>>) -> Snapshot {
+        let ids = [
+            "a".repeat(40),
+            "b".repeat(40),
+            "c".repeat(40),
+            "d".repeat(40),
+        ];
+        let text = |me: usize| {
+            let flag = |i: usize| if i == me { "myself,master" } else { "master" };
+            format!(
+                "{} {A}@17401 {} - 0 0 1 connected 0-8191\n{} {B}@17402 {} - 0 0 2 connected 8192-16383\n{} {C}@17403 {} - 0 0 3 connected\n{} :0@0 master,noaddr - 0 0 4 disconnected\n",
+                ids[0],
+                flag(0),
+                ids[1],
+                flag(1),
+                ids[2],
+                flag(2),
+                ids[3]
+            )
+        };
+        let node = |i: usize, addr: &str, slots: BTreeMap<u16, Vec<StoredKey>>| SnapshotNode {
+            addr: addr.into(),
+            cluster_nodes: Some(text(i)),
+            error: None,
+            keys: slots.values().map(|k| k.len() as u64).sum(),
+            slots,
+        };
+        let stored = keys
+            .iter()
+            .map(|(s, k)| (*s, k.iter().map(|k| StoredKey::Text(k.clone())).collect()))
+            .collect();
+        Snapshot {
+            version: 1,
+            seed: A.into(),
+            nodes: vec![
+                node(0, A, stored),
+                node(1, B, BTreeMap::new()),
+                node(2, C, BTreeMap::new()),
+            ],
+        }
+    }
+
+    /// What the live cluster sends for each step, as `(node, command)` (a MIGRATE as
+    /// `MIGRATE <slot> <n> keys to <addr>`), while the model takes the step.
+    struct Wire<'a> {
+        model: Model<'a>,
+        sent: RefCell<Vec<(String, String)>>,
+    }
+
+    impl Wire<'_> {
+        fn send(&self, node: &str, words: &[Vec<u8>]) {
+            self.sent
+                .borrow_mut()
+                .push((node.to_string(), describe(words)));
+        }
+    }
+
+    impl Sender for Wire<'_> {
+        async fn setslot(
+            &self,
+            node: &str,
+            slots: &[u16],
+            action: &SetSlot,
+            ok_if: &str,
+        ) -> Result<Vec<u16>> {
+            for s in slots {
+                self.send(node, &commands::setslot(*s, action));
+            }
+            self.model.setslot(node, slots, action, ok_if).await
+        }
+
+        async fn assign(
+            &self,
+            node: &str,
+            slots: &[u16],
+            owner: &str,
+            quiet: &std::collections::BTreeSet<u16>,
+        ) -> Result<Vec<u16>> {
+            for c in steps::assign_commands(slots, owner, quiet) {
+                self.send(node, &c);
+            }
+            self.model.assign(node, slots, owner, quiet).await
+        }
+
+        async fn keys(
+            &self,
+            src: &str,
+            slots: &[u16],
+            count: u64,
+        ) -> Result<Vec<Option<Vec<Key>>>> {
+            self.model.keys(src, slots, count).await
+        }
+
+        async fn migrate(
+            &self,
+            src: &str,
+            dst: &str,
+            batch: &[(u16, Vec<Key>)],
+            opts: MigrateOpts,
+        ) -> Result<Vec<bool>> {
+            let conn = ConnOptions {
+                user: None,
+                password: None,
+                tls: None,
+                timeout: std::time::Duration::from_secs(1),
+            };
+            for (slot, keys) in batch {
+                let words = commands::migrate(dst, keys, opts, &conn)?;
+                let text = |w: &[u8]| String::from_utf8_lossy(w).to_string();
+                let at = words.iter().position(|w| w == b"KEYS").expect("KEYS");
+                let sent = words[at + 1..].len();
+                assert!(words[at + 1..].iter().all(|k| slot_of(k) == *slot));
+                self.sent.borrow_mut().push((
+                    src.to_string(),
+                    format!(
+                        "MIGRATE {slot} {sent} keys to {}:{}",
+                        text(&words[1]),
+                        text(&words[2])
+                    ),
+                ));
+            }
+            self.model.migrate(src, dst, batch, opts).await
+        }
+    }
+
+    /// The dry run's plan, in the same words as [`Wire`].
+    fn planned(plan: &[Planned]) -> Vec<(String, String)> {
+        plan.iter()
+            .map(|p| {
+                let command = match (&p.to, p.slot) {
+                    (Some(to), Some(slot)) => format!("MIGRATE {slot} {} keys to {to}", p.keys),
+                    _ => p.command.clone(),
+                };
+                (p.node.clone(), command)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dry_run_plans_the_commands_the_live_mover_sends_in_its_order() {
+        // Four slots of A, three with keys (one needs two MIGRATE rounds of two keys).
+        let mut tagged: Vec<(u16, String)> = (0..200)
+            .map(|i| format!("t{i}"))
+            .map(|t| (slot_of(t.as_bytes()), t))
+            .filter(|(s, _)| *s < 8192)
+            .collect();
+        tagged.sort();
+        tagged.dedup_by_key(|(s, _)| *s);
+        let slots: Vec<u16> = tagged.iter().take(4).map(|(s, _)| *s).collect();
+        let mut keys: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        for ((slot, tag), n) in tagged.iter().zip([3, 1, 0, 2]) {
+            if n > 0 {
+                keys.insert(*slot, (0..n).map(|i| format!("k{i}{{{tag}}}")).collect());
+            }
+        }
+        let (a, c) = ("a".repeat(40), "c".repeat(40));
+        let moves: Vec<SlotMove> = slots
+            .iter()
+            .map(|s| SlotMove {
+                slot: *s,
+                src: a.clone(),
+                dst: c.clone(),
+            })
+            .collect();
+        let opts = MoveOpts {
+            pipeline: 2,
+            migration: mover::Migration::Legacy,
+            ..MoveOpts::new(Stop::never())
+        };
+
+        let dry = MemoryCluster::new(Rc::new(snapshot(&keys)));
+        let moved = dry.move_slots(&moves, &opts).expect("the dry run moves");
+        assert_eq!(moved.slots, 4);
+        assert_eq!(moved.keys, 6);
+        let plan = planned(&dry.plan());
+
+        // The live mover's calls of the shared steps, with the words it sends.
+        let model = MemoryCluster::new(Rc::new(snapshot(&keys)));
+        let nodes = crate::cluster::merged_nodes(&model.views().unwrap());
+        let pairs = mover::pairs_of(&nodes, &moves).unwrap();
+        let wire = Wire {
+            model: Model {
+                c: &model,
+                keys: RefCell::new(BTreeMap::new()),
+            },
+            sent: RefCell::new(Vec::new()),
+        };
+        let (lanes, batch) = steps::batched(pairs, opts.parallel);
+        let told = steps::told(&nodes);
+        futures::executor::block_on(async {
+            for pair in &lanes {
+                for chunk in pair.slots.chunks(batch) {
+                    let (done, careful) =
+                        steps::move_batch(&wire, pair, chunk, &opts).await.unwrap();
+                    assert!(careful.is_empty(), "{careful:?}");
+                    steps::tell_others(&wire, pair, &done, &told).await;
+                }
+            }
+        });
+        let sent = wire.sent.into_inner();
+        assert_eq!(plan, sent);
+
+        // What that order is: markers, keys round by round, owner on the target (the
+        // middle slots made STABLE first), the source, the other master; never the
+        // node without an address.
+        let at = |node: &str, text: String| (node.to_string(), text);
+        let mut expected: Vec<(String, String)> = Vec::new();
+        for s in &slots {
+            expected.push(at(C, format!("CLUSTER SETSLOT {s} IMPORTING {a}")));
+        }
+        for s in &slots {
+            expected.push(at(A, format!("CLUSTER SETSLOT {s} MIGRATING {c}")));
+        }
+        for (s, n) in [(slots[0], 2), (slots[1], 1), (slots[3], 2), (slots[0], 1)] {
+            expected.push(at(A, format!("MIGRATE {s} {n} keys to {C}")));
+        }
+        for (i, s) in slots.iter().enumerate() {
+            if i == 1 || i == 2 {
+                expected.push(at(C, format!("CLUSTER SETSLOT {s} STABLE")));
+            }
+            expected.push(at(C, format!("CLUSTER SETSLOT {s} NODE {c}")));
+        }
+        for node in [A, B] {
+            for s in &slots {
+                expected.push(at(node, format!("CLUSTER SETSLOT {s} NODE {c}")));
+            }
+        }
+        assert_eq!(sent, expected);
+    }
+
+    /// A stop check that was asked for from the start.
+    struct Asked;
+
+    impl crate::cluster::stop::StopSource for Asked {
+        fn requested(&self) -> bool {
+            true
+        }
+        fn held(&self) -> bool {
+            false
+        }
+        fn overdue(&self, _since: std::time::Instant) -> bool {
+            false
+        }
+        fn grace(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
+        fn opened(&self, _slots: &[u16]) {}
+        fn settled(&self, _slots: &[u16]) {}
+        fn open_slots(&self) -> Vec<u16> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_move_takes_no_slot_once_its_callers_stop_check_is_asked_for() {
+        let (a, c) = ("a".repeat(40), "c".repeat(40));
+        let moves: Vec<SlotMove> = (0..3)
+            .map(|slot| SlotMove {
+                slot,
+                src: a.clone(),
+                dst: c.clone(),
+            })
+            .collect();
+        let opts = MoveOpts {
+            migration: mover::Migration::Legacy,
+            ..MoveOpts::new(Stop::new(Asked))
+        };
+        let dry = MemoryCluster::new(Rc::new(snapshot(&BTreeMap::new())));
+        let moved = dry.move_slots(&moves, &opts).expect("no error");
+        assert!(moved.interrupted);
+        assert_eq!(moved.slots, 0);
+        assert!(dry.plan().is_empty(), "{:?}", dry.plan());
+        let opts = MoveOpts {
+            migration: mover::Migration::Legacy,
+            ..MoveOpts::new(Stop::never())
+        };
+        let moved = dry.move_slots(&moves, &opts).expect("moves");
+        assert!(!moved.interrupted);
+        assert_eq!(moved.slots, 3);
+    }
 }

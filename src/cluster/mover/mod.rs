@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 
 mod moved;
 mod protocol;
+mod ready;
+pub mod steps;
 
 pub use moved::*;
 pub use protocol::*;
+pub use ready::*;
 
 use super::keyname::{shown, KeyName};
 use super::{
-    merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, NodeView, Result, SetSlot,
+    merged_nodes, Cluster, ClusterError, Key, MigrateOpts, NodeInfo, Result, SetSlot, Stop,
 };
 
 /// How to move keys.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MoveOpts {
     /// Keys per `MIGRATE`.
     pub pipeline: u64,
@@ -27,15 +30,21 @@ pub struct MoveOpts {
     pub parallel: usize,
     /// Which protocol `move_slots` uses.
     pub migration: Migration,
+    /// The caller's stop check: a move takes no new slot once it is asked for, and
+    /// notes there the slots it holds open.
+    pub stop: Stop,
 }
 
-impl Default for MoveOpts {
-    fn default() -> Self {
+impl MoveOpts {
+    /// The defaults (100 keys per MIGRATE, 4 pairs at once, the protocol chosen per
+    /// move) with the caller's stop check.
+    pub fn new(stop: Stop) -> Self {
         MoveOpts {
             pipeline: 100,
             migrate: MigrateOpts::default(),
             parallel: 4,
             migration: Migration::Auto,
+            stop,
         }
     }
 }
@@ -80,12 +89,12 @@ pub fn reset_retry_budget() {
 /// Wait `delay` before a retry, unless the run's retry budget is spent or an
 /// interruption was asked for outside a step that must not be cut in half (then
 /// false: give up).
-fn backoff(delay: Duration) -> bool {
+fn backoff(delay: Duration, stop: &Stop) -> bool {
     let waited = RETRY_WAITED_MS.fetch_add(delay.as_millis() as u64, Ordering::SeqCst);
     if Duration::from_millis(waited) + delay > RETRY_BUDGET {
         return false;
     }
-    let give_up = || crate::interrupt::requested() && !crate::interrupt::held();
+    let give_up = || stop.gives_up();
     let until = Instant::now() + delay;
     while Instant::now() < until {
         if give_up() {
@@ -103,6 +112,7 @@ fn migrate_retrying(
     dst: &str,
     keys: &[Key],
     opts: MigrateOpts,
+    stop: &Stop,
 ) -> Result<()> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
@@ -111,10 +121,10 @@ fn migrate_retrying(
             Ok(()) => return Ok(()),
             Err(e) if ioerr(&e) && keys.len() > 1 => {
                 let (a, b) = keys.split_at(keys.len() / 2);
-                migrate_retrying(c, src, dst, a, opts)?;
-                return migrate_retrying(c, src, dst, b, opts);
+                migrate_retrying(c, src, dst, a, opts, stop)?;
+                return migrate_retrying(c, src, dst, b, opts, stop);
             }
-            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 && backoff(delay) => {
+            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 && backoff(delay, stop) => {
                 attempt += 1;
                 delay *= 2;
             }
@@ -161,7 +171,7 @@ pub fn move_keys(
             replace: false,
             ..opts.migrate
         };
-        match migrate_retrying(c, src, dst, &keys, first) {
+        match migrate_retrying(c, src, dst, &keys, first, &opts.stop) {
             Ok(()) => report.keys += keys.len() as u64,
             Err(e) if busykey(&e) => settle_busy(c, slot, src, dst, &keys, opts, &mut report)?,
             Err(e) => return Err(e),
@@ -204,10 +214,10 @@ fn settle_busy(
     };
     let busy: Vec<Key> = same.iter().chain(differ.iter()).cloned().collect();
     if !busy.is_empty() {
-        migrate_retrying(c, src, dst, &busy, replace)?;
+        migrate_retrying(c, src, dst, &busy, replace, &opts.stop)?;
     }
     if !plain.is_empty() {
-        migrate_retrying(c, src, dst, &plain, opts.migrate)?;
+        migrate_retrying(c, src, dst, &plain, opts.migrate, &opts.stop)?;
     }
     report.keys += (busy.len() + plain.len()) as u64;
     report.identical.extend(same.into_iter().map(KeyName));
@@ -252,142 +262,6 @@ pub fn common_keys(
     Ok(out)
 }
 
-/// How long a move waits for every master to know the nodes it involves.
-pub const GOSSIP_WAIT: Duration = Duration::from_secs(10);
-
-/// Before the first write of a move: no node says `cluster_state:fail` (every MIGRATE
-/// would be refused), and every reachable master knows every node in `ids` (a node
-/// that has just joined is learnt by gossip a moment later, and until then SETSLOT
-/// naming it fails with "I don't know about node": wait for it, up to `wait`).
-/// Returns the views it read.
-pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeView>> {
-    let deadline = Instant::now() + wait;
-    let mut told = false;
-    loop {
-        let views = c.views()?;
-        let nodes = merged_nodes(&views);
-        let mut waiting_for: Vec<String> = Vec::new();
-        match not_serving(&c.seed(), &views) {
-            Some(NotServing::Down(why)) => {
-                return Err(ClusterError::Refused(format!(
-                    "cannot move slots: {why} Bring the failing node back or let a replica take over, then run this again; nothing was written for this move"
-                )))
-            }
-            Some(NotServing::Joining(who)) if Instant::now() < deadline => {
-                waiting_for.extend(who.iter().map(|a| format!("{a} says cluster_state:fail")));
-            }
-            Some(NotServing::Joining(who)) => {
-                return Err(ClusterError::Refused(format!(
-                    "cannot move slots: {} still say(s) cluster_state:fail after {} s although every slot is served; nothing was written for this move",
-                    who.join(", "),
-                    wait.as_secs()
-                )))
-            }
-            None => {}
-        }
-        let addr = |id: &str| {
-            nodes
-                .iter()
-                .find(|n| n.id == id)
-                .map_or(id.to_string(), NodeInfo::addr)
-        };
-        let mut unknown: Vec<String> = Vec::new();
-        for v in &views {
-            let Ok(state) = &v.state else { continue };
-            let Some(me) = state.myself() else { continue };
-            if !me.is_master() {
-                continue;
-            }
-            for id in ids {
-                let known = state
-                    .nodes
-                    .iter()
-                    .any(|n| n.id == *id && !n.handshake() && !n.noaddr());
-                if !known {
-                    unknown.push(format!("{} does not know {}", v.addr, addr(id)));
-                }
-            }
-        }
-        unknown.extend(waiting_for);
-        if unknown.is_empty() {
-            refuse_jobs_in_flight(c, &nodes, ids)?;
-            return Ok(views);
-        }
-        if Instant::now() >= deadline {
-            return Err(ClusterError::Refused(format!(
-                "cannot move slots yet: {} (gossip has not reached it within {} s); nothing was written: run this again in a moment, or CLUSTER MEET the nodes",
-                unknown.join(", "),
-                wait.as_secs()
-            )));
-        }
-        if !told && !c.dry_run() {
-            crate::progress::note(&format!(
-                "waiting for the cluster to agree on the nodes of the move ({})...",
-                unknown.join(", ")
-            ));
-            told = true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Refuse a move while one of its masters sends or receives an atomic slot migration:
-/// the server refuses legacy markers then (`Slot export in progress`) and a second
-/// overlapping atomic move, and its keys in flight are the job's.
-fn refuse_jobs_in_flight(c: &dyn Cluster, nodes: &[NodeInfo], ids: &[&str]) -> Result<()> {
-    match jobs_refusal(c, nodes, ids, "move slots now")? {
-        Some(said) => Err(ClusterError::Refused(said)),
-        None => Ok(()),
-    }
-}
-
-/// The one refusal sentence for moving beside atomic slot migrations in flight on the
-/// masters `ids` (`cannot {what}: A is sending slots 0-99 to B (atomic slot
-/// migration, state); nothing was written for this move: ...`), or `None` when none
-/// has a job in flight. A node that cannot list its jobs is an error naming it
-/// ([`super::jobs::unlisted`]). Scripts refuse with the same words.
-pub fn jobs_refusal(
-    c: &dyn Cluster,
-    nodes: &[NodeInfo],
-    ids: &[&str],
-    what: &str,
-) -> Result<Option<String>> {
-    let addrs: Vec<String> = nodes
-        .iter()
-        .filter(|n| ids.contains(&n.id.as_str()))
-        .map(NodeInfo::addr)
-        .collect();
-    let mut busy: Vec<String> = Vec::new();
-    for (addr, jobs) in addrs.iter().zip(c.slot_migrations_of(&addrs)) {
-        for j in jobs?.iter().filter(|j| j.in_flight()) {
-            let (verb, other, dir) = if j.operation == "EXPORT" {
-                ("is sending", &j.target, "to")
-            } else {
-                ("is receiving", &j.source, "from")
-            };
-            let other = nodes
-                .iter()
-                .find(|n| &n.id == other)
-                .map_or_else(|| other.clone(), NodeInfo::addr);
-            let said = format!(
-                "{addr} {verb} slots {} {dir} {other} (atomic slot migration, {})",
-                super::topology::format_ranges(&j.slots),
-                j.state
-            );
-            if !busy.contains(&said) {
-                busy.push(said);
-            }
-        }
-    }
-    if busy.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "cannot {what}: {}; nothing was written for this move: wait until it ends, or run slotsmith fix, which waits for it (--wait SECONDS) or cancels it (--cancel-migrations)",
-        busy.join("; ")
-    )))
-}
-
 /// The ids of every source and target of some moves, each once.
 pub fn ends_of(moves: &[SlotMove]) -> Vec<&str> {
     let mut ids: Vec<&str> = Vec::new();
@@ -399,44 +273,6 @@ pub fn ends_of(moves: &[SlotMove]) -> Vec<&str> {
         }
     }
     ids
-}
-
-/// Why masters say `cluster_state:fail`.
-pub enum NotServing {
-    /// A master holding slots is failing, or slots have no owner: the sentence of
-    /// `check` that says so. Nothing can move.
-    Down(String),
-    /// Every slot is served, yet these masters say fail: nodes that have just joined
-    /// and have not learnt every owner yet.
-    Joining(Vec<String>),
-}
-
-/// Whether some master says `cluster_state:fail` (replicas do not serve writes), and why.
-pub fn not_serving(seed: &str, views: &[NodeView]) -> Option<NotServing> {
-    let failing: Vec<String> = views
-        .iter()
-        .filter(|v| {
-            v.state
-                .as_ref()
-                .is_ok_and(|s| s.says_fail() && s.myself().is_some_and(NodeInfo::is_master))
-        })
-        .map(|v| v.addr.clone())
-        .collect();
-    if failing.is_empty() {
-        return None;
-    }
-    let report = super::check::check(seed, views);
-    let down = report.masters.iter().any(|m| m.failing && m.slots > 0);
-    if !down && report.uncovered.is_empty() {
-        return Some(NotServing::Joining(failing));
-    }
-    let why = report
-        .errors
-        .iter()
-        .find(|e| e.contains("cluster_state:fail"))
-        .cloned()
-        .unwrap_or_else(|| format!("{} say(s) cluster_state:fail.", failing.join(", ")));
-    Some(NotServing::Down(why))
 }
 
 /// The master serving the shard of node `id` now: itself while it is a master, its
@@ -696,7 +532,7 @@ pub fn move_slot(
     check_move(&nodes, slot, &src, &dst)?;
     let live = !c.dry_run();
     if live {
-        crate::interrupt::opened(&[slot]);
+        opts.stop.opened(&[slot]);
     }
     if !dst.owns(slot) && dst.importing.get(&slot) != Some(&src.id) {
         c.setslot(&dst.addr(), slot, &SetSlot::Importing(src.id.clone()))?;
@@ -704,7 +540,7 @@ pub fn move_slot(
     if src.owns(slot) && src.migrating.get(&slot) != Some(&dst.id) {
         if let Err(e) = c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone())) {
             if undo_importing(c, slot, &src, &dst, &e) && live {
-                crate::interrupt::settled(&[slot]);
+                opts.stop.settled(&[slot]);
             }
             return Err(e);
         }
@@ -712,7 +548,7 @@ pub fn move_slot(
     let moved = move_keys(c, slot, &src.addr(), &dst.addr(), opts)?;
     set_owner_everywhere(c, &nodes, slot, &dst)?;
     if live {
-        crate::interrupt::settled(&[slot]);
+        opts.stop.settled(&[slot]);
     }
     Ok(SlotMoved {
         slots: 1,

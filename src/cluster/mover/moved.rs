@@ -49,7 +49,7 @@ impl SlotMoved {
         if !self.left_alone.is_empty() {
             out.push_str(&format!(
                 "; left alone {} that changed since they were planned",
-                crate::interrupt::slot_count(self.left_alone.len())
+                crate::cluster::topology::n_slots(self.left_alone.len())
             ));
         }
         if self.open.is_empty() {
@@ -57,7 +57,7 @@ impl SlotMoved {
         } else {
             out.push_str(&format!(
                 "; {} left open ({}): run `slotsmith fix` to settle them",
-                crate::interrupt::slot_count(self.open.len()),
+                crate::cluster::topology::n_slots(self.open.len()),
                 crate::cluster::topology::format_ranges(&crate::cluster::topology::ranges_of(
                     &self.open
                 ))

@@ -46,9 +46,9 @@ fn migrate_opts(opts: &Map) -> RhaiResult<MigrateOpts> {
     Ok(out)
 }
 
-/// `#{pipeline, timeout, replace}` for moves.
-fn move_opts(opts: &Map) -> RhaiResult<MoveOpts> {
-    let mut out = MoveOpts::default();
+/// `#{pipeline, timeout, replace}` for moves, with the host's stop check.
+fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
+    let mut out = MoveOpts::new(h.stop.clone());
     let mut rest = Map::new();
     for (k, v) in opts {
         match k.as_str() {
@@ -337,7 +337,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     let move_slot = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
         let slot = h.cl(slot_arg(slot))?;
-        let opts = move_opts(&opts)?;
+        let opts = move_opts(&h, &opts)?;
         let s = h.locate(&src)?;
         let d = h.locate(&dst)?;
         let r = h.cl(mover::move_slot(
@@ -366,7 +366,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     );
     let h = host.clone();
     let move_slots = move |moves: Array, opts: Map| -> RhaiResult<Map> {
-        let opts = move_opts(&opts)?;
+        let opts = move_opts(&h, &opts)?;
         h.topology()?;
         let mut list = Vec::with_capacity(moves.len());
         for m in &moves {
@@ -448,7 +448,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             }
             let opts = MoveOpts {
                 migration: mover::Migration::Atomic,
-                ..MoveOpts::default()
+                ..MoveOpts::new(h.stop.clone())
             };
             let r = h.cl(h.cluster.move_slots(&list, &opts))?;
             say_interrupted(&h, &r, &list);
@@ -469,7 +469,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
         let slot = h.cl(slot_arg(slot))?;
-        let opts = move_opts(&opts)?;
+        let opts = move_opts(&h, &opts)?;
         let s = h.locate(&src)?;
         let d = h.locate(&dst)?;
         let r = h.cl(mover::move_keys(

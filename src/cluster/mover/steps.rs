@@ -1,0 +1,248 @@
+//! The ordered, batched steps of a legacy move of many slots, one definition for the
+//! live bulk mover and the in-memory cluster (dry runs), so that a plan cannot drift
+//! from what the live run sends. For each source/target pair (split in lanes when few
+//! pairs move), batch by batch: `SETSLOT IMPORTING` on the target for the slots it
+//! does not own, `SETSLOT MIGRATING` on the source for those it owns, the keys in
+//! rounds of `GETKEYSINSLOT` + one `MIGRATE` of at most `pipeline` keys per slot,
+//! `SETSLOT NODE` on the target (most slots made `STABLE` first, see
+//! [`quiet_slots`]), then on the source, then on every other master that can be told
+//! (not failing, not `noaddr`). A slot whose step fails leaves its batch and is
+//! finished by the careful one-slot mover.
+
+use std::collections::BTreeSet;
+
+use super::{MoveOpts, PairMoves};
+use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, Result, SetSlot};
+
+/// Slots handled together in one pipelined step.
+pub const BATCH: usize = 256;
+
+/// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
+/// [`BATCH`], larger (up to twice) when fewer pairs than `parallel` move, so that a
+/// single pair (a fix of hundreds of slots between two masters) pays fewer rounds of
+/// SETSLOT, each of which makes the node save its configuration.
+pub fn batch_size(pairs: usize, parallel: usize) -> usize {
+    let spare = parallel.max(1) / pairs.max(1);
+    BATCH * spare.clamp(1, 2)
+}
+
+/// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
+/// runs) that move side by side: while the target settles one lane's batch, the
+/// source already hands over the next lane's keys.
+pub fn lanes(pairs: Vec<PairMoves>, parallel: usize) -> Vec<PairMoves> {
+    let per_pair = (parallel.max(1) / pairs.len().max(1)).clamp(1, 2);
+    if per_pair == 1 {
+        return pairs;
+    }
+    let mut out = Vec::new();
+    for p in pairs {
+        let size = p.slots.len().div_ceil(per_pair).max(BATCH);
+        for chunk in p.slots.chunks(size) {
+            out.push(PairMoves {
+                src: p.src.clone(),
+                dst: p.dst.clone(),
+                slots: chunk.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// The pairs as they move ([`lanes`]) and the slots per batch ([`batch_size`]).
+pub fn batched(pairs: Vec<PairMoves>, parallel: usize) -> (Vec<PairMoves>, usize) {
+    let lanes = lanes(pairs, parallel);
+    let batch = batch_size(lanes.len(), parallel);
+    (lanes, batch)
+}
+
+/// The masters told each batch's new owner (besides the pair's own two): those that
+/// are not failing and have an address (a `noaddr` node cannot be reached).
+pub fn told(nodes: &[NodeInfo]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| n.is_master() && !n.failing() && !n.noaddr())
+        .map(NodeInfo::addr)
+        .collect()
+}
+
+/// The slots of a batch the target is made `STABLE` on right before its `SETSLOT
+/// NODE`, of the `done` ones it `imported`: every one but the first and the last.
+///
+/// A target given a slot it imports bumps its config epoch unless it is already the
+/// highest, and broadcasts a PONG to every node, whose whole slot table each receiver
+/// walks: 4096 slots onto a node of a 7-node cluster made 24,576 PONGs and kept both
+/// cores busy. So only the first imported slot (the bump, before the target claims
+/// any other slot of the batch, so that its claim outranks the source's everywhere)
+/// and the last (one broadcast that carries the whole batch) take that path; `STABLE`
+/// drops the importing marker of the others without a broadcast.
+pub fn quiet_slots(done: &[u16], imported: &[u16]) -> BTreeSet<u16> {
+    let marked: Vec<u16> = done
+        .iter()
+        .copied()
+        .filter(|s| imported.contains(s))
+        .collect();
+    match marked.as_slice() {
+        [_, middle @ .., _] => middle.iter().copied().collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The commands of [`Sender::assign`], in order: per slot, `STABLE` first when quiet,
+/// then `NODE owner`.
+pub fn assign_commands(slots: &[u16], owner: &str, quiet: &BTreeSet<u16>) -> Vec<Vec<Vec<u8>>> {
+    let mut cmds = Vec::with_capacity(slots.len() + quiet.len());
+    for &s in slots {
+        if quiet.contains(&s) {
+            cmds.push(commands::setslot(s, &SetSlot::Stable));
+        }
+        cmds.push(commands::setslot(s, &SetSlot::Node(owner.to_string())));
+    }
+    cmds
+}
+
+/// Whoever sends the steps: the live cluster (each step one pipeline to one node) or
+/// the in-memory one (each command applied to the model and recorded in the plan).
+#[allow(async_fn_in_trait)]
+pub trait Sender {
+    /// `CLUSTER SETSLOT slot <action>` on `node` for every slot. The slots whose
+    /// command failed, but for a reply that contains `ok_if` (when not empty); an
+    /// error when the node could not be asked at all.
+    async fn setslot(
+        &self,
+        node: &str,
+        slots: &[u16],
+        action: &SetSlot,
+        ok_if: &str,
+    ) -> Result<Vec<u16>>;
+    /// [`assign_commands`] on the target `node`: the slots whose commands failed.
+    async fn assign(
+        &self,
+        node: &str,
+        slots: &[u16],
+        owner: &str,
+        quiet: &BTreeSet<u16>,
+    ) -> Result<Vec<u16>>;
+    /// `CLUSTER GETKEYSINSLOT slot count` on `src` for every slot: its keys, or
+    /// `None` where the command failed.
+    async fn keys(&self, src: &str, slots: &[u16], count: u64) -> Result<Vec<Option<Vec<Key>>>>;
+    /// One `MIGRATE` of each slot's keys from `src` to `dst`: whether each succeeded.
+    async fn migrate(
+        &self,
+        src: &str,
+        dst: &str,
+        batch: &[(u16, Vec<Key>)],
+        opts: MigrateOpts,
+    ) -> Result<Vec<bool>>;
+}
+
+/// Move one batch of a pair's slots: the slots settled, and those that need the
+/// careful mover. An error is a node that could not be asked at all.
+pub async fn move_batch(
+    s: &impl Sender,
+    pair: &PairMoves,
+    batch: &[u16],
+    opts: &MoveOpts,
+) -> Result<(Vec<u16>, Vec<u16>)> {
+    let (src, dst) = (pair.src.addr(), pair.dst.addr());
+    let mut careful: Vec<u16> = Vec::new();
+    // The target may already own a slot (an earlier run finished it there).
+    let to_import: Vec<u16> = batch
+        .iter()
+        .copied()
+        .filter(|s| !pair.dst.owns(*s))
+        .collect();
+    let importing = SetSlot::Importing(pair.src.id.clone());
+    careful.extend(s.setslot(&dst, &to_import, &importing, "").await?);
+    let to_migrate: Vec<u16> = batch
+        .iter()
+        .copied()
+        .filter(|x| pair.src.owns(*x) && !careful.contains(x))
+        .collect();
+    let migrating = SetSlot::Migrating(pair.dst.id.clone());
+    careful.extend(s.setslot(&src, &to_migrate, &migrating, "").await?);
+
+    let mut active: Vec<u16> = batch
+        .iter()
+        .copied()
+        .filter(|x| !careful.contains(x))
+        .collect();
+    // Never REPLACE on the first try: a key on both sides is compared (and an
+    // overwrite reported) by the careful mover.
+    let first_try = MigrateOpts {
+        replace: false,
+        ..opts.migrate
+    };
+    let limit = opts.pipeline.max(1);
+    while !active.is_empty() {
+        let mut with_keys: Vec<(u16, Vec<Key>)> = Vec::new();
+        for (slot, keys) in active.iter().zip(s.keys(&src, &active, limit).await?) {
+            match keys {
+                Some(k) if !k.is_empty() => with_keys.push((*slot, k)),
+                Some(_) => {}
+                None => careful.push(*slot),
+            }
+        }
+        if with_keys.is_empty() {
+            break;
+        }
+        let moved = s.migrate(&src, &dst, &with_keys, first_try).await?;
+        active.clear();
+        for ((slot, k), ok) in with_keys.into_iter().zip(moved) {
+            if !ok {
+                careful.push(slot);
+            } else if k.len() as u64 >= limit {
+                // Fewer keys than asked for were all the slot had: once MIGRATING, a
+                // source creates no key in the slot (a command on a key it lacks is
+                // sent to the target with ASK or TRYAGAIN).
+                active.push(slot);
+            }
+        }
+    }
+
+    let done: Vec<u16> = batch
+        .iter()
+        .copied()
+        .filter(|x| !careful.contains(x))
+        .collect();
+    // Target first: once it owns the slot, the source can let go.
+    let quiet = quiet_slots(&done, &to_import);
+    let failed = s.assign(&dst, &done, &pair.dst.id, &quiet).await?;
+    careful.extend(failed.iter().copied());
+    let done: Vec<u16> = done.into_iter().filter(|x| !failed.contains(x)).collect();
+    // A source that gave away its last slot may already be a replica.
+    let owner = SetSlot::Node(pair.dst.id.clone());
+    let failed = s.setslot(&src, &done, &owner, "only with masters").await?;
+    careful.extend(failed.iter().copied());
+    let done: Vec<u16> = done.into_iter().filter(|x| !failed.contains(x)).collect();
+    Ok((done, careful))
+}
+
+/// Tell the masters of `told` but the pair's two the new owner of a batch's slots.
+/// They learn it by gossip anyway (its epoch is higher): telling them is for speed,
+/// and one that misses it does not stop the move.
+pub async fn tell_others(s: &impl Sender, pair: &PairMoves, done: &[u16], told: &[String]) {
+    if done.is_empty() {
+        return;
+    }
+    let (src, dst) = (pair.src.addr(), pair.dst.addr());
+    let owner = SetSlot::Node(pair.dst.id.clone());
+    futures::future::join_all(
+        told.iter()
+            .filter(|a| **a != src && **a != dst)
+            .map(|a| s.setslot(a, done, &owner, "only with masters")),
+    )
+    .await;
+}
+
+/// Whether `dst` owns `slot` in its own view, no other master claims it and no master
+/// has a marker on it: the move of the slot is complete.
+pub fn settled_at(nodes: &[NodeInfo], slot: u16, dst: &str) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.id == dst && n.is_master() && n.owns(slot))
+        && nodes.iter().filter(|n| n.is_master()).all(|n| {
+            (n.id == dst || !n.owns(slot))
+                && !n.migrating.contains_key(&slot)
+                && !n.importing.contains_key(&slot)
+        })
+}

@@ -1,0 +1,296 @@
+//! Every node of one cluster over the network: the connections, the runtime they run
+//! on and the run's journal, and the reads of each node's own state, asynchronous.
+//! What the live cluster and its bulk mover share; the bulk mover needs nothing else
+//! of the live cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+
+use super::commands;
+use super::conn::{args, Pool};
+use super::jobs::SlotJob;
+use super::topology::parse_cluster_nodes;
+use super::{ClusterError, NodeState, NodeView, Reply, Result};
+use crate::journal::Journal;
+
+/// The nodes of a cluster reached through a seed node.
+#[derive(Clone)]
+pub struct Nodes {
+    seed: String,
+    pool: Pool,
+    rt: tokio::runtime::Handle,
+    journal: Option<Arc<Journal>>,
+}
+
+impl Nodes {
+    pub fn new(seed: &str, pool: Pool, rt: tokio::runtime::Handle) -> Self {
+        Nodes {
+            seed: seed.to_string(),
+            pool,
+            rt,
+            journal: None,
+        }
+    }
+
+    /// Record every write in `journal`.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The address slotsmith was pointed at.
+    pub fn seed(&self) -> &str {
+        &self.seed
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Journal one write and pass its result on.
+    pub fn logged<T>(&self, node: &str, command: &str, r: Result<T>) -> Result<T> {
+        if let Some(j) = &self.journal {
+            j.record(
+                node,
+                command,
+                r.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            );
+        }
+        r
+    }
+
+    /// Journal one line for a pipeline of writes: each failure, or success.
+    pub fn log(&self, node: &str, command: String, failures: &[String]) {
+        if let Some(j) = &self.journal {
+            let reply = match failures {
+                [] => Ok(()),
+                [one] => Err(one.clone()),
+                [first, ..] => Err(format!("{} failed, the first: {first}", failures.len())),
+            };
+            j.record(node, &command, reply);
+        }
+    }
+
+    /// How many keys one node holds in each of `slots`, where it holds any: one
+    /// pipelined `COUNTKEYSINSLOT` per slot.
+    pub async fn key_counts(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+        let mut out = Vec::new();
+        let timeout = self.pool.options().timeout * 4;
+        for chunk in slots.chunks(4096) {
+            let cmds: Vec<Vec<Vec<u8>>> = chunk
+                .iter()
+                .map(|s| commands::countkeysinslot(*s))
+                .collect();
+            let replies = self.pool.pipeline(addr, &cmds, timeout).await?;
+            for (s, r) in chunk.iter().zip(replies) {
+                match r? {
+                    Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One node's own `CLUSTER NODES`, `DBSIZE` and `cluster_state`, in one round trip.
+    pub async fn node_state(&self, addr: &str) -> Result<NodeState> {
+        let replies = self
+            .pool
+            .pipeline(
+                addr,
+                &[
+                    args(["CLUSTER", "NODES"]),
+                    args(["DBSIZE"]),
+                    args(["CLUSTER", "INFO"]),
+                ],
+                self.pool.options().timeout,
+            )
+            .await?;
+        let mut it = replies.into_iter();
+        let text = match it.next() {
+            Some(Ok(Reply::Bulk(b))) => String::from_utf8_lossy(&b).to_string(),
+            Some(Ok(Reply::Status(s))) => s,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(protocol(addr, "CLUSTER NODES", "unexpected reply")),
+        };
+        let keys = match it.next() {
+            Some(Ok(Reply::Int(n))) => n.max(0) as u64,
+            Some(Err(e)) => return Err(e),
+            _ => return Err(protocol(addr, "DBSIZE", "unexpected reply")),
+        };
+        let cluster_state = match it.next() {
+            Some(Ok(Reply::Bulk(b))) => info_field(&String::from_utf8_lossy(&b), "cluster_state"),
+            Some(Ok(Reply::Status(s))) => info_field(&s, "cluster_state"),
+            _ => None,
+        };
+        let mut nodes = parse_cluster_nodes(&text)
+            .map_err(|e| protocol(addr, "CLUSTER NODES", &e.to_string()))?;
+        // A node that has not met anyone yet does not know its own IP.
+        if let Ok((host, port)) = super::conn::split_addr(addr) {
+            for n in nodes
+                .iter_mut()
+                .filter(|n| n.is_myself() && n.host.is_empty())
+            {
+                n.host = host.clone();
+                if n.port == 0 {
+                    n.port = port;
+                }
+            }
+        }
+        Ok(NodeState {
+            nodes,
+            keys,
+            cluster_state,
+        })
+    }
+
+    /// Every node's own view: the seed first, then each node the views name,
+    /// concurrently, until no new node turns up.
+    pub async fn views(&self) -> Result<Vec<NodeView>> {
+        let seed_state = self.node_state(&self.seed).await?;
+        let mut views = vec![NodeView {
+            addr: self.seed.clone(),
+            state: Ok(seed_state),
+        }];
+        loop {
+            let known: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
+            let mut todo: Vec<String> = Vec::new();
+            for v in &views {
+                if let Ok(state) = &v.state {
+                    for n in &state.nodes {
+                        if n.is_myself() || n.noaddr() || n.handshake() || n.host.is_empty() {
+                            continue;
+                        }
+                        let a = n.addr();
+                        if !known.contains(&a)
+                            && !todo.contains(&a)
+                            && !self.is_seed_alias(&a, &views)
+                        {
+                            todo.push(a);
+                        }
+                    }
+                }
+            }
+            if todo.is_empty() {
+                break;
+            }
+            // A node the others flag as failed gets a short wait: the cluster has
+            // already decided it is down, and a stopped node never answers.
+            let flagged = |addr: &str| {
+                views.iter().any(|v| {
+                    v.state.as_ref().is_ok_and(|s| {
+                        s.nodes
+                            .iter()
+                            .any(|n| n.addr() == addr && n.has_flag("fail"))
+                    })
+                })
+            };
+            let states = join_all(todo.iter().map(|a| {
+                let wait = if flagged(a) {
+                    FAILED_NODE_WAIT
+                } else {
+                    // node_state's own timeouts apply.
+                    Duration::from_secs(3600)
+                };
+                async move {
+                    match tokio::time::timeout(wait, self.node_state(a)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ClusterError::Timeout {
+                            addr: a.clone(),
+                            command: "CLUSTER NODES (a node flagged fail)".into(),
+                            ms: wait.as_millis() as u64,
+                        }),
+                    }
+                }
+            }))
+            .await;
+            for (addr, st) in todo.into_iter().zip(states) {
+                views.push(NodeView {
+                    addr,
+                    state: st.map_err(|e| e.to_string()),
+                });
+            }
+        }
+        Ok(views)
+    }
+
+    /// The seed may be named `localhost:7001` while the others call it `127.0.0.1:7001`.
+    fn is_seed_alias(&self, addr: &str, views: &[NodeView]) -> bool {
+        let seed_id = views
+            .first()
+            .and_then(|v| v.state.as_ref().ok())
+            .and_then(|s| s.myself())
+            .map(|m| m.id.clone());
+        views.iter().any(|v| {
+            v.state.as_ref().ok().is_some_and(|s| {
+                s.nodes
+                    .iter()
+                    .any(|n| n.addr() == addr && Some(&n.id) == seed_id.as_ref())
+            })
+        })
+    }
+
+    /// `CLUSTER CANCELSLOTMIGRATIONS` on one node, journaled: false when it had no job
+    /// in flight (`No migrations ongoing`: they had already ended).
+    pub async fn cancel_slot_migrations(&self, addr: &str) -> Result<bool> {
+        let words = args(["CLUSTER", "CANCELSLOTMIGRATIONS"]);
+        let r = match self.pool.cmd(addr, &words).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::Command { reason, .. })
+                if reason.contains("No migrations ongoing") =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
+        self.logged(addr, "CLUSTER CANCELSLOTMIGRATIONS", r)
+    }
+
+    /// One node's atomic slot migration jobs (none on a server without them).
+    pub async fn slot_migrations(&self, addr: &str) -> Result<Vec<SlotJob>> {
+        match self
+            .pool
+            .cmd(addr, &args(["CLUSTER", "GETSLOTMIGRATIONS"]))
+            .await
+        {
+            Ok(r) => Ok(super::jobs::jobs_of(r)),
+            Err(ClusterError::Command { reason, .. }) if super::jobs::unsupported(&reason) => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How long reading the topology waits for a node the others flag as failed.
+const FAILED_NODE_WAIT: Duration = Duration::from_millis(500);
+
+/// One `name:value` field of an `INFO`-style reply.
+pub fn info_field(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.trim_end().split_once(':')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+pub(super) fn protocol(addr: &str, command: &str, reason: &str) -> ClusterError {
+    ClusterError::Command {
+        addr: addr.to_string(),
+        command: command.to_string(),
+        reason: reason.to_string(),
+    }
+}
