@@ -271,7 +271,7 @@ fn a_dry_run_fix_of_300_open_slots_prints_a_table_per_pair_not_300_lines(server:
     }
     assert!(
         plan.iter()
-            .any(|l| l.contains(" x CLUSTER SETSLOT <slot> NODE ") && l.contains("(slots 0-127)")),
+            .any(|l| l.contains(" x CLUSTER SETSLOT <slot> NODE ") && l.contains("(slots 0-199)")),
         "{out}"
     );
     assert!(!out.stdout.contains("SETSLOT 0-"), "{out}");

@@ -101,7 +101,11 @@ fn bad_input_changes_nothing_and_says_why(server: Server) {
             2,
             "127.0.0.1",
         ),
-        (vec!["rebalance", "--weight", "x", "-y"], 2, "--weight x"),
+        (
+            vec!["rebalance", "--weight", "x", "-y"],
+            2,
+            "'x' for '--weight <NODE=W>'",
+        ),
         (
             vec!["rebalance", "--threshold", "-1", "-y"],
             2,
@@ -124,7 +128,7 @@ fn bad_input_changes_nothing_and_says_why(server: Server) {
             vec![
                 "reshard",
                 "--from",
-                "127.0.0.1:9",
+                "all",
                 "--to",
                 "127.0.0.1:1",
                 "--slots",

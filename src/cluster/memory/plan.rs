@@ -78,6 +78,13 @@ pub fn render(plan: &[Planned]) -> String {
                 j += 1;
             }
         }
+        if j - i == 1 {
+            if let Some((k, text)) = pair_run(plan, i) {
+                lines.push((format!("{}-{}.", i + 1, k), &first.node, text));
+                i = k;
+                continue;
+            }
+        }
         let numbers = if j - i == 1 {
             format!("{}.", i + 1)
         } else {
@@ -93,6 +100,47 @@ pub fn render(plan: &[Planned]) -> String {
         out.push_str(&format!("  {numbers:>wn$} {node:<wa$}  {text}\n"));
     }
     out
+}
+
+/// A run of pairs from `plan[i]` on: the same two commands on one node for each slot
+/// in turn (`STABLE` then `NODE`, slot after slot). Its end and its summary line, when
+/// there are at least two pairs.
+fn pair_run(plan: &[Planned], i: usize) -> Option<(usize, String)> {
+    let (a, b) = (&plan[i], plan.get(i + 1)?);
+    let (ta, tb) = (template(a)?, template(b)?);
+    if migrate_head(a).is_some() || migrate_head(b).is_some() || ta == tb {
+        return None;
+    }
+    let pair_at = |j: usize| -> bool {
+        match (plan.get(j), plan.get(j + 1)) {
+            (Some(x), Some(y)) => {
+                x.node == a.node
+                    && y.node == a.node
+                    && x.slot.is_some()
+                    && x.slot == y.slot
+                    && template(x).as_ref() == Some(&ta)
+                    && template(y).as_ref() == Some(&tb)
+            }
+            _ => false,
+        }
+    };
+    let mut j = i;
+    while pair_at(j) {
+        j += 2;
+    }
+    let pairs = (j - i) / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let slots: Vec<u16> = plan[i..j]
+        .iter()
+        .step_by(2)
+        .filter_map(|p| p.slot)
+        .collect();
+    Some((
+        j,
+        format!("{pairs} x ({ta}; {tb})  ({})", slots_text(&slots)),
+    ))
 }
 
 /// What commands of one run share: the command with `<slot>` for its slot (a MIGRATE:
@@ -234,6 +282,33 @@ mod tests {
             keys,
             to: Some("b:2".into()),
         }
+    }
+
+    #[test]
+    fn pairs_of_commands_slot_after_slot_are_one_summary() {
+        let mut plan = Vec::new();
+        for s in 1..=3u16 {
+            plan.push(cmd("b:2", &format!("CLUSTER SETSLOT {s} STABLE"), Some(s)));
+            plan.push(cmd(
+                "b:2",
+                &format!("CLUSTER SETSLOT {s} NODE idb"),
+                Some(s),
+            ));
+        }
+        plan.push(cmd("b:2", "CLUSTER SETSLOT 4 NODE idb", Some(4)));
+        let out = render(&plan);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains(
+                "1-6. b:2  3 x (CLUSTER SETSLOT <slot> STABLE; CLUSTER SETSLOT <slot> NODE idb)  (slots 1-3)"
+            ),
+            "{out}"
+        );
+        assert!(
+            lines[1].contains("7. b:2  CLUSTER SETSLOT 4 NODE idb"),
+            "{out}"
+        );
     }
 
     #[test]
