@@ -115,11 +115,29 @@ impl Runner {
         };
         if let Some(d) = declared {
             let name = script.name.trim_end_matches(".rhai");
-            let matches = d
+            let matches = match d
                 .command(name)
                 .no_binary_name(true)
                 .try_get_matches_from(args)
-                .map_err(|e| ScriptError::Usage(e.render().to_string().trim_end().to_string()))?;
+            {
+                Ok(m) => m,
+                // `--help` is an answer, not an error.
+                Err(e) if !e.use_stderr() => {
+                    print!("{}", e.render());
+                    return Ok(Outcome {
+                        code: 0,
+                        value: Dynamic::UNIT,
+                        message: None,
+                    });
+                }
+                // The sentence, without clap's "error: " and its hints.
+                Err(e) => {
+                    let text = e.render().to_string();
+                    let first = text.lines().next().unwrap_or_default();
+                    let sentence = first.strip_prefix("error: ").unwrap_or(first);
+                    return Err(ScriptError::Usage(sentence.to_string()));
+                }
+            };
             return self.run_declared(script, &d, &matches);
         }
         let mut scope = Scope::new();

@@ -291,6 +291,35 @@ fn bad_values_are_one_sentence_and_change_nothing(server: Server) {
     ]);
     assert_usage(&out, "--to 127.0.0.1:9: no node at 127.0.0.1:9");
 
+    // The REPL's `:run` parses a script's declaration the same way.
+    let mut child = crate::support::bin()
+        .args(["-c", &seed, "repl"])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("repl starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b":run complete 99999\n:run check\n")
+            .unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        stderr.contains("slot 99999 is out of range: slots are 0 to 16383"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error: error"), "{stderr}");
+    assert!(stdout.contains("[OK] All 16384 slots covered."), "{stdout}");
+    assert_eq!(o.status.code(), Some(1), "a failed statement: exit 1");
+
     // As a redis-cli user types it: the cluster as a positional, redis-cli's spellings.
     let out = run(&["check", &seed]);
     assert_eq!(out.code, 0, "{out}");
