@@ -351,12 +351,14 @@ pub fn ss_bare() -> Ss {
 ///
 /// Each run is kept from the machine's user: `XDG_CONFIG_HOME`, `XDG_DATA_HOME`,
 /// `XDG_STATE_HOME` and `XDG_CACHE_HOME` all name one home directory of the run's own,
-/// removed when it ends (so no user script shadows a bundled one and no journal lands
-/// in the user's); `SLOTSMITH_PATH`, `SLOTSMITH_CLUSTER`, `SLOTSMITH_LAB_DIR`,
-/// `REDISCLI_AUTH`, `CLICOLOR` and `CLICOLOR_FORCE` are removed; `NO_COLOR` is set;
-/// stdin is empty. [`Ss::home`] shares a home between runs (and lets the test read
-/// what they wrote: `HOME/slotsmith/journal`, `HOME/slotsmith/scripts`); [`Ss::env`]
-/// overrides any of the above.
+/// removed when it ends ([`Spawned`]: when dropped), so no user script shadows a
+/// bundled one and no journal lands in the user's; `SLOTSMITH_PATH`,
+/// `SLOTSMITH_CLUSTER`, `SLOTSMITH_LAB_DIR`, `SLOTSMITH_SERVER`, `REDISCLI_AUTH`,
+/// `VISUAL`, `EDITOR`, `CLICOLOR` and `CLICOLOR_FORCE` are removed; `NO_COLOR` is set
+/// ([`Ss::color`]: not); stdin is empty ([`Ss::stdin`]: a pipe). [`Ss::home`] shares a
+/// home between runs and lets the test read what they wrote
+/// (`HOME/slotsmith/journal`, `HOME/slotsmith/scripts`); [`Ss::env`] overrides any of
+/// the above.
 #[must_use = "a run does nothing until .run() or .spawn()"]
 pub struct Ss {
     args: Vec<OsString>,
@@ -453,7 +455,10 @@ impl Ss {
             "SLOTSMITH_PATH",
             "SLOTSMITH_CLUSTER",
             "SLOTSMITH_LAB_DIR",
+            "SLOTSMITH_SERVER",
             "REDISCLI_AUTH",
+            "VISUAL",
+            "EDITOR",
             "NO_COLOR",
             "CLICOLOR",
             "CLICOLOR_FORCE",
