@@ -43,7 +43,7 @@ fn wait_for_export(tc: &TestCluster, port: u16, child: &mut std::process::Child)
 }
 
 /// The run's exit code and stderr once it has ended (at most `secs` seconds).
-fn finish(mut child: std::process::Child, secs: u64) -> (Option<i32>, String) {
+fn finish(mut child: crate::support::Spawned, secs: u64) -> (Option<i32>, String) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the rebalance did not end");

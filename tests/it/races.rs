@@ -16,7 +16,7 @@ use crate::support::{
 };
 
 /// Wait for a run that was started with [`spawn`], at most `limit`.
-fn finish(mut child: std::process::Child, limit: Duration) -> Output {
+fn finish(mut child: crate::support::Spawned, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().ok().flatten().is_none() {
         assert!(

@@ -2,7 +2,6 @@
 //! pseudo-terminal the test drives), and fed through a pipe, against one real lab
 //! cluster shared by every scenario of this module.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::pty::{Terminal, WAIT};
@@ -225,29 +224,9 @@ fn history_survives_a_restart(tc: &TestCluster) {
 }
 
 fn piped_statements(tc: &TestCluster) {
-    let seed = tc.seed();
     let run = |input: &str| {
-        let mut child = crate::support::bin()
-            .args(["-c", &seed, "repl"])
-            .env_remove("SLOTSMITH_CLUSTER")
-            .env_remove("REDISCLI_AUTH")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("slotsmith runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().expect("slotsmith ends");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let out = crate::support::ss(tc).arg("repl").stdin(input).run();
+        (out.code, out.stdout, out.stderr)
     };
     let (code, stdout, stderr) = run("nodes().len()\n");
     assert_eq!((code, stdout.as_str()), (0, "4\n"), "{stderr}");

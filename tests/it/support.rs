@@ -1,11 +1,15 @@
 //! Helpers shared by the integration tests: [`TestCluster`], a lab cluster of a
 //! [`Server`] on a free port range in its own temporary directory, stopped on drop,
 //! with ways to check what an operator would check (the real `redis-cli`, key counts);
-//! `on_both_servers!`, which runs a test once on each server; and [`bin`].
+//! `on_both_servers!`, which runs a test once on each server; and [`ss`] / [`ss_bare`],
+//! runs of the binary kept from the machine's user settings.
 
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Arc;
@@ -135,7 +139,8 @@ macro_rules! on_both_servers {
     )+};
 }
 
-/// The `slotsmith` binary, built by cargo for the integration tests.
+/// The `slotsmith` binary, built by cargo for the integration tests, as a bare command
+/// with the test process's environment: [`ss`] and [`ss_bare`] run it isolated.
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_slotsmith"))
 }
@@ -320,42 +325,248 @@ impl std::fmt::Display for Output {
     }
 }
 
-/// Run `slotsmith` with no terminal on stdin, as CI and cron would.
+/// `slotsmith` against `tc`: `-c SEED` and the cluster's credentials ([`TestCluster::flags`])
+/// come first, then what `.args` adds.
+pub fn ss(tc: &TestCluster) -> Ss {
+    let mut run = ss_bare();
+    run.args = tc.flags().into_iter().map(OsString::from).collect();
+    run
+}
+
+/// `slotsmith` with no cluster flags (`--help`, `lab`, `scripts`, or a test that spells
+/// `-c` itself).
+pub fn ss_bare() -> Ss {
+    Ss {
+        args: Vec::new(),
+        env: Vec::new(),
+        dir: None,
+        stdin: None,
+        home: None,
+        color: false,
+    }
+}
+
+/// One run of the `slotsmith` binary, set up by [`ss`] or [`ss_bare`], then run by
+/// [`Ss::run`] (or started by [`Ss::spawn`]).
+///
+/// Each run is kept from the machine's user: `XDG_CONFIG_HOME`, `XDG_DATA_HOME`,
+/// `XDG_STATE_HOME` and `XDG_CACHE_HOME` all name one home directory of the run's own,
+/// removed when it ends ([`Spawned`]: when dropped), so no user script shadows a
+/// bundled one and no journal lands in the user's; `SLOTSMITH_PATH`,
+/// `SLOTSMITH_CLUSTER`, `SLOTSMITH_LAB_DIR`, `SLOTSMITH_SERVER`, `REDISCLI_AUTH`,
+/// `VISUAL`, `EDITOR`, `CLICOLOR` and `CLICOLOR_FORCE` are removed; `NO_COLOR` is set
+/// ([`Ss::color`]: not); stdin is empty ([`Ss::stdin`]: a pipe). [`Ss::home`] shares a
+/// home between runs and lets the test read what they wrote
+/// (`HOME/slotsmith/journal`, `HOME/slotsmith/scripts`); [`Ss::env`] overrides any of
+/// the above.
+#[must_use = "a run does nothing until .run() or .spawn()"]
+pub struct Ss {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    dir: Option<PathBuf>,
+    stdin: Option<Vec<u8>>,
+    home: Option<PathBuf>,
+    color: bool,
+}
+
+impl Ss {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Ss {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Ss
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Set an environment variable (after the defaults, so it wins over them).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Ss {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn envs<I, K, V>(mut self, vars: I) -> Ss
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// The working directory (else the test's).
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Ss {
+        self.dir = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// What the run reads on stdin (a pipe; else it reads nothing).
+    pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Ss {
+        self.stdin = Some(input.as_ref().to_vec());
+        self
+    }
+
+    /// Every XDG base directory is `home`, which the test owns and which stays: runs
+    /// given the same home share user scripts, journals and labs.
+    pub fn home(mut self, home: impl AsRef<Path>) -> Ss {
+        self.home = Some(home.as_ref().to_owned());
+        self
+    }
+
+    /// Leave `NO_COLOR` unset: colour is the run's own choice (`--color`, a terminal).
+    pub fn color(mut self) -> Ss {
+        self.color = true;
+        self
+    }
+
+    /// The command, and the temporary home it uses unless [`Ss::home`] named one.
+    fn command(&self) -> (Command, Option<tempfile::TempDir>) {
+        let (home, owned) = match &self.home {
+            Some(h) => (h.clone(), None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("slotsmith-it-home-")
+                    .tempdir()
+                    .expect("temp dir");
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        let mut cmd = bin();
+        cmd.args(&self.args);
+        for var in [
+            "XDG_CONFIG_HOME",
+            "XDG_DATA_HOME",
+            "XDG_STATE_HOME",
+            "XDG_CACHE_HOME",
+        ] {
+            cmd.env(var, &home);
+        }
+        for var in [
+            "SLOTSMITH_PATH",
+            "SLOTSMITH_CLUSTER",
+            "SLOTSMITH_LAB_DIR",
+            "SLOTSMITH_SERVER",
+            "REDISCLI_AUTH",
+            "VISUAL",
+            "EDITOR",
+            "NO_COLOR",
+            "CLICOLOR",
+            "CLICOLOR_FORCE",
+        ] {
+            cmd.env_remove(var);
+        }
+        if !self.color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(d) = &self.dir {
+            cmd.current_dir(d);
+        }
+        cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        (cmd, owned)
+    }
+
+    /// Run to the end; what it printed and its exit code.
+    pub fn run(self) -> Output {
+        let (mut cmd, _home) = self.command();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("slotsmith runs");
+        // Written from another thread, so that a run printing much before it reads
+        // cannot block on a full pipe; one that exits unread is no error here.
+        let writer = child.stdin.take().map(|mut pipe| {
+            let input = self.stdin.clone().unwrap_or_default();
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            })
+        });
+        let out = child.wait_with_output().expect("slotsmith ends");
+        if let Some(w) = writer {
+            w.join().expect("stdin writer");
+        }
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+        }
+    }
+
+    /// Start it with its output captured; the test waits for it or signals it.
+    pub fn spawn(self) -> Spawned {
+        let (mut cmd, home) = self.command();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("slotsmith starts");
+        if let Some(input) = &self.stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            let _ = pipe.write_all(input);
+        }
+        Spawned { child, _home: home }
+    }
+}
+
+/// A started run ([`Ss::spawn`]): a [`Child`], whose temporary home is removed when
+/// this is dropped.
+pub struct Spawned {
+    child: Child,
+    _home: Option<tempfile::TempDir>,
+}
+
+impl Spawned {
+    /// Wait for the end; what it printed ([`Child::wait_with_output`]).
+    pub fn wait_with_output(self) -> std::io::Result<std::process::Output> {
+        self.child.wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+/// Run `slotsmith ARGS` with no cluster flags added ([`ss_bare`]).
 pub fn run(args: &[&str]) -> Output {
-    run_env(args, &[])
+    ss_bare().args(args).run()
 }
 
-/// Run `slotsmith` with extra environment variables.
+/// [`run`] with extra environment variables.
 pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    run_in(None, args, env)
+    ss_bare().args(args).envs(env.iter().copied()).run()
 }
 
-/// Run `slotsmith` in a working directory (`None`: the test's), with extra
-/// environment variables.
-pub fn run_in(dir: Option<&std::path::Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = bin();
+/// [`run_env`] in a working directory (`None`: the test's).
+pub fn run_in(dir: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut run = ss_bare().args(args).envs(env.iter().copied());
     if let Some(d) = dir {
-        cmd.current_dir(d);
+        run = run.dir(d);
     }
-    cmd.args(args)
-        .env_remove("SLOTSMITH_CLUSTER")
-        .env_remove("REDISCLI_AUTH")
-        .env_remove("NO_COLOR")
-        .env_remove("CLICOLOR")
-        .env_remove("CLICOLOR_FORCE")
-        .stdin(std::process::Stdio::null());
-    // Journals of test runs stay out of the user's state directory.
-    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
-    cmd.env("XDG_STATE_HOME", state);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("slotsmith runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
+    run.run()
 }
 
 /// The port of a `host:port` address.
@@ -452,17 +663,9 @@ pub fn slots_of(tc: &TestCluster, port: u16) -> usize {
         .unwrap_or(0)
 }
 
-/// Start `slotsmith` with no terminal on stdin and its output captured.
-pub fn spawn(args: &[&str]) -> Child {
-    let state = std::env::temp_dir().join(format!("slotsmith-it-state-{}", std::process::id()));
-    bin()
-        .args(args)
-        .env("XDG_STATE_HOME", state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("slotsmith starts")
+/// Start `slotsmith ARGS` ([`ss_bare`]) with its output captured.
+pub fn spawn(args: &[&str]) -> Spawned {
+    ss_bare().args(args).spawn()
 }
 
 /// Send a signal to a process this test started.
@@ -495,7 +698,7 @@ pub fn assert_healthy(tc: &TestCluster, keys: u64) {
     // Replicas and other masters learn the last owners by gossip.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let out = run(&["-c", &tc.seed(), "check"]);
+        let out = ss(tc).arg("check").run();
         if out.code == 0 || Instant::now() > deadline {
             assert_eq!(out.code, 0, "{out}");
             break;
@@ -558,6 +761,73 @@ pub fn verify_acked(seed: &str, acked: &[(String, String)]) {
             got.as_deref(),
             Some(v.as_str()),
             "acknowledged write of {k} lost"
+        );
+    }
+}
+
+/// The isolation every [`Ss`] run gets, on `scripts list` (no cluster needed): its
+/// first line names the script path, user directory included.
+mod isolation {
+    use super::ss_bare;
+
+    /// The user directory `scripts list` names first (with no `SLOTSMITH_PATH`).
+    fn user_dir(out: &super::Output) -> String {
+        let first = out.stdout.lines().next().unwrap_or_default();
+        let label = "script path: ";
+        first
+            .get(..label.len())
+            .filter(|l| l.eq_ignore_ascii_case(label))
+            .and_then(|_| first[label.len()..].strip_suffix(", bundled"))
+            .unwrap_or_else(|| panic!("one user directory, then bundled: {out}"))
+            .to_string()
+    }
+
+    #[test]
+    fn each_run_has_a_home_of_its_own_removed_after_it() {
+        let out = ss_bare().args(["scripts", "list"]).run();
+        assert_eq!(out.code, 0, "{out}");
+        let dir = user_dir(&out);
+        let home = dir
+            .strip_suffix("/slotsmith/scripts")
+            .unwrap_or_else(|| panic!("{dir}"));
+        let tmp = std::env::temp_dir().join("slotsmith-it-home-");
+        assert!(home.starts_with(tmp.to_str().unwrap()), "{home}");
+        assert!(!std::path::Path::new(home).exists(), "{home} was left");
+        let again = user_dir(&ss_bare().args(["scripts", "list"]).run());
+        assert_ne!(again, dir, "two runs share no home");
+    }
+
+    #[test]
+    fn a_shared_home_keeps_what_a_run_wrote() {
+        let home = tempfile::tempdir().unwrap();
+        let out = ss_bare()
+            .args(["scripts", "eject", "check"])
+            .home(home.path())
+            .run();
+        assert_eq!(out.code, 0, "{out}");
+        let ejected = home.path().join("slotsmith/scripts/check.rhai");
+        assert!(ejected.is_file(), "{out}");
+        let list = ss_bare().args(["scripts", "list"]).home(home.path()).run();
+        assert_eq!(
+            user_dir(&list),
+            home.path().join("slotsmith/scripts").display().to_string()
+        );
+        let check = |out: &super::Output| {
+            out.stdout
+                .lines()
+                .find(|l| l.starts_with("check "))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(
+            check(&list).contains(ejected.to_str().unwrap()),
+            "the ejected check is the one that runs: {list}"
+        );
+        let elsewhere = ss_bare().args(["scripts", "list"]).run();
+        let line = check(&elsewhere);
+        assert!(
+            line.contains("bundled") && !line.contains("shadows"),
+            "another home has no ejected check: {elsewhere}"
         );
     }
 }

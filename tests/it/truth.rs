@@ -54,24 +54,13 @@ impl Home {
     }
 
     /// `slotsmith ARGS` with `input` on its stdin (a piped REPL), and `extra` env.
-    fn run_piped(
-        &self,
-        args: &[&str],
-        extra: &[(&str, &str)],
-        input: &[u8],
-    ) -> std::process::Output {
-        use std::io::Write;
-        let mut child = crate::support::bin()
+    fn run_piped(&self, args: &[&str], extra: &[(&str, &str)], input: &[u8]) -> Output {
+        crate::support::ss_bare()
             .args(args)
             .envs(self.env())
             .envs(extra.iter().copied())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+            .stdin(input)
+            .run()
     }
 }
 
@@ -212,7 +201,7 @@ fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
     assert_eq!(
         std::fs::read_to_string(&mine).unwrap_or_default(),
         "print(\"mine\");\n",
-        "{edited:?}"
+        "{edited}"
     );
     // A script slotsmith writes for you runs, whatever the umask.
     let out = home.run(&["scripts", "eject", "reshard"]);
@@ -251,7 +240,7 @@ fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
     let slot = 0;
     let statement = format!("move_slot({slot}, \"127.0.0.1:{from}\", \"127.0.0.1:{to}\")\n");
     let repl = home.run_piped(&["-c", &seed, "-y", "repl"], &[], statement.as_bytes());
-    assert_eq!(repl.status.code(), Some(0), "{repl:?}");
+    assert_eq!(repl.code, 0, "{repl}");
     let out = home.run(&["--json", "journal"]);
     let doc: Value = serde_json::from_str(&out.stdout).expect("journal --json");
     assert_eq!(doc["schema_version"], 1);
@@ -327,8 +316,10 @@ fn only_named_code_runs_and_every_write_is_on_the_record(server: Server) {
     assert_eq!(doc["exit_code"], 2, "{doc}");
     // A typo in the REPL gets the closest names.
     let out = home.run_piped(&["-c", &seed, "repl"], &[], b"nodez()\n");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("did you mean node(), nodes()?"), "{stderr}");
+    assert!(
+        out.stderr.contains("did you mean node(), nodes()?"),
+        "{out}"
+    );
 }
 
 on_both_servers!(what_is_printed_is_true);
