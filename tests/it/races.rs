@@ -116,7 +116,7 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
         vec!["--weight", &weight2],
         vec!["--weight", &weight_half],
     ];
-    // Three times: a fix 0.5 s into a rebalance, while a client writes and reads back.
+    // Three times: a fix during a rebalance, while a client writes and reads back.
     for (i, round) in rounds.iter().enumerate() {
         let stop = Arc::new(AtomicBool::new(false));
         let w = workload(
@@ -139,12 +139,13 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
         ];
         args.extend(round.iter().copied());
         let mut rebalance = spawn(&args);
-        // 0.5 s into the move (planning a 200k-key rebalance takes a moment first).
+        // Once the move is under way (planning a 200k-key rebalance takes a moment
+        // first), and well before it ends: the whole move takes about a second.
         assert!(
             wait_for_progress(&tc, empty, &mut rebalance),
             "round {i}: the rebalance never started moving"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(100));
         let fix = run(&["-c", &seed, "fix", "-y"]);
         let rb = finish(rebalance, Duration::from_secs(120));
         stop.store(true, Ordering::SeqCst);
@@ -197,7 +198,7 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
         wait_for_progress(&tc, empty, &mut first),
         "the first rebalance never started moving"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(100));
     let second = run(&args);
     let first = finish(first, Duration::from_secs(120));
     stop.store(true, Ordering::SeqCst);
