@@ -8,19 +8,14 @@ use crate::cli::{Cli, Global};
 use crate::script::command::{self, Declaration};
 use crate::script::path::{Origin, Script, ScriptPath};
 
-/// Built-in commands that are not scripts: a script of the same name is not a command.
-pub const BUILT_IN: &[&str] = &[
-    "snapshot",
-    "journal",
-    "api",
-    "run",
-    "repl",
-    "scripts",
-    "lab",
-    "completions",
-    "man",
-    "help",
-];
+/// Whether `name` is a built-in command (`lab`, `repl`, `help`, ...): a script of the
+/// same name is not a command.
+pub fn built_in(name: &str) -> bool {
+    name == "help"
+        || Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == name)
+}
 
 /// The id of the positional `HOST:PORT` a command gets when it takes no other.
 const SEED: &str = "slotsmith-seed";
@@ -69,7 +64,7 @@ impl ScriptCommand {
 /// Why a script on the path is not a command although it looks like one, for
 /// `scripts list`: a name taken by a built-in command.
 pub fn not_a_command(name: &str) -> Option<String> {
-    BUILT_IN.contains(&name).then(|| {
+    built_in(name).then(|| {
         format!("not a command: `{name}` is a built-in command; run the script with `slotsmith run {name}`")
     })
 }
@@ -82,7 +77,7 @@ pub fn discover(path: &ScriptPath) -> Vec<ScriptCommand> {
     let mut out = Vec::new();
     for l in path.list() {
         let name = l.name;
-        if name.contains('/') || BUILT_IN.contains(&name.as_str()) {
+        if name.contains('/') || built_in(&name) {
             continue;
         }
         let script = match path.peek(&name) {
