@@ -17,6 +17,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("cancel", include_str!("../../stdlib/cancel.rhai")),
     ("rebalance", include_str!("../../stdlib/rebalance.rhai")),
     ("reshard", include_str!("../../stdlib/reshard.rhai")),
+    ("call", include_str!("../../stdlib/call.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
