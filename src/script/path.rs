@@ -18,6 +18,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("rebalance", include_str!("../../stdlib/rebalance.rhai")),
     ("reshard", include_str!("../../stdlib/reshard.rhai")),
     ("call", include_str!("../../stdlib/call.rhai")),
+    ("info", include_str!("../../stdlib/info.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
