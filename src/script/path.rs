@@ -17,6 +17,9 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("cancel", include_str!("../../stdlib/cancel.rhai")),
     ("rebalance", include_str!("../../stdlib/rebalance.rhai")),
     ("reshard", include_str!("../../stdlib/reshard.rhai")),
+    ("call", include_str!("../../stdlib/call.rhai")),
+    ("info", include_str!("../../stdlib/info.rhai")),
+    ("set-timeout", include_str!("../../stdlib/set-timeout.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),

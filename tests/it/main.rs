@@ -16,6 +16,7 @@ mod fix;
 mod lab;
 mod many;
 mod offline;
+mod ops;
 mod owner_override;
 mod pty;
 mod races;
