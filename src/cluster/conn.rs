@@ -537,7 +537,22 @@ where
 const READS: &[&str] = &[
     "PING", "INFO", "DBSIZE", "GET", "MGET", "EXISTS", "TYPE", "TTL", "PTTL", "DUMP", "STRLEN",
     "HGETALL", "HGET", "LRANGE", "LLEN", "SMEMBERS", "SCARD", "ZRANGE", "ZCARD", "SCAN", "KEYS",
-    "MEMORY", "OBJECT", "TIME", "ROLE", "ECHO", "LASTSAVE", "SLOWLOG", "LATENCY",
+    "OBJECT", "TIME", "ROLE", "ECHO", "LASTSAVE",
+];
+/// Commands that read with some subcommands only (`SLOWLOG RESET`, `LATENCY RESET` and
+/// `MEMORY PURGE` change the node): the subcommands that read.
+const READ_SUBCOMMANDS: &[(&str, &[&str])] = &[
+    (
+        "MEMORY",
+        &["USAGE", "STATS", "DOCTOR", "MALLOC-STATS", "HELP"],
+    ),
+    ("SLOWLOG", &["GET", "LEN", "HELP"]),
+    (
+        "LATENCY",
+        &["LATEST", "HISTORY", "DOCTOR", "GRAPH", "HISTOGRAM", "HELP"],
+    ),
+    ("CLIENT", &["LIST", "INFO", "GETNAME", "ID"]),
+    ("CONFIG", &["GET"]),
 ];
 const CLUSTER_READS: &[&str] = &[
     "INFO",
@@ -596,13 +611,37 @@ pub fn is_read(args: &[Vec<u8>]) -> bool {
     let first = word(0);
     READS.contains(&first.as_str())
         || (first == "CLUSTER" && CLUSTER_READS.contains(&word(1).as_str()))
-        || (first == "CONFIG" && word(1) == "GET")
-        || (first == "CLIENT" && ["LIST", "INFO", "GETNAME", "ID"].contains(&word(1).as_str()))
+        || READ_SUBCOMMANDS
+            .iter()
+            .any(|(c, subs)| first == *c && subs.contains(&word(1).as_str()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_commands_that_read_are_reads() {
+        for c in [
+            args(["MEMORY", "USAGE", "k"]),
+            args(["slowlog", "get", "10"]),
+            args(["LATENCY", "LATEST"]),
+            args(["CONFIG", "GET", "maxmemory"]),
+            args(["CLUSTER", "NODES"]),
+        ] {
+            assert!(is_read(&c), "{c:?}");
+        }
+        for c in [
+            args(["SLOWLOG", "RESET"]),
+            args(["LATENCY", "RESET"]),
+            args(["MEMORY", "PURGE"]),
+            args(["CONFIG", "SET", "maxmemory", "0"]),
+            args(["CLIENT", "KILL", "ID", "1"]),
+            args(["SET", "k", "v"]),
+        ] {
+            assert!(!is_read(&c), "{c:?}");
+        }
+    }
 
     #[test]
     fn described_commands_never_show_secrets() {
