@@ -1,0 +1,266 @@
+//! Membership and roles in the model: MEET, REPLICATE, FORGET, RESET, FAILOVER and
+//! slot assignment, applied to every node's copied view as the servers would end up
+//! once gossip has spread them, with the servers' refusals. What the model cannot
+//! know (the values of CONFIG SET, a node it cannot ask) is recorded, not simulated.
+
+use super::*;
+use crate::cluster::admin::Admin;
+use crate::cluster::conn::args;
+use crate::cluster::topology::parse_cluster_nodes;
+use crate::cluster::NodeState;
+
+/// Make a node a master (`None`) or a replica of `master` in one view.
+fn set_role(n: &mut NodeInfo, master: Option<&str>) {
+    n.flags.retain(|f| f != "master" && f != "slave");
+    let at = usize::from(n.is_myself());
+    let role = if master.is_some() { "slave" } else { "master" };
+    n.flags.insert(at.min(n.flags.len()), role.to_string());
+    n.master_id = master.map(str::to_string);
+}
+
+impl MemoryCluster {
+    /// `ADDSLOTS` or `ADDSLOTSRANGE` (as `command` says): the node takes `slots`, and
+    /// every node that sees them unassigned learns it.
+    pub(super) fn add_slots(&self, addr: &str, slots: &[u16], command: String) -> Result<()> {
+        self.with_views(|views| {
+            let (nodes, id) = Self::own(views, addr)?;
+            if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_some()) {
+                return Err(err(
+                    addr,
+                    command.clone(),
+                    format!("ERR Slot {s} is already busy"),
+                ));
+            }
+            for v in views.iter_mut() {
+                if let Ok(st) = v.state.as_mut() {
+                    for s in slots {
+                        if owner_in(&st.nodes, *s).is_none() {
+                            set_owner(&mut st.nodes, *s, Some(&id));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        self.record(addr, command, None, 0, None);
+        Ok(())
+    }
+
+    /// One membership or role command, applied to the model.
+    pub(super) fn apply_admin(&self, addr: &str, cmd: &Admin) -> Result<()> {
+        let command = cmd.describe();
+        match cmd {
+            Admin::Meet { host, port } => return self.meet(addr, &format!("{host}:{port}")),
+            // Settings are not part of the model.
+            Admin::ConfigSet { .. } => return self.call(addr, &cmd.words()).map(|_| ()),
+            _ => {}
+        }
+        let keys = self.keys_on(addr)?;
+        let fail = |reason: &str| err(addr, command.clone(), reason.to_string());
+        let mut gone: Option<String> = None;
+        self.with_views(|views| {
+            let (nodes, me) = Self::own(views, addr)?;
+            let mine = nodes
+                .iter()
+                .find(|n| n.id == me)
+                .cloned()
+                .ok_or_else(|| ClusterError::State(format!("{addr} does not describe itself")))?;
+            match cmd {
+                Admin::Replicate { master } => {
+                    if *master == me {
+                        return Err(fail("ERR Can't replicate myself"));
+                    }
+                    let Some(m) = nodes.iter().find(|n| n.id == *master) else {
+                        return Err(fail(&format!("ERR Unknown node {master}")));
+                    };
+                    if !m.is_master() {
+                        return Err(fail("ERR I can only replicate a master, not a replica."));
+                    }
+                    if mine.is_master() && (mine.slot_count() > 0 || keys > 0) {
+                        return Err(fail("ERR To set a master the node must be empty and without assigned slots."));
+                    }
+                    for st in views.iter_mut().filter_map(|v| v.state.as_mut().ok()) {
+                        for n in st.nodes.iter_mut().filter(|n| n.id == me) {
+                            set_role(n, Some(master));
+                        }
+                    }
+                }
+                Admin::Forget { id } => {
+                    if *id == me {
+                        return Err(fail("ERR I tried hard but I can't forget myself..."));
+                    }
+                    if mine.master_id.as_deref() == Some(id.as_str()) {
+                        return Err(fail("ERR Can't forget my master!"));
+                    }
+                    if !nodes.iter().any(|n| n.id == *id) {
+                        return Err(fail(&format!("ERR Unknown node {id}")));
+                    }
+                    let its_addr = nodes.iter().find(|n| n.id == *id).map(|n| n.addr());
+                    nodes.retain(|n| n.id != *id);
+                    // Once nobody else knows it, the cluster's views no longer reach it.
+                    let known = views.iter().any(|v| {
+                        Some(&v.addr) != its_addr.as_ref()
+                            && v.state
+                                .as_ref()
+                                .is_ok_and(|s| s.nodes.iter().any(|n| n.id == *id))
+                    });
+                    if !known {
+                        gone = its_addr;
+                    }
+                }
+                Admin::Reset { .. } => {
+                    if mine.is_master() && keys > 0 {
+                        return Err(fail(
+                            "ERR CLUSTER RESET can't be called with master nodes containing keys",
+                        ));
+                    }
+                    nodes.retain(|n| n.id == me);
+                    for n in nodes.iter_mut() {
+                        set_role(n, None);
+                        n.slots.clear();
+                        n.migrating.clear();
+                        n.importing.clear();
+                    }
+                }
+                Admin::Failover(_) => {
+                    let Some(old) = mine.master_id.clone().filter(|_| mine.is_replica()) else {
+                        return Err(fail("ERR You should send CLUSTER FAILOVER to a replica"));
+                    };
+                    for st in views.iter_mut().filter_map(|v| v.state.as_mut().ok()) {
+                        let slots = st
+                            .nodes
+                            .iter()
+                            .find(|n| n.id == old)
+                            .map(|n| n.slots.clone())
+                            .unwrap_or_default();
+                        for n in st.nodes.iter_mut() {
+                            if n.id == me {
+                                set_role(n, None);
+                                n.slots = slots.clone();
+                            } else if n.id == old || n.master_id.as_deref() == Some(old.as_str())
+                            {
+                                set_role(n, Some(&me));
+                                if n.id == old {
+                                    n.slots.clear();
+                                }
+                            }
+                        }
+                    }
+                }
+                Admin::Meet { .. } | Admin::ConfigSet { .. } => {}
+            }
+            Ok(())
+        })?;
+        if let Some(addr) = gone.filter(|a| *a != self.base.seed()) {
+            self.with_views(|views| {
+                views.retain(|v| v.addr != addr);
+                Ok(())
+            })?;
+        }
+        let shown = match cmd {
+            Admin::Reset { hard: true } => format!("{command} (its new node id: not simulated)"),
+            _ => command,
+        };
+        self.record(addr, shown, None, 0, None);
+        Ok(())
+    }
+
+    /// A node's key count in the model.
+    fn keys_on(&self, addr: &str) -> Result<u64> {
+        Ok(self
+            .views()?
+            .iter()
+            .find(|v| v.addr == addr)
+            .and_then(|v| v.state.as_ref().ok())
+            .map_or(0, |s| s.keys))
+    }
+
+    /// `CLUSTER MEET` sent to `addr` for the node at `other`: the one of the two the
+    /// cluster does not know yet joins it, described as it describes itself (asked
+    /// through the base, which only reads). A node the base cannot ask is recorded,
+    /// not simulated.
+    fn meet(&self, addr: &str, other: &str) -> Result<()> {
+        let (host, port) = crate::cluster::conn::split_addr(other)?;
+        let command = Admin::Meet { host, port }.describe();
+        self.load_views()?;
+        let known = |a: &str| {
+            self.inner.borrow().views.as_ref().is_some_and(|views| {
+                views.iter().any(|v| {
+                    v.addr == a
+                        || v.state
+                            .as_ref()
+                            .ok()
+                            .and_then(|s| s.myself())
+                            .is_some_and(|m| m.addr() == a)
+                })
+            })
+        };
+        let newcomer = match (known(addr), known(other)) {
+            (true, false) => other,
+            (false, true) => addr,
+            (true, true) => {
+                self.record(addr, command, None, 0, None);
+                return Ok(());
+            }
+            (false, false) => {
+                self.record(addr, format!("{command} (not simulated)"), None, 0, None);
+                return Ok(());
+            }
+        };
+        let Ok(state) = self.own_state(newcomer) else {
+            self.record(addr, format!("{command} (not simulated)"), None, 0, None);
+            return Ok(());
+        };
+        self.with_views(|views| {
+            let Some(me) = state.myself().cloned() else {
+                return Ok(());
+            };
+            let mut theirs = me.clone();
+            theirs.flags.retain(|f| f != "myself");
+            let mut nodes = vec![me];
+            nodes.extend(super::super::merged_nodes(views));
+            for st in views.iter_mut().filter_map(|v| v.state.as_mut().ok()) {
+                st.nodes.push(theirs.clone());
+            }
+            views.push(NodeView {
+                addr: newcomer.to_string(),
+                state: Ok(NodeState {
+                    nodes,
+                    keys: state.keys,
+                    cluster_state: None,
+                }),
+            });
+            Ok(())
+        })?;
+        self.record(addr, command, None, 0, None);
+        Ok(())
+    }
+
+    /// A node's own `CLUSTER NODES` and `DBSIZE`, asked through the base.
+    fn own_state(&self, addr: &str) -> Result<NodeState> {
+        let text = match self.base.call(addr, &args(["CLUSTER", "NODES"]))? {
+            Reply::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
+            Reply::Status(s) => s,
+            _ => return Err(ClusterError::State(format!("{addr}: no CLUSTER NODES"))),
+        };
+        let keys = match self.base.call(addr, &args(["DBSIZE"]))? {
+            Reply::Int(n) => n.max(0) as u64,
+            _ => 0,
+        };
+        let mut nodes =
+            parse_cluster_nodes(&text).map_err(|e| ClusterError::State(format!("{addr}: {e}")))?;
+        nodes.retain(|n| n.is_myself());
+        let (host, port) = crate::cluster::conn::split_addr(addr)?;
+        for n in nodes.iter_mut() {
+            if n.host.is_empty() || n.port == 0 {
+                n.host = host.clone();
+                n.port = port;
+            }
+        }
+        Ok(NodeState {
+            nodes,
+            keys,
+            cluster_state: None,
+        })
+    }
+}
