@@ -109,7 +109,8 @@ pub fn forget_targets(views: &[NodeView], id: &str) -> Vec<(String, Result<(), S
 }
 
 /// Whether every node has joined: each reachable node knows every other node (none in
-/// handshake, none without an address), and all agree on who owns which slot. A node
+/// handshake, none without an address), and all agree on each node's role (master, or
+/// replica of which master) and on who owns which slot. A node
 /// that cannot be asked counts only when no other flags it as failed. `Err` says the
 /// first thing still missing.
 pub fn joined(views: &[NodeView]) -> Result<(), String> {
@@ -150,6 +151,35 @@ pub fn joined(views: &[NodeView]) -> Result<(), String> {
                 .find(|n| n.id == *missing)
                 .map_or_else(|| missing.to_string(), |n| n.addr());
             return Err(format!("{} does not know {name} yet", v.addr));
+        }
+    }
+    // Roles: every reachable node sees each node as the same master or replica of
+    // the same master (a manual failover needs the master to know its replica).
+    let mut roles: std::collections::HashMap<&str, (&str, Option<&str>, &str)> =
+        std::collections::HashMap::new();
+    for v in views {
+        let Ok(st) = &v.state else { continue };
+        for n in &st.nodes {
+            let role = (n.role(), n.master_id.as_deref(), v.addr.as_str());
+            match roles.get(n.id.as_str()) {
+                None => {
+                    roles.insert(&n.id, role);
+                }
+                Some((r, m, first)) if (*r, *m) != (role.0, role.1) => {
+                    let seen = |r: &str, m: Option<&str>| match m {
+                        Some(m) => format!("a {r} of {m}"),
+                        None => format!("a {r}"),
+                    };
+                    return Err(format!(
+                        "{first} sees {} as {} but {} sees it as {}",
+                        n.addr(),
+                        seen(r, *m),
+                        v.addr,
+                        seen(role.0, role.1)
+                    ));
+                }
+                Some(_) => {}
+            }
         }
     }
     if !check("", views).agree {
@@ -280,6 +310,20 @@ mod tests {
         assert_eq!(
             joined(&apart),
             Err("the nodes do not agree on the slots yet".into())
+        );
+
+        let mut roles = all.clone();
+        roles[1] = view(2, B, &full);
+        if let Ok(st) = roles[1].state.as_mut() {
+            let c = st.nodes.iter_mut().find(|n| n.id == C).unwrap();
+            c.flags = vec!["slave".into()];
+            c.master_id = Some(A.into());
+        }
+        assert_eq!(
+            joined(&roles),
+            Err(format!(
+                "127.0.0.1:1 sees 127.0.0.1:3 as a master but 127.0.0.1:2 sees it as a replica of {A}"
+            ))
         );
 
         let mut gone = all.clone();

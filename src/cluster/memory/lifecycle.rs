@@ -264,3 +264,174 @@ impl MemoryCluster {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::admin::{self, FailoverMode};
+    use crate::cluster::snapshot::{Snapshot, SnapshotNode};
+
+    const A: &str = "127.0.0.1:7401";
+    const B: &str = "127.0.0.1:7402";
+    const C: &str = "127.0.0.1:7403";
+
+    /// a: master of slots 0-8191; b: an empty master; c: a's replica.
+    fn model() -> (MemoryCluster, [String; 3]) {
+        let ids = ["a".repeat(40), "b".repeat(40), "c".repeat(40)];
+        let [a, b, c] = &ids;
+        let text = |me: &str| {
+            let mine = |id: &str| if id == me { "myself," } else { "" };
+            format!(
+                "{a} {A}@17401 {}master - 0 0 1 connected 0-8191\n{b} {B}@17402 {}master - 0 0 2 connected\n{c} {C}@17403 {}slave {a} 0 0 1 connected\n",
+                mine(a),
+                mine(b),
+                mine(c)
+            )
+        };
+        let node = |addr: &str, me: &str| SnapshotNode {
+            addr: addr.into(),
+            cluster_nodes: Some(text(me)),
+            error: None,
+            keys: 0,
+            slots: Default::default(),
+        };
+        let snap = Snapshot {
+            version: 1,
+            seed: A.into(),
+            nodes: vec![node(A, a), node(B, b), node(C, c)],
+        };
+        (MemoryCluster::new(Rc::new(snap)), ids.clone())
+    }
+
+    /// `addr`'s view of node `id`.
+    fn seen(m: &MemoryCluster, addr: &str, id: &str) -> Option<NodeInfo> {
+        let views = m.views().unwrap();
+        let v = views.iter().find(|v| v.addr == addr)?;
+        v.state
+            .as_ref()
+            .ok()?
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .cloned()
+    }
+
+    #[test]
+    fn roles_slots_and_membership_change_in_every_view() {
+        let (m, [a, b, c]) = model();
+        m.addslots_range(B, 8192, 16383).unwrap();
+        for addr in [A, B, C] {
+            assert_eq!(
+                seen(&m, addr, &b).unwrap().slots,
+                vec![(8192, 16383)],
+                "{addr}"
+            );
+        }
+        let busy = m.addslots_range(C, 0, 1).unwrap_err().to_string();
+        assert!(busy.contains("ERR Slot 0 is already busy"), "{busy}");
+        let full = m
+            .admin(B, &Admin::Replicate { master: a.clone() })
+            .unwrap_err()
+            .to_string();
+        assert!(full.contains("must be empty"), "{full}");
+
+        m.admin(C, &Admin::Failover(FailoverMode::Force)).unwrap();
+        for addr in [A, B, C] {
+            let new = seen(&m, addr, &c).unwrap();
+            let old = seen(&m, addr, &a).unwrap();
+            assert!(
+                new.is_master() && new.slots == vec![(0, 8191)],
+                "{addr}: {new:?}"
+            );
+            assert!(old.is_replica() && old.master_id.as_deref() == Some(c.as_str()));
+            assert!(old.slots.is_empty());
+        }
+        let twice = m
+            .admin(C, &Admin::Failover(FailoverMode::Default))
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("to a replica"), "{twice}");
+        let master = m
+            .admin(A, &Admin::Forget { id: c.clone() })
+            .unwrap_err()
+            .to_string();
+        assert!(master.contains("Can't forget my master"), "{master}");
+
+        // Everyone forgets b: its own view is no longer reached either.
+        let done = m.forget_everywhere(&b).unwrap();
+        assert_eq!(
+            done,
+            vec![
+                admin::Forgot {
+                    node: A.into(),
+                    error: None
+                },
+                admin::Forgot {
+                    node: C.into(),
+                    error: None
+                },
+            ]
+        );
+        assert!(seen(&m, A, &b).is_none() && seen(&m, C, &b).is_none());
+        assert!(m.views().unwrap().iter().all(|v| v.addr != B));
+
+        m.admin(A, &Admin::Reset { hard: false }).unwrap();
+        let own = seen(&m, A, &a).unwrap();
+        assert!(own.is_master() && own.master_id.is_none());
+        assert!(seen(&m, A, &c).is_none());
+
+        let plan: Vec<String> = m.plan().into_iter().map(|p| p.command).collect();
+        assert_eq!(
+            plan,
+            [
+                "CLUSTER ADDSLOTSRANGE 8192 16383",
+                "CLUSTER FAILOVER FORCE",
+                format!("CLUSTER FORGET {b}").as_str(),
+                format!("CLUSTER FORGET {b}").as_str(),
+                "CLUSTER RESET SOFT",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_replica_follows_and_what_cannot_be_modeled_is_recorded() {
+        let (m, [a, b, _]) = model();
+        let to_replica = m
+            .admin(A, &Admin::Replicate { master: b.clone() })
+            .unwrap_err()
+            .to_string();
+        assert!(to_replica.contains("must be empty"), "{to_replica}");
+        m.admin(B, &Admin::Replicate { master: a.clone() }).unwrap();
+        let now = seen(&m, C, &b).unwrap();
+        assert!(now.is_replica() && now.master_id.as_deref() == Some(a.as_str()));
+        let own = seen(&m, B, &b).unwrap();
+        assert_eq!(own.flags, ["myself", "slave"]);
+
+        // A node the snapshot cannot describe, and a setting: recorded, not simulated.
+        m.admin(
+            A,
+            &Admin::Meet {
+                host: "127.0.0.1".into(),
+                port: 7409,
+            },
+        )
+        .unwrap();
+        m.admin(
+            B,
+            &Admin::ConfigSet {
+                name: "masterauth".into(),
+                value: "s3cret".into(),
+            },
+        )
+        .unwrap();
+        let plan: Vec<String> = m.plan().into_iter().map(|p| p.command).collect();
+        assert_eq!(
+            plan,
+            [
+                format!("CLUSTER REPLICATE {a}").as_str(),
+                "CLUSTER MEET 127.0.0.1 7409 (not simulated)",
+                "CONFIG SET masterauth *** (not simulated)",
+            ]
+        );
+    }
+}

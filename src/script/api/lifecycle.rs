@@ -169,7 +169,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "failover",
         &["node: Node", "mode: String", "()"],
-        "CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica (mode \"\", \"force\" or \"takeover\"):\nit takes its master's place. Returns once the replica accepted; wait with\nwait_until(|| node(n).role == \"master\", ms).",
+        "CLUSTER FAILOVER [FORCE|TAKEOVER] on a replica (mode \"\", \"force\" or \"takeover\"):\nit takes its master's place. Returns once the replica accepted; wait with\nwait_until(|| node(n).role == \"master\", ms). Without a mode, the master\nmust know it as its replica first (wait_for_join after replicate).",
         move |node: Dynamic, mode: &str| -> RhaiResult<()> {
             let mode: FailoverMode = mode
                 .parse()
@@ -223,7 +223,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "wait_for_join",
         &["timeout_ms: int", "bool"],
-        "Wait until every node knows every other node (none in handshake, none without an\naddress) and all agree on the slots: true, or false once timeout_ms has passed (-v\nsays what was still missing).",
+        "Wait until every node knows every other node (none in handshake, none without an\naddress) and all agree on each node's role and on the slots: true, or false once\ntimeout_ms has passed (-v says what was still missing).",
         move |timeout_ms: i64| -> RhaiResult<bool> {
             if timeout_ms < 0 {
                 return Err(runtime_error(format!(
