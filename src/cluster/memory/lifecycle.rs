@@ -1,7 +1,10 @@
 //! Membership and roles in the model: MEET, REPLICATE, FORGET, RESET, FAILOVER and
-//! slot assignment, applied to every node's copied view as the servers would end up
-//! once gossip has spread them, with the servers' refusals. What the model cannot
-//! know (the values of CONFIG SET, a node it cannot ask) is recorded, not simulated.
+//! slot assignment, applied to every node's copied view as the servers end up once
+//! gossip has spread them, with the servers' refusals. A node outside the cluster is
+//! taken into the model as it describes itself (asked through the base, which only
+//! reads), and the views the model shows are those reached from the seed, as the
+//! live cluster reads them. What the model cannot know (the values of CONFIG SET, a
+//! node the base cannot ask) is recorded, not simulated.
 
 use super::*;
 use crate::cluster::admin::Admin;
@@ -18,10 +21,84 @@ fn set_role(n: &mut NodeInfo, master: Option<&str>) {
     n.master_id = master.map(str::to_string);
 }
 
+/// Whether a view is the one of the node at `addr`.
+fn is_at(v: &NodeView, addr: &str) -> bool {
+    v.addr == addr
+        || v.state
+            .as_ref()
+            .ok()
+            .and_then(|s| s.myself())
+            .is_some_and(|m| m.addr() == addr)
+}
+
+/// Which views the live cluster reaches from those of `start`, following the nodes
+/// each names.
+fn reach_from(views: &[NodeView], start: &[usize]) -> Vec<bool> {
+    let mut seen = vec![false; views.len()];
+    let mut todo = start.to_vec();
+    while let Some(i) = todo.pop() {
+        if i >= views.len() || seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        let Ok(st) = &views[i].state else { continue };
+        for n in &st.nodes {
+            if n.is_myself() || n.noaddr() || n.handshake() || n.host.is_empty() {
+                continue;
+            }
+            let a = n.addr();
+            todo.extend((0..views.len()).filter(|j| !seen[*j] && is_at(&views[*j], &a)));
+        }
+    }
+    seen
+}
+
+/// The views reached from the first (the seed's), as the live cluster discovers them:
+/// a node nobody names any more (forgotten, or not met yet) is not among them.
+pub(super) fn reached(views: Vec<NodeView>) -> Vec<NodeView> {
+    // A seed that did not answer names nobody: then every view stays.
+    if views.first().is_none_or(|v| v.state.is_err()) {
+        return views;
+    }
+    let seen = reach_from(&views, &[0]);
+    views
+        .into_iter()
+        .zip(seen)
+        .filter_map(|(v, s)| s.then_some(v))
+        .collect()
+}
+
 impl MemoryCluster {
+    /// Make sure the model holds the view of the node at `addr`: one outside the
+    /// cluster is asked through the base. False when it cannot be.
+    fn adopt(&self, addr: &str) -> Result<bool> {
+        self.load_views()?;
+        let known = self
+            .inner
+            .borrow()
+            .views
+            .as_ref()
+            .is_some_and(|views| views.iter().any(|v| is_at(v, addr)));
+        if known {
+            return Ok(true);
+        }
+        let Ok(state) = self.own_state(addr) else {
+            return Ok(false);
+        };
+        self.with_views(|views| {
+            views.push(NodeView {
+                addr: addr.to_string(),
+                state: Ok(state),
+            });
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
     /// `ADDSLOTS` or `ADDSLOTSRANGE` (as `command` says): the node takes `slots`, and
     /// every node that sees them unassigned learns it.
     pub(super) fn add_slots(&self, addr: &str, slots: &[u16], command: String) -> Result<()> {
+        self.adopt(addr)?;
         self.with_views(|views| {
             let (nodes, id) = Self::own(views, addr)?;
             if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_some()) {
@@ -33,6 +110,9 @@ impl MemoryCluster {
             }
             for v in views.iter_mut() {
                 if let Ok(st) = v.state.as_mut() {
+                    if !st.nodes.iter().any(|n| n.id == id) {
+                        continue;
+                    }
                     for s in slots {
                         if owner_in(&st.nodes, *s).is_none() {
                             set_owner(&mut st.nodes, *s, Some(&id));
@@ -55,9 +135,12 @@ impl MemoryCluster {
             Admin::ConfigSet { .. } => return self.call(addr, &cmd.words()).map(|_| ()),
             _ => {}
         }
-        let keys = self.keys_on(addr)?;
+        if !self.adopt(addr)? {
+            self.record(addr, format!("{command} (not simulated)"), None, 0, None);
+            return Ok(());
+        }
+        let keys = self.keys_on(addr);
         let fail = |reason: &str| err(addr, command.clone(), reason.to_string());
-        let mut gone: Option<String> = None;
         self.with_views(|views| {
             let (nodes, me) = Self::own(views, addr)?;
             let mine = nodes
@@ -95,18 +178,7 @@ impl MemoryCluster {
                     if !nodes.iter().any(|n| n.id == *id) {
                         return Err(fail(&format!("ERR Unknown node {id}")));
                     }
-                    let its_addr = nodes.iter().find(|n| n.id == *id).map(|n| n.addr());
                     nodes.retain(|n| n.id != *id);
-                    // Once nobody else knows it, the cluster's views no longer reach it.
-                    let known = views.iter().any(|v| {
-                        Some(&v.addr) != its_addr.as_ref()
-                            && v.state
-                                .as_ref()
-                                .is_ok_and(|s| s.nodes.iter().any(|n| n.id == *id))
-                    });
-                    if !known {
-                        gone = its_addr;
-                    }
                 }
                 Admin::Reset { .. } => {
                     if mine.is_master() && keys > 0 {
@@ -151,12 +223,6 @@ impl MemoryCluster {
             }
             Ok(())
         })?;
-        if let Some(addr) = gone.filter(|a| *a != self.base.seed()) {
-            self.with_views(|views| {
-                views.retain(|v| v.addr != addr);
-                Ok(())
-            })?;
-        }
         let shown = match cmd {
             Admin::Reset { hard: true } => format!("{command} (its new node id: not simulated)"),
             _ => command,
@@ -165,71 +231,51 @@ impl MemoryCluster {
         Ok(())
     }
 
-    /// A node's key count in the model.
-    fn keys_on(&self, addr: &str) -> Result<u64> {
-        Ok(self
-            .views()?
-            .iter()
-            .find(|v| v.addr == addr)
+    /// A node's key count in the model (0 where unknown).
+    fn keys_on(&self, addr: &str) -> u64 {
+        let inner = self.inner.borrow();
+        let base = inner
+            .views
+            .as_ref()
+            .and_then(|views| views.iter().find(|v| is_at(v, addr)))
             .and_then(|v| v.state.as_ref().ok())
-            .map_or(0, |s| s.keys))
+            .map_or(0, |s| s.keys);
+        let delta = inner.delta.get(addr).copied().unwrap_or(0);
+        (base as i64 + delta).max(0) as u64
     }
 
-    /// `CLUSTER MEET` sent to `addr` for the node at `other`: the one of the two the
-    /// cluster does not know yet joins it, described as it describes itself (asked
-    /// through the base, which only reads). A node the base cannot ask is recorded,
-    /// not simulated.
+    /// `CLUSTER MEET` sent to `addr` for the node at `other`: once gossip has spread
+    /// it, every node on either side knows every node of the other, as it describes
+    /// itself. A node the
+    /// base cannot ask is recorded, not simulated.
     fn meet(&self, addr: &str, other: &str) -> Result<()> {
         let (host, port) = crate::cluster::conn::split_addr(other)?;
         let command = Admin::Meet { host, port }.describe();
-        self.load_views()?;
-        let known = |a: &str| {
-            self.inner.borrow().views.as_ref().is_some_and(|views| {
-                views.iter().any(|v| {
-                    v.addr == a
-                        || v.state
-                            .as_ref()
-                            .ok()
-                            .and_then(|s| s.myself())
-                            .is_some_and(|m| m.addr() == a)
-                })
-            })
-        };
-        let newcomer = match (known(addr), known(other)) {
-            (true, false) => other,
-            (false, true) => addr,
-            (true, true) => {
-                self.record(addr, command, None, 0, None);
-                return Ok(());
-            }
-            (false, false) => {
-                self.record(addr, format!("{command} (not simulated)"), None, 0, None);
-                return Ok(());
-            }
-        };
-        let Ok(state) = self.own_state(newcomer) else {
+        if !self.adopt(addr)? || !self.adopt(other)? {
             self.record(addr, format!("{command} (not simulated)"), None, 0, None);
             return Ok(());
-        };
+        }
         self.with_views(|views| {
-            let Some(me) = state.myself().cloned() else {
-                return Ok(());
-            };
-            let mut theirs = me.clone();
-            theirs.flags.retain(|f| f != "myself");
-            let mut nodes = vec![me];
-            nodes.extend(super::super::merged_nodes(views));
-            for st in views.iter_mut().filter_map(|v| v.state.as_mut().ok()) {
-                st.nodes.push(theirs.clone());
+            // Both sides, and everyone each side knows, learn each other.
+            let ends: Vec<usize> = (0..views.len())
+                .filter(|i| is_at(&views[*i], addr) || is_at(&views[*i], other))
+                .collect();
+            let group = reach_from(views, &ends);
+            let known: Vec<NodeView> = views
+                .iter()
+                .zip(&group)
+                .filter(|(_, g)| **g)
+                .map(|(v, _)| v.clone())
+                .collect();
+            let all = super::super::merged_nodes(&known);
+            let members = views.iter_mut().zip(&group).filter(|(_, g)| **g);
+            for st in members.filter_map(|(v, _)| v.state.as_mut().ok()) {
+                for n in &all {
+                    if !st.nodes.iter().any(|m| m.id == n.id) {
+                        st.nodes.push(n.clone());
+                    }
+                }
             }
-            views.push(NodeView {
-                addr: newcomer.to_string(),
-                state: Ok(NodeState {
-                    nodes,
-                    keys: state.keys,
-                    cluster_state: None,
-                }),
-            });
             Ok(())
         })?;
         self.record(addr, command, None, 0, None);
@@ -249,9 +295,8 @@ impl MemoryCluster {
         };
         let mut nodes =
             parse_cluster_nodes(&text).map_err(|e| ClusterError::State(format!("{addr}: {e}")))?;
-        nodes.retain(|n| n.is_myself());
         let (host, port) = crate::cluster::conn::split_addr(addr)?;
-        for n in nodes.iter_mut() {
+        for n in nodes.iter_mut().filter(|n| n.is_myself()) {
             if n.host.is_empty() || n.port == 0 {
                 n.host = host.clone();
                 n.port = port;
@@ -301,6 +346,54 @@ mod tests {
             nodes: vec![node(A, a), node(B, b), node(C, c)],
         };
         (MemoryCluster::new(Rc::new(snap)), ids.clone())
+    }
+
+    const D: &str = "127.0.0.1:7404";
+
+    /// [`model`] and a node d on its own, which none of them knows.
+    fn model_with_spare() -> MemoryCluster {
+        let (m, _) = model();
+        let mut snap = Snapshot {
+            version: 1,
+            seed: A.into(),
+            nodes: Vec::new(),
+        };
+        for v in m.base.views().unwrap() {
+            let st = v.state.unwrap();
+            let text: String = st.nodes.iter().map(line).collect();
+            snap.nodes.push(SnapshotNode {
+                addr: v.addr,
+                cluster_nodes: Some(text),
+                error: None,
+                keys: 0,
+                slots: Default::default(),
+            });
+        }
+        snap.nodes.push(SnapshotNode {
+            addr: D.into(),
+            cluster_nodes: Some(format!(
+                "{} {D}@17404 myself,master - 0 0 0 connected\n",
+                "d".repeat(40)
+            )),
+            error: None,
+            keys: 0,
+            slots: Default::default(),
+        });
+        MemoryCluster::new(Rc::new(snap))
+    }
+
+    /// One `CLUSTER NODES` line of a node.
+    fn line(n: &NodeInfo) -> String {
+        let slots: Vec<String> = n.slots.iter().map(|(a, b)| format!("{a}-{b}")).collect();
+        format!(
+            "{} {}@1{} {} {} 0 0 1 connected {}\n",
+            n.id,
+            n.addr(),
+            n.port,
+            n.flags.join(","),
+            n.master_id.as_deref().unwrap_or("-"),
+            slots.join(" ")
+        )
     }
 
     /// `addr`'s view of node `id`.
@@ -431,6 +524,38 @@ mod tests {
                 format!("CLUSTER REPLICATE {a}").as_str(),
                 "CLUSTER MEET 127.0.0.1 7409 (not simulated)",
                 "CONFIG SET masterauth *** (not simulated)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_on_its_own_takes_slots_then_joins_on_meet() {
+        let m = model_with_spare();
+        let (a, b, d) = ("a".repeat(40), "b".repeat(40), "d".repeat(40));
+        let seen_by_a = |m: &MemoryCluster| m.views().unwrap().len();
+        assert_eq!(seen_by_a(&m), 3, "nobody names the spare yet");
+        m.addslots_range(D, 8192, 16383).unwrap();
+        assert!(seen(&m, A, &b).unwrap().slots.is_empty());
+        m.admin(
+            A,
+            &Admin::Meet {
+                host: "127.0.0.1".into(),
+                port: 7404,
+            },
+        )
+        .unwrap();
+        assert_eq!(seen_by_a(&m), 4);
+        for addr in [A, B, C, D] {
+            assert_eq!(seen(&m, addr, &d).unwrap().slots, vec![(8192, 16383)]);
+            assert!(seen(&m, addr, &a).is_some(), "{addr}");
+        }
+        assert_eq!(admin::joined(&m.views().unwrap()), Ok(()));
+        let plan: Vec<String> = m.plan().into_iter().map(|p| p.command).collect();
+        assert_eq!(
+            plan,
+            [
+                "CLUSTER ADDSLOTSRANGE 8192 16383",
+                "CLUSTER MEET 127.0.0.1 7404"
             ]
         );
     }

@@ -346,7 +346,7 @@ impl Cluster for MemoryCluster {
         let inner = self.inner.borrow();
         let Some(views) = &inner.views else {
             drop(inner);
-            let mut views = self.base.views()?;
+            let mut views = lifecycle::reached(self.base.views()?);
             let inner = self.inner.borrow();
             for v in &mut views {
                 if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
@@ -355,7 +355,7 @@ impl Cluster for MemoryCluster {
             }
             return Ok(views);
         };
-        let mut views = views.clone();
+        let mut views = lifecycle::reached(views.clone());
         for v in &mut views {
             if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
                 st.keys = (st.keys as i64 + d).max(0) as u64;
