@@ -210,6 +210,41 @@ fn a_dry_run_of_addslots_range_and_meet_prints_the_plan_and_writes_nothing(serve
     );
     assert!(!out.to_string().contains("s3cret"), "{out}");
     assert_eq!(out.stdout.matches("not simulated").count(), 1, "{out}");
+
+    // Bad arguments: one sentence naming the argument, before anything is sent.
+    let path = script(
+        &dir,
+        "bad.rhai",
+        r#"
+        let said = [];
+        for f in [
+            || reset(args[0], "medium"),
+            || addslots_range(args[0], 10, 5),
+            || addslots_range(args[0], 0, 16384),
+            || meet(args[0], "127.0.0.1", 0),
+            || failover(args[0], "sideways"),
+            || set_config(args[0], "", 1),
+        ] {
+            try { f.call(); said.push("no error"); } catch (e) { said.push(`${e}`); }
+        }
+        said
+        "#,
+    );
+    let out = run(&["-c", &spare_addr, "--json", "run", &path, &spare_addr]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("JSON result");
+    let said: Vec<String> = serde_json::from_value(doc["result"].clone()).expect("messages");
+    assert_eq!(
+        said,
+        [
+            "reset: mode must be \"soft\" or \"hard\", got \"medium\"",
+            "addslots_range: start 10 is after end 5",
+            "addslots_range: end: slot 16384 is out of range: slots are 0 to 16383",
+            "meet: port must be 1 to 65535, got 0",
+            "failover: mode must be \"\", \"force\" or \"takeover\", got \"sideways\"",
+            "set_config: name is empty",
+        ]
+    );
     assert_eq!(
         fingerprint(&tc, None),
         before,
