@@ -245,6 +245,57 @@ impl Cluster for LiveCluster {
         self.logged(addr, &command, r)
     }
 
+    fn addslots_range(&self, addr: &str, start: u16, end: u16) -> Result<()> {
+        self.ensure_lease()?;
+        let words = args([
+            "CLUSTER".to_string(),
+            "ADDSLOTSRANGE".into(),
+            start.to_string(),
+            end.to_string(),
+        ]);
+        let command = super::conn::describe(&words);
+        match self.block_on(self.ok(addr, words)) {
+            // A server before Redis 7 has no ADDSLOTSRANGE: every slot in one ADDSLOTS.
+            Err(ClusterError::Command { reason, .. }) if super::jobs::unsupported(&reason) => {
+                self.addslots(addr, &(start..=end).collect::<Vec<u16>>())
+            }
+            r => self.logged(addr, &command, r),
+        }
+    }
+
+    fn forget_everywhere(&self, id: &str) -> Result<Vec<super::admin::Forgot>> {
+        self.ensure_lease()?;
+        let views = self.views()?;
+        let words = super::admin::Admin::Forget { id: id.to_string() }.words();
+        let command = super::conn::describe(&words);
+        let targets = super::admin::forget_targets(&views, id);
+        // All at once: a node forgets another for 60 s only, then learns it again from
+        // any node that still knows it.
+        let replies = self.block_on(join_all(targets.iter().map(|(addr, can)| {
+            let words = &words;
+            async move {
+                match can {
+                    Ok(()) => Some(self.pool().cmd(addr, words).await),
+                    Err(_) => None,
+                }
+            }
+        })));
+        Ok(targets
+            .into_iter()
+            .zip(replies)
+            .map(|((node, can), reply)| {
+                let error = match (can, reply) {
+                    (Err(why), _) => Some(why),
+                    (Ok(()), Some(r)) => {
+                        self.logged(&node, &command, r).err().map(|e| e.to_string())
+                    }
+                    (Ok(()), None) => None,
+                };
+                super::admin::Forgot { node, error }
+            })
+            .collect())
+    }
+
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply> {
         if super::conn::is_read(args) {
             return self.block_on(self.pool().cmd(addr, args));

@@ -2,6 +2,7 @@
 //! and its live implementation. Synchronous at its surface because Rhai is; the live
 //! cluster runs tokio inside.
 
+pub mod admin;
 pub mod bulk;
 pub mod check;
 pub mod commands;
@@ -154,6 +155,32 @@ pub trait Cluster {
         moves: &[mover::SlotMove],
         opts: &mover::MoveOpts,
     ) -> Result<mover::SlotMoved>;
+    /// One membership or role command on one node (see [`admin::Admin`]).
+    fn admin(&self, addr: &str, cmd: &admin::Admin) -> Result<()> {
+        self.call(addr, &cmd.words()).map(|_| ())
+    }
+    /// `CLUSTER ADDSLOTSRANGE start end`, or `ADDSLOTS` of every slot where the
+    /// server lacks it.
+    fn addslots_range(&self, addr: &str, start: u16, end: u16) -> Result<()> {
+        self.addslots(addr, &(start..=end).collect::<Vec<u16>>())
+    }
+    /// `CLUSTER FORGET id` on every other node that knows it (a live cluster tells them
+    /// all at once: a node forgets for 60 s only); what each did, the nodes that could
+    /// not be asked among them.
+    fn forget_everywhere(&self, id: &str) -> Result<Vec<admin::Forgot>> {
+        let views = self.views()?;
+        let forget = admin::Admin::Forget { id: id.to_string() };
+        Ok(admin::forget_targets(&views, id)
+            .into_iter()
+            .map(|(node, can)| {
+                let error = match can {
+                    Ok(()) => self.admin(&node, &forget).err().map(|e| e.to_string()),
+                    Err(why) => Some(why),
+                };
+                admin::Forgot { node, error }
+            })
+            .collect())
+    }
     /// Whether writes only change an in-memory copy.
     fn dry_run(&self) -> bool {
         false

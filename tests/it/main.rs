@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod fix;
 mod lab;
+mod lifecycle;
 mod many;
 mod offline;
 mod ops;

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
+mod lifecycle;
 mod moves;
 mod owners;
 mod plan;
@@ -345,7 +346,7 @@ impl Cluster for MemoryCluster {
         let inner = self.inner.borrow();
         let Some(views) = &inner.views else {
             drop(inner);
-            let mut views = self.base.views()?;
+            let mut views = lifecycle::reached(self.base.views()?);
             let inner = self.inner.borrow();
             for v in &mut views {
                 if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
@@ -354,7 +355,7 @@ impl Cluster for MemoryCluster {
             }
             return Ok(views);
         };
-        let mut views = views.clone();
+        let mut views = lifecycle::reached(views.clone());
         for v in &mut views {
             if let (Ok(st), Some(d)) = (v.state.as_mut(), inner.delta.get(&v.addr)) {
                 st.keys = (st.keys as i64 + d).max(0) as u64;
@@ -496,31 +497,16 @@ impl Cluster for MemoryCluster {
 
     fn addslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
         let command = format!("CLUSTER ADDSLOTS {}", format_ranges(&ranges_of(slots)));
-        self.with_views(|views| {
-            let (nodes, id) = Self::own(views, addr)?;
-            if let Some(s) = slots.iter().find(|s| owner_in(nodes, **s).is_some()) {
-                return Err(err(
-                    addr,
-                    command.clone(),
-                    format!("ERR Slot {s} is already busy"),
-                ));
-            }
-            for s in slots {
-                set_owner(nodes, *s, Some(&id));
-            }
-            for v in views.iter_mut() {
-                if let Ok(st) = v.state.as_mut() {
-                    for s in slots {
-                        if owner_in(&st.nodes, *s).is_none() {
-                            set_owner(&mut st.nodes, *s, Some(&id));
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        self.record(addr, command, None, 0, None);
-        Ok(())
+        self.add_slots(addr, slots, command)
+    }
+
+    fn addslots_range(&self, addr: &str, start: u16, end: u16) -> Result<()> {
+        let slots: Vec<u16> = (start..=end).collect();
+        self.add_slots(addr, &slots, format!("CLUSTER ADDSLOTSRANGE {start} {end}"))
+    }
+
+    fn admin(&self, addr: &str, cmd: &super::admin::Admin) -> Result<()> {
+        self.apply_admin(addr, cmd)
     }
 
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()> {
@@ -694,69 +680,4 @@ impl Cluster for MemoryCluster {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_modeled_cancel_drops_the_targets_partial_keys_from_its_count() {
-        use super::super::snapshot::{Snapshot, SnapshotNode, StoredKey};
-        let (a, b) = ("a".repeat(40), "b".repeat(40));
-        // Each node's own CLUSTER NODES (`myself` on its own line).
-        let text = |me: &str| {
-            let flag = |id: &str| if id == me { "myself,master" } else { "master" };
-            format!(
-                "{a} 127.0.0.1:7401@17401 {} - 0 0 1 connected 0-8191\n{b} 127.0.0.1:7402@17402 {} - 0 0 2 connected 8192-16383\n",
-                flag(&a),
-                flag(&b)
-            )
-        };
-        let node = |addr: &str, me: &str, keys: Vec<&str>| SnapshotNode {
-            addr: addr.into(),
-            cluster_nodes: Some(text(me)),
-            error: None,
-            keys: keys.len() as u64,
-            slots: [(
-                100u16,
-                keys.into_iter()
-                    .map(|k| StoredKey::Text(k.into()))
-                    .collect(),
-            )]
-            .into_iter()
-            .collect(),
-        };
-        // The target holds the two keys of slot 100 it has received so far.
-        let snap = Snapshot {
-            version: 1,
-            seed: "127.0.0.1:7401".into(),
-            nodes: vec![
-                node("127.0.0.1:7401", &a, vec!["x{0}", "y{0}"]),
-                node("127.0.0.1:7402", &b, vec!["x{0}", "y{0}"]),
-            ],
-        };
-        let m = MemoryCluster::new(Rc::new(snap));
-        m.inner.borrow_mut().jobs.push((
-            "127.0.0.1:7401".into(),
-            SlotJob {
-                name: "j".into(),
-                operation: "EXPORT".into(),
-                slots: vec![(100, 100)],
-                source: a.clone(),
-                target: b.clone(),
-                state: "snapshotting".into(),
-                ..SlotJob::default()
-            },
-        ));
-        let keys = |addr: &str| {
-            m.views()
-                .unwrap()
-                .iter()
-                .find(|v| v.addr == addr)
-                .map(|v| v.state.as_ref().unwrap().keys)
-        };
-        assert_eq!(keys("127.0.0.1:7402"), Some(2));
-        assert!(m.cancel_slot_migrations("127.0.0.1:7401").unwrap());
-        assert_eq!(m.countkeysinslot("127.0.0.1:7402", 100).unwrap(), 0);
-        assert_eq!(keys("127.0.0.1:7402"), Some(0));
-        assert_eq!(keys("127.0.0.1:7401"), Some(2));
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 //! registering its functions with a one-line doc that `slotsmith api` and the REPL's
 //! help print. The functions reach the cluster only through [`Host`].
 
+pub mod lifecycle;
 pub mod read;
 pub mod runbook;
 pub mod write;
@@ -16,6 +17,7 @@ use super::host::Host;
 pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     read::register(engine, host);
     write::register(engine, host);
+    lifecycle::register(engine, host);
     runbook::register(engine, host);
 }
 
