@@ -20,6 +20,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("call", include_str!("../../stdlib/call.rhai")),
     ("info", include_str!("../../stdlib/info.rhai")),
     ("set-timeout", include_str!("../../stdlib/set-timeout.rhai")),
+    ("del-node", include_str!("../../stdlib/del-node.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
