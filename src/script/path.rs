@@ -21,6 +21,8 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("info", include_str!("../../stdlib/info.rhai")),
     ("set-timeout", include_str!("../../stdlib/set-timeout.rhai")),
     ("del-node", include_str!("../../stdlib/del-node.rhai")),
+    ("failover", include_str!("../../stdlib/failover.rhai")),
+    ("forget", include_str!("../../stdlib/forget.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
