@@ -22,6 +22,7 @@ mod owner_override;
 mod pty;
 mod races;
 mod rebalance;
+mod removing;
 mod repair;
 mod repl;
 mod safety;

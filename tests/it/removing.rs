@@ -1,0 +1,141 @@
+//! Taking nodes out and swapping roles with the bundled commands: `del-node` (refused
+//! for a master with slots unless `--drain`, which moves them away first), `failover`
+//! of a replica, and `forget` of a stopped node.
+
+use crate::support::{
+    assert_check_clean, assert_healthy, assert_lab_keys, fingerprint, ss, Server, TestCluster,
+};
+
+/// Node `port`'s own id.
+fn id_of(tc: &TestCluster, port: u16) -> String {
+    tc.redis_cli(port, &["CLUSTER", "MYID"]).trim().to_string()
+}
+
+/// Node `port`'s own line of its `CLUSTER NODES`.
+fn own_line(tc: &TestCluster, port: u16) -> String {
+    tc.redis_cli(port, &["CLUSTER", "NODES"])
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The master id node `port` replicates, as it says itself ("-" for a master).
+fn master_of(tc: &TestCluster, port: u16) -> String {
+    own_line(tc, port)
+        .split(' ')
+        .nth(3)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The port of the replica of the master on `master`.
+fn replica_of(tc: &TestCluster, master: u16) -> u16 {
+    let id = id_of(tc, master);
+    tc.ports()
+        .into_iter()
+        .find(|p| master_of(tc, *p) == id)
+        .unwrap_or_else(|| panic!("no replica of {master}"))
+}
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+on_both_servers!(del_node_refuses_a_master_with_slots_and_drains_it_with_drain);
+fn del_node_refuses_a_master_with_slots_and_drains_it_with_drain(server: Server) {
+    let tc = TestCluster::with(server, |s| {
+        s.keys = 100_000;
+        s.empty = 0;
+    });
+    let victim = tc.ports()[1];
+    let victim_id = id_of(&tc, victim);
+    let replica = replica_of(&tc, victim);
+
+    let before = fingerprint(&tc, None);
+    let out = ss(&tc).args(["-y", "del-node", &addr(victim)]).run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stderr.contains("--drain"), "{out}");
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out}");
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "del-node without --drain wrote"
+    );
+
+    let out = ss(&tc)
+        .args(["-y", "del-node", "--drain", &addr(victim)])
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("[OK]"), "{out}");
+
+    // Gone from every other node's table; reset itself, so it knows no other node.
+    for p in tc.ports().into_iter().filter(|p| *p != victim) {
+        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        assert!(!nodes.contains(&victim_id), "{p} still knows it:\n{nodes}");
+    }
+    let own = tc.redis_cli(victim, &["CLUSTER", "NODES"]);
+    assert_eq!(own.trim().lines().count(), 1, "{own}");
+    assert!(!own.contains(&victim_id), "not reset:\n{own}");
+    assert_eq!(tc.redis_cli(victim, &["DBSIZE"]).trim(), "0");
+
+    // Its replica follows another master of the cluster.
+    let line = own_line(&tc, replica);
+    assert!(line.contains("myself,slave"), "{line}");
+    let new_master = master_of(&tc, replica);
+    let masters: Vec<String> = [tc.ports()[0], tc.ports()[2]]
+        .iter()
+        .map(|p| id_of(&tc, *p))
+        .collect();
+    assert!(masters.contains(&new_master), "{line}");
+
+    assert_check_clean(&tc);
+    assert_healthy(&tc, 100_000);
+    assert_lab_keys(&tc, 100_000, 100_000, 997);
+}
+
+on_both_servers!(failover_swaps_roles_and_forget_removes_a_stopped_node);
+fn failover_swaps_roles_and_forget_removes_a_stopped_node(server: Server) {
+    let tc = TestCluster::with(server, |s| {
+        s.keys = 1000;
+        s.empty = 0;
+    });
+    let master = tc.ports()[1];
+    let replica = replica_of(&tc, master);
+
+    // A master is not a replica to promote: exit 2, one sentence, nothing sent.
+    let before = fingerprint(&tc, None);
+    let out = ss(&tc).args(["-y", "failover", &addr(master)]).run();
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("is a master"), "{out}");
+    assert_eq!(fingerprint(&tc, None), before);
+
+    let out = ss(&tc).args(["-y", "failover", &addr(replica)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("[OK]"), "{out}");
+    assert!(own_line(&tc, replica).contains("myself,master"));
+    assert!(own_line(&tc, master).contains("myself,slave"));
+    assert_eq!(master_of(&tc, master), id_of(&tc, replica));
+    assert_check_clean(&tc);
+
+    // A node that is up is refused, saying why.
+    let out = ss(&tc).args(["-y", "forget", &addr(master)]).run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("is up and connected") && out.stderr.contains("--force"),
+        "{out}"
+    );
+
+    // Stopped, it is forgotten by every other node.
+    let gone_id = id_of(&tc, master);
+    tc.stop_node(master);
+    let out = ss(&tc).args(["-y", "forget", &addr(master)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("[OK]"), "{out}");
+    for p in tc.ports().into_iter().filter(|p| *p != master) {
+        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        assert!(!nodes.contains(&gone_id), "{p} still knows it:\n{nodes}");
+    }
+    assert_check_clean(&tc);
+    assert_healthy(&tc, 1000);
+}
