@@ -63,6 +63,23 @@ fn del_node_refuses_a_master_with_slots_and_drains_it_with_drain(server: Server)
         "del-node without --drain wrote"
     );
 
+    // A dry run prints the whole plan, the forget and the reset, and writes nothing.
+    let out = ss(&tc)
+        .args(["--dry-run", "del-node", "--drain", &addr(victim)])
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("[PLAN]")
+            && out.stdout.contains(&format!("CLUSTER FORGET {victim_id}"))
+            && out.stdout.contains("CLUSTER RESET HARD"),
+        "{out}"
+    );
+    assert_eq!(
+        fingerprint(&tc, None),
+        before,
+        "a dry run of del-node wrote"
+    );
+
     let out = ss(&tc)
         .args(["-y", "del-node", "--drain", &addr(victim)])
         .run();
