@@ -20,6 +20,8 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("call", include_str!("../../stdlib/call.rhai")),
     ("info", include_str!("../../stdlib/info.rhai")),
     ("set-timeout", include_str!("../../stdlib/set-timeout.rhai")),
+    ("create", include_str!("../../stdlib/create.rhai")),
+    ("add-node", include_str!("../../stdlib/add-node.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
