@@ -51,16 +51,17 @@ fn assert_clean(tc: &TestCluster, port: u16) {
 
 on_both_servers!(seven_empty_nodes_become_a_cluster_that_a_rebalance_fills);
 fn seven_empty_nodes_become_a_cluster_that_a_rebalance_fills(server: Server) {
-    // One node in a cluster of its own, and seven empty nodes outside any cluster.
+    // One node in a cluster of its own, and eight empty nodes outside any cluster (the
+    // eighth joins last, as a replica).
     let tc = TestCluster::with(server, |s| {
         s.masters = 1;
         s.replicas = 0;
         s.empty = 0;
-        s.spare = 7;
+        s.spare = 8;
     });
     let other = tc.ports()[0];
     let spares: Vec<u16> = tc.ports()[1..].to_vec();
-    assert_eq!(spares.len(), 7);
+    assert_eq!(spares.len(), 8);
     let six: Vec<String> = spares[..6].iter().map(|p| addr(*p)).collect();
     let six: Vec<&str> = six.iter().map(String::as_str).collect();
     let first = spares[0];
@@ -137,11 +138,11 @@ fn seven_empty_nodes_become_a_cluster_that_a_rebalance_fills(server: Server) {
     assert!(!out.stderr.contains(&addr(seventh)), "{out}");
     let out = run(first, &["add-node", &lab]);
     assert_refused(&out, &lab);
-    untouched(&[seventh]);
+    untouched(&spares[6..]);
 
     let out = run(first, &["add-node", &addr(seventh)]);
     assert_eq!(out.code, 0, "{out}");
-    for &p in &spares {
+    for &p in &spares[..7] {
         assert_eq!(nodes_of(&tc, p).len(), 7, "{p}");
     }
     assert_clean(&tc, first);
@@ -157,5 +158,39 @@ fn seven_empty_nodes_become_a_cluster_that_a_rebalance_fills(server: Server) {
         own.contains("master") && own.split_whitespace().count() > 8,
         "{own}"
     );
+    assert_clean(&tc, first);
+
+    // The eighth becomes the seventh's replica; a replica is refused as its master.
+    let eighth = spares[7];
+    let replica = nodes_of(&tc, first)
+        .into_iter()
+        .find(|l| l.contains("slave"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .map(|a| a.split('@').next().unwrap().to_string())
+        })
+        .unwrap();
+    let out = run(
+        first,
+        &["add-node", &addr(eighth), "--replica-of", &replica],
+    );
+    assert_refused(&out, &format!("--replica-of {replica}: it is a replica"));
+    untouched(&[eighth]);
+    let out = run(
+        first,
+        &["add-node", &addr(eighth), "--replica-of", &addr(seventh)],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let seventh_id = tc
+        .redis_cli(seventh, &["CLUSTER", "MYID"])
+        .trim()
+        .to_string();
+    for &p in &spares {
+        let lines = nodes_of(&tc, p);
+        assert_eq!(lines.len(), 8, "{p}");
+        let line = lines.iter().find(|l| l.contains(&addr(eighth))).unwrap();
+        assert!(line.contains(&format!("slave {seventh_id}")), "{p}: {line}");
+    }
     assert_clean(&tc, first);
 }
