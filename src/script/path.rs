@@ -20,6 +20,8 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("call", include_str!("../../stdlib/call.rhai")),
     ("info", include_str!("../../stdlib/info.rhai")),
     ("set-timeout", include_str!("../../stdlib/set-timeout.rhai")),
+    ("create", include_str!("../../stdlib/create.rhai")),
+    ("add-node", include_str!("../../stdlib/add-node.rhai")),
     ("del-node", include_str!("../../stdlib/del-node.rhai")),
     ("failover", include_str!("../../stdlib/failover.rhai")),
     ("forget", include_str!("../../stdlib/forget.rhai")),

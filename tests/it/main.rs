@@ -13,6 +13,7 @@ mod dryrun;
 mod examples;
 mod faults;
 mod fix;
+mod forming;
 mod lab;
 mod lifecycle;
 mod many;
