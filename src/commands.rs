@@ -193,7 +193,7 @@ pub fn parse(argv: Vec<std::ffi::OsString>) -> Result<Parsed, clap::Error> {
         let mut g = global(&matches)?;
         return Ok(match &s.declaration {
             Ok(d) => {
-                seed(&mut g, &matches, sub)?;
+                seed(&mut g, d, &matches, sub)?;
                 notice_copy(&path, name);
                 Parsed::Script {
                     global: g,
@@ -329,8 +329,17 @@ fn notice_copy(path: &ScriptPath, name: &str) {
 
 /// A positional `HOST:PORT` names the cluster as `-c` does; both on the command line
 /// and different is a usage error.
-fn seed(g: &mut Global, top: &ArgMatches, sub: &ArgMatches) -> Result<(), clap::Error> {
+fn seed(
+    g: &mut Global,
+    declared: &Declaration,
+    top: &ArgMatches,
+    sub: &ArgMatches,
+) -> Result<(), clap::Error> {
     let Some(addr) = sub.try_get_one::<String>(SEED).ok().flatten() else {
+        // A command that takes addresses (`create A B C`) may name the cluster by them.
+        if g.cluster.is_none() {
+            g.cluster = declared.cluster_word(sub);
+        }
         return Ok(());
     };
     // The command line beats the environment (SLOTSMITH_CLUSTER), as -c does.

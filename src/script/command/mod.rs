@@ -11,7 +11,9 @@
 //! - `help`, `placeholder` (in help: `N`), `short` (one letter), `default_value`,
 //!   `min` / `max` (for numbers), `choices` (for strings), `keywords` (words a `node`
 //!   option takes as they are, such as `all`), `repeated`, `required`, `conflicts`
-//!   (names), `aliases` (other long names, not shown in help: redis-cli's spellings).
+//!   (names), `aliases` (other long names, not shown in help: redis-cli's spellings),
+//!   `cluster` (a positional of addresses whose first names the cluster when `-c` is
+//!   not given: `create A B C`).
 
 use clap::{Arg, ArgAction, ArgMatches};
 use rhai::{Dynamic, Map};
@@ -103,6 +105,8 @@ pub struct Param {
     pub conflicts: Vec<String>,
     pub aliases: Vec<String>,
     pub positional: bool,
+    /// Its first value names the cluster when `-c` is not given.
+    pub names_cluster: bool,
 }
 
 /// A script's command line.
@@ -240,6 +244,7 @@ const PARAM_KEYS: &[&str] = &[
     "required",
     "conflicts",
     "aliases",
+    "cluster",
 ];
 
 impl Param {
@@ -293,6 +298,7 @@ impl Param {
             required: flag(&m, "required", &what)?.unwrap_or(positional),
             conflicts: words(&m, "conflicts", &what)?,
             aliases: words(&m, "aliases", &what)?,
+            names_cluster: flag(&m, "cluster", &what)?.unwrap_or(false),
             positional,
             name,
         };
@@ -498,6 +504,19 @@ impl Declaration {
             help: text(&m, "help", CONSTANT)?,
             params,
         })
+    }
+
+    /// The address that names the cluster when `-c` is not given: the first value of a
+    /// positional declared with `cluster: true`.
+    pub fn cluster_word(&self, m: &ArgMatches) -> Option<String> {
+        let p = self
+            .params
+            .iter()
+            .find(|p| p.positional && p.names_cluster)?;
+        m.try_get_many::<String>(&p.name)
+            .ok()
+            .flatten()
+            .and_then(|mut v| v.next().cloned())
     }
 
     /// Whether it takes any positional argument.
