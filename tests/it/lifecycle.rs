@@ -4,22 +4,15 @@
 
 use serde_json::Value;
 
-use crate::support::{assert_check_clean, fingerprint, run, ss_bare, Server, TestCluster};
+use crate::support::{
+    assert_check_clean, fingerprint, own_line, run, ss_bare, Server, TestCluster,
+};
 
 /// Write `text` as a script in `dir` and give its path.
 fn script(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-/// Node `port`'s own line of its `CLUSTER NODES`.
-fn own_line(tc: &TestCluster, port: u16) -> String {
-    tc.redis_cli(port, &["CLUSTER", "NODES"])
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// Every journal line the runs with this home wrote.

@@ -3,21 +3,13 @@
 //! of a replica, and `forget` of a stopped node.
 
 use crate::support::{
-    assert_check_clean, assert_healthy, assert_lab_keys, fingerprint, ss, Server, TestCluster,
+    assert_check_clean, assert_healthy, assert_lab_keys, fingerprint, own_line, ss, Server,
+    TestCluster,
 };
 
 /// Node `port`'s own id.
 fn id_of(tc: &TestCluster, port: u16) -> String {
     tc.redis_cli(port, &["CLUSTER", "MYID"]).trim().to_string()
-}
-
-/// Node `port`'s own line of its `CLUSTER NODES`.
-fn own_line(tc: &TestCluster, port: u16) -> String {
-    tc.redis_cli(port, &["CLUSTER", "NODES"])
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The master id node `port` replicates, as it says itself ("-" for a master).

@@ -831,3 +831,12 @@ mod isolation {
         );
     }
 }
+
+/// Node `port`'s own line of its `CLUSTER NODES`.
+pub fn own_line(tc: &TestCluster, port: u16) -> String {
+    tc.redis_cli(port, &["CLUSTER", "NODES"])
+        .lines()
+        .find(|l| l.contains("myself"))
+        .unwrap_or_default()
+        .to_string()
+}
