@@ -11,10 +11,42 @@ use crate::script::path::{Origin, Script, ScriptPath};
 /// Whether `name` is a built-in command (`lab`, `repl`, `help`, ...): a script of the
 /// same name is not a command.
 pub fn built_in(name: &str) -> bool {
-    name == "help"
-        || Cli::command()
-            .get_subcommands()
-            .any(|c| c.get_name() == name)
+    name == "help" || reserved().commands.iter().any(|c| c == name)
+}
+
+/// What the built-in command line takes for itself, read once from clap: the
+/// subcommand names, and the long and short names of the global options.
+struct Reserved {
+    commands: Vec<String>,
+    longs: Vec<String>,
+    shorts: Vec<char>,
+}
+
+fn reserved() -> &'static Reserved {
+    static RESERVED: std::sync::OnceLock<Reserved> = std::sync::OnceLock::new();
+    RESERVED.get_or_init(|| {
+        let cli = Cli::command();
+        let mut longs: Vec<String> = vec!["help".into(), "version".into()];
+        let mut shorts: Vec<char> = vec!['h', 'V'];
+        for a in cli.get_arguments() {
+            longs.extend(a.get_long().map(str::to_string));
+            longs.extend(
+                a.get_all_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string),
+            );
+            shorts.extend(a.get_short());
+        }
+        Reserved {
+            commands: cli
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect(),
+            longs,
+            shorts,
+        }
+    })
 }
 
 /// The id of the positional `HOST:PORT` a command gets when it takes no other.
@@ -289,20 +321,7 @@ fn run_target(argv: &[std::ffi::OsString]) -> Option<String> {
 /// Why a declaration cannot be a command: one of its options is spelled like a
 /// global option (`--timeout`, `-c`, ...), which clap would take for it.
 pub fn clash(d: &Declaration) -> Option<String> {
-    let cli = Cli::command();
-    let globals: Vec<&clap::Arg> = cli.get_arguments().collect();
-    let mut longs: Vec<String> = vec!["help".into(), "version".into()];
-    let mut shorts: Vec<char> = vec!['h', 'V'];
-    for a in &globals {
-        longs.extend(a.get_long().map(str::to_string));
-        longs.extend(
-            a.get_all_aliases()
-                .into_iter()
-                .flatten()
-                .map(str::to_string),
-        );
-        shorts.extend(a.get_short());
-    }
+    let Reserved { longs, shorts, .. } = reserved();
     for p in d.params.iter().filter(|p| !p.positional) {
         if let Some(l) = std::iter::once(&p.name)
             .chain(&p.aliases)

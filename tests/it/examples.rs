@@ -7,7 +7,7 @@ use serde_json::Value;
 use slotsmith::cluster::topology::parse_cluster_nodes;
 use slotsmith::lab::{Fault, LabRole};
 
-use crate::support::{fingerprint, port_of, run_env, Output, Server, TestCluster};
+use crate::support::{fingerprint, own_line, port_of, run_env, Output, Server, TestCluster};
 
 /// Every runbook in `examples/`; each one is run below.
 const EXAMPLES: &[&str] = &[
@@ -602,12 +602,7 @@ fn reports_audit_wait_and_move_a_hot_slot(server: Server) {
     assert_eq!(back["keys_left_on_source"], 0, "{back}");
     // The master left without slots may have made itself a replica of the one that
     // took them (Redis 7+): its keys are then copies, not keys left behind.
-    let me = tc.redis_cli(dst, &["CLUSTER", "NODES"]);
-    let me = me
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap()
-        .to_string();
+    let me = own_line(&tc, dst);
     let fields: Vec<&str> = me.split_whitespace().collect();
     match back["source_role"].as_str() {
         Some("master") => assert!(fields[2].contains("master"), "{me}\n{back}"),
@@ -768,12 +763,7 @@ fn drain_a_master_then_make_it_a_replica(server: Server) {
     assert_eq!(live["role"], "replica", "{live}");
     assert_eq!(live["master"], addr(keep), "{live}");
     // Its own view: a replica of `keep`, no slots.
-    let me = tc.redis_cli(drain, &["CLUSTER", "NODES"]);
-    let me = me
-        .lines()
-        .find(|l| l.contains("myself"))
-        .unwrap()
-        .to_string();
+    let me = own_line(&tc, drain);
     let fields: Vec<&str> = me.split_whitespace().collect();
     assert!(fields[2].contains("slave"), "{me}");
     assert_eq!(fields[3], keep_id, "{me}");

@@ -6,7 +6,7 @@ use slotsmith::cluster::slot::slot_of;
 use slotsmith::cluster::Cluster;
 use slotsmith::lab::{self, Fault, LabError, LabRole};
 
-use crate::support::{pid_alive, run, run_env, Server, TestCluster};
+use crate::support::{own_line, pid_alive, run, run_env, Server, TestCluster};
 
 on_both_servers!(up_break_down);
 fn up_break_down(server: Server) {
@@ -314,13 +314,7 @@ fn lab_verbs_follow_the_cluster_option(server: Server) {
         3 + loaded
     );
     assert_eq!(out.stdout.trim_end(), said.trim_end(), "{out}");
-    let myself = |port: u16| {
-        tc.redis_cli(port, &["CLUSTER", "NODES"])
-            .lines()
-            .find(|l| l.contains("myself"))
-            .expect("myself line")
-            .to_string()
-    };
+    let myself = |port: u16| own_line(&tc, port);
     assert!(myself(src).contains("[5519->-"), "{}", myself(src));
     assert!(myself(dst).contains("[5519-<-"), "{}", myself(dst));
     let left = tc.redis_cli(src, &["CLUSTER", "GETKEYSINSLOT", "5519", "10"]);
