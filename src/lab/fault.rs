@@ -1,6 +1,6 @@
 //! The faults `lab break` puts a lab into, to practise on. Each is a bundled runbook
 //! (`stdlib/lab/`), run against the lab like any script: the operator can read it, eject
-//! it and change it.
+//! it and change it. `lab up` forms its cluster the same way (`stdlib/lab/form.rhai`).
 
 use std::rc::Rc;
 use std::str::FromStr;
@@ -28,20 +28,33 @@ impl Lab {
         path: ScriptPath,
         opts: RunOptions,
     ) -> Result<String, LabError> {
-        let cluster = Rc::new(self.cluster(rt)?);
-        let script = path.load(fault.script()).map_err(LabError::Script)?;
         let mut args = rhai::Map::new();
         match fault {
             Fault::StuckSlot { slot } => args.insert("slot".into(), i64::from(slot).into()),
         };
         args.insert("seed".into(), self.seed().into());
         args.insert("client".into(), self.flags("PASSWORD").join(" ").into());
+        let done = self.run_script(fault.script(), args, rt, path, opts)?;
+        Ok(done
+            .into_string()
+            .unwrap_or_else(|other| format!("{other}\n")))
+    }
+
+    /// Run the script `name` of `path` against the lab: `main(args)`'s value, or the
+    /// script's failure in words.
+    pub(super) fn run_script(
+        &self,
+        name: &str,
+        args: rhai::Map,
+        rt: &Handle,
+        path: ScriptPath,
+        opts: RunOptions,
+    ) -> Result<rhai::Dynamic, LabError> {
+        let cluster = Rc::new(self.cluster(rt)?);
+        let script = path.load(name).map_err(LabError::Script)?;
         let runner = Runner::new(cluster, opts, path);
         match runner.call_main(&script, args) {
-            Ok(done) if done.code == 0 => Ok(done
-                .value
-                .into_string()
-                .unwrap_or_else(|other| format!("{other}\n"))),
+            Ok(done) if done.code == 0 => Ok(done.value),
             Ok(done) => Err(LabError::Script(done.message.unwrap_or_else(|| {
                 format!("{} ended with exit code {}", script.name, done.code)
             }))),

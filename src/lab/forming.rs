@@ -1,5 +1,6 @@
-//! `lab up`: start every node, form the cluster with slotsmith's own connections
-//! (config epochs, slots, MEET, REPLICATE), wait until every node agrees, load keys.
+//! `lab up`: start every node, form the cluster with the bundled `create` and
+//! `add-node` (through `stdlib/lab/form.rhai`, one way of forming a cluster for
+//! operators, the lab and the tests), load keys.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use tokio::runtime::Handle;
 
-use super::probe::{info_field, probe, text_of, Probe};
+use super::probe::text_of;
 use super::processes::{current_pid, down_dir, read_pid, running, start_failure, start_node};
 use super::spec::BUS_OFFSET;
 use super::{server, Lab, LabError, LabNode, LabRole, LabSpec, HOST};
@@ -16,6 +17,8 @@ use crate::cluster::live::LiveCluster;
 use crate::cluster::slot::slot_of;
 use crate::cluster::topology::format_ranges;
 use crate::cluster::{Cluster, ClusterError, SLOTS};
+use crate::script::host::RunOptions;
+use crate::script::path::ScriptPath;
 
 /// How long the cluster may take to form before `up` gives up.
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -27,8 +30,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// SETs per pipeline when loading keys.
 const LOAD_BATCH: usize = 1000;
 
-/// Start a lab: one `redis-server` per node, the cluster formed with slotsmith's own
-/// primitives, and `spec.keys` keys loaded.
+/// Start a lab: one `redis-server` per node, the cluster formed by the bundled
+/// `create` and `add-node`, and `spec.keys` keys loaded.
 pub fn up(spec: &LabSpec, rt: &Handle) -> Result<Lab, LabError> {
     spec.validate()?;
     server::check(&spec.server)?;
@@ -116,23 +119,6 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
     lab.nodes = nodes.clone();
     lab.write_state()?;
 
-    // Slots: even shares over the masters, the first ones take the remainder.
-    let masters: Vec<usize> = (0..nodes.len())
-        .filter(|&i| nodes[i].role == LabRole::Master)
-        .collect();
-    let share = usize::from(SLOTS) / masters.len();
-    let extra = usize::from(SLOTS) % masters.len();
-    let mut owner = vec![0usize; usize::from(SLOTS)];
-    let mut start = 0usize;
-    for (k, &i) in masters.iter().enumerate() {
-        let len = share + usize::from(k < extra);
-        let end = start + len - 1;
-        for slot in &mut owner[start..=end] {
-            *slot = i;
-        }
-        nodes[i].slots = format_ranges(&[(start as u16, end as u16)]);
-        start = end + 1;
-    }
     // Spare nodes are started, not joined.
     let spares: Vec<LabNode> = nodes
         .iter()
@@ -140,80 +126,7 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
         .cloned()
         .collect();
     nodes.retain(|n| n.role != LabRole::Spare);
-    for (epoch, n) in nodes.iter().enumerate() {
-        // Distinct config epochs, as redis-cli --cluster create does.
-        cluster.call(
-            &n.addr(),
-            &args([
-                "CLUSTER".to_string(),
-                "SET-CONFIG-EPOCH".into(),
-                (epoch + 1).to_string(),
-            ]),
-        )?;
-    }
-    for n in nodes.iter().filter(|n| !n.slots.is_empty()) {
-        let (a, b) = n.slots.split_once('-').unwrap_or((&n.slots, &n.slots));
-        cluster.call(&n.addr(), &args(["CLUSTER", "ADDSLOTSRANGE", a, b]))?;
-    }
-    let meet = |from: &str, port: u16| {
-        let words = [
-            "CLUSTER".to_string(),
-            "MEET".into(),
-            HOST.into(),
-            port.to_string(),
-        ];
-        cluster.call(from, &args(words))
-    };
-    // Replicas first: each meets its master and replicates it as soon as it knows it,
-    // so every node that meets a replica later learns its role in the handshake.
-    for n in &nodes {
-        if let Some(m) = n.master {
-            meet(&n.addr(), m)?;
-        }
-    }
-    let master_of = |n: &LabNode| {
-        n.master
-            .and_then(|p| nodes.iter().find(|m| m.port == p))
-            .cloned()
-    };
-    let replicas: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.role == LabRole::Replica)
-        .map(LabNode::addr)
-        .collect();
-    // Tell each replica to replicate as soon as it knows its master.
-    wait_until(rt, &cluster, &replicas, |addr, p| {
-        let me = nodes.iter().find(|n| n.addr() == addr)?;
-        let master = master_of(me)?;
-        let myself = p.state.myself()?;
-        if myself.master_id.as_deref() == Some(master.id.as_str()) {
-            return None;
-        }
-        match p.state.nodes.iter().find(|v| v.id == master.id) {
-            Some(v) if !v.handshake() && !v.noaddr() => {
-                let told = cluster
-                    .call(addr, &args(["CLUSTER", "REPLICATE", master.id.as_str()]))
-                    // Meeting the master again tells it the new role at once, instead
-                    // of at the next ping (up to half the node timeout).
-                    .and_then(|_| meet(addr, master.port));
-                match told {
-                    Ok(_) => Some(format!("was just told to replicate {}", master.addr())),
-                    Err(e) => Some(e.to_string()),
-                }
-            }
-            _ => Some(format!("does not know its master {} yet", master.addr())),
-        }
-    })?;
-    // The first node meets everyone; every other pair meets too, so nobody waits for
-    // gossip to introduce them (a MEET with a handshake already under way is a no-op).
-    for (i, a) in nodes.iter().enumerate() {
-        for b in &nodes[i + 1..] {
-            meet(&a.addr(), b.port)?;
-        }
-    }
-    let addrs: Vec<String> = nodes.iter().map(LabNode::addr).collect();
-    wait_until(rt, &cluster, &addrs, |addr, p| settled(addr, p, &nodes))?;
-
+    let owner = form(&lab, &mut nodes, spec, rt)?;
     lab.nodes = nodes;
     load_keys(&lab, &cluster, &owner, spec, rt)?;
     lab.nodes.extend(spares);
@@ -232,89 +145,93 @@ fn check_free(port: u16, what: &str) -> Result<(), LabError> {
     }
 }
 
-/// Poll every node until `problem` finds nothing wrong with any of them, or give up
-/// after [`CONVERGE`] naming the first node that still has a problem.
-fn wait_until<F>(
+/// Form the cluster of `nodes` (masters, replicas, empty masters) with the bundled
+/// `create` and `add-node` (`stdlib/lab/form.rhai`), and record each master's slots and
+/// each replica's master as `create` planned them. Returns the owner of every slot, as
+/// an index into `nodes`.
+fn form(
+    lab: &Lab,
+    nodes: &mut [LabNode],
+    spec: &LabSpec,
     rt: &Handle,
-    cluster: &LiveCluster,
-    addrs: &[String],
-    problem: F,
-) -> Result<(), LabError>
-where
-    F: Fn(&str, &Probe) -> Option<String>,
-{
-    let deadline = Instant::now() + CONVERGE;
-    loop {
-        let answers = rt.block_on(join_all(addrs.iter().map(|a| probe(cluster, a))));
-        // Every node is looked at on every round (`problem` may act on each).
-        let problems: Vec<(String, String)> = addrs
+) -> Result<Vec<usize>, LabError> {
+    let addrs = |keep: &dyn Fn(&LabNode) -> bool| -> rhai::Array {
+        nodes
             .iter()
-            .zip(answers)
-            .filter_map(|(addr, answer)| match answer {
-                Ok(p) => problem(addr, &p).map(|text| (addr.clone(), text)),
-                Err(e) => Some((addr.clone(), format!("does not answer ({e})"))),
-            })
-            .collect();
-        match problems.into_iter().next() {
-            None => return Ok(()),
-            Some((node, problem)) if Instant::now() >= deadline => {
-                return Err(LabError::Converge {
-                    node,
-                    problem,
-                    secs: CONVERGE.as_secs(),
-                })
-            }
-            Some(_) => std::thread::sleep(POLL),
+            .filter(|n| keep(n))
+            .map(|n| n.addr().into())
+            .collect()
+    };
+    let mut args = rhai::Map::new();
+    args.insert(
+        "nodes".into(),
+        addrs(&|n| matches!(n.role, LabRole::Master | LabRole::Replica)).into(),
+    );
+    args.insert("replicas".into(), (spec.replicas as i64).into());
+    args.insert(
+        "empty".into(),
+        addrs(&|n| n.role == LabRole::EmptyMaster).into(),
+    );
+    args.insert("ms".into(), (CONVERGE.as_millis() as i64).into());
+    let opts = RunOptions {
+        yes: true,
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let formed = lab.run_script("lab/form", args, rt, ScriptPath::default(), opts)?;
+    let plan: FormedPlan = rhai::serde::from_dynamic(&formed)
+        .map_err(|e| LabError::Script(format!("lab/form returned an unexpected plan: {e}")))?;
+    let mut owner = vec![0usize; usize::from(SLOTS)];
+    for m in &plan.masters {
+        let i = nodes.iter().position(|n| n.addr() == m.addr);
+        let (Some(i), Ok(a), Ok(b)) = (i, u16::try_from(m.start), u16::try_from(m.end)) else {
+            return Err(LabError::Script(format!(
+                "lab/form made {} a master with slots {}-{}, not a node of the lab",
+                m.addr, m.start, m.end
+            )));
+        };
+        nodes[i].role = LabRole::Master;
+        nodes[i].slots = format_ranges(&[(a, b)]);
+        for slot in owner
+            .iter_mut()
+            .take(usize::from(b) + 1)
+            .skip(usize::from(a))
+        {
+            *slot = i;
         }
     }
+    for r in &plan.replicas {
+        let master = nodes.iter().find(|n| n.addr() == r.master).map(|n| n.port);
+        let Some(n) = nodes.iter_mut().find(|n| n.addr() == r.addr) else {
+            return Err(LabError::Script(format!(
+                "lab/form made {} a replica, not a node of the lab",
+                r.addr
+            )));
+        };
+        n.role = LabRole::Replica;
+        n.master = master;
+    }
+    Ok(owner)
 }
 
-/// After `CLUSTER REPLICATE`: is the cluster up, does this node see every node with
-/// the planned role, master and slots, and, for a replica, is its link to the master up?
-fn settled(addr: &str, p: &Probe, nodes: &[LabNode]) -> Option<String> {
-    match info_field(&p.info, "cluster_state") {
-        Some("ok") => {}
-        other => return Some(format!("reports cluster_state:{}", other.unwrap_or("?"))),
-    }
-    let st = &p.state;
-    for n in nodes {
-        let Some(v) = st.nodes.iter().find(|v| v.id == n.id) else {
-            return Some(format!("does not know {}", n.addr()));
-        };
-        if v.failing() {
-            return Some(format!("sees {} as failing", n.addr()));
-        }
-        if v.link != "connected" && !v.is_myself() {
-            return Some(format!("has no link to {}", n.addr()));
-        }
-        match n.master.and_then(|p| nodes.iter().find(|m| m.port == p)) {
-            Some(m) if !v.is_replica() || v.master_id.as_deref() != Some(m.id.as_str()) => {
-                return Some(format!(
-                    "does not see {} as a replica of {} yet",
-                    n.addr(),
-                    m.addr()
-                ))
-            }
-            None if !v.is_master() => return Some(format!("sees {} as a replica", n.addr())),
-            _ => {}
-        }
-        let seen = format_ranges(&v.slots);
-        if seen != n.slots {
-            return Some(format!(
-                "sees {} with slots \"{seen}\", expected \"{}\"",
-                n.addr(),
-                n.slots
-            ));
-        }
-    }
-    let me = nodes.iter().find(|n| n.addr() == addr);
-    if me.is_some_and(|n| n.role == LabRole::Replica) {
-        match info_field(&p.replication, "master_link_status") {
-            Some("up") => {}
-            _ => return Some("has not finished its first sync with its master".into()),
-        }
-    }
-    None
+/// What `stdlib/lab/form.rhai` returns: the plan `create` formed the cluster with.
+#[derive(serde::Deserialize)]
+struct FormedPlan {
+    masters: Vec<FormedMaster>,
+    replicas: Vec<FormedReplica>,
+}
+
+#[derive(serde::Deserialize)]
+struct FormedMaster {
+    addr: String,
+    start: i64,
+    end: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct FormedReplica {
+    addr: String,
+    master: String,
 }
 
 /// Load `spec.keys` keys with pipelined SETs, each straight to its slot's master.

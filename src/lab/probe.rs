@@ -1,5 +1,5 @@
-//! Asking one lab node how it is: its `CLUSTER NODES`, `DBSIZE`, `CLUSTER INFO`,
-//! replication and server version, and reading the answers.
+//! Asking one lab node how it is: its `CLUSTER NODES`, `DBSIZE`, `CLUSTER INFO` and
+//! server version, and reading the answers.
 
 use super::server;
 use crate::cluster::conn::args;
@@ -12,25 +12,18 @@ pub(super) struct Probe {
     pub state: NodeState,
     /// `CLUSTER INFO`.
     pub info: String,
-    /// `INFO replication`.
-    pub replication: String,
     /// The server's name and version (`INFO server`): `valkey 9.1.2`.
     pub server: String,
 }
 
-/// Ask one node for its `CLUSTER NODES`, `DBSIZE`, `CLUSTER INFO` and `INFO replication`.
+/// Ask one node for its `CLUSTER NODES`, `DBSIZE`, `CLUSTER INFO` and `INFO server`.
 pub(super) async fn probe(cluster: &LiveCluster, addr: &str) -> Result<Probe, ClusterError> {
     let state = cluster.node_state(addr).await?;
     let info = cluster.pool().cmd(addr, &args(["CLUSTER", "INFO"])).await?;
-    let replication = cluster
-        .pool()
-        .cmd(addr, &args(["INFO", "replication"]))
-        .await?;
     let about = cluster.pool().cmd(addr, &args(["INFO", "server"])).await?;
     Ok(Probe {
         state,
         info: text_of(info),
-        replication: text_of(replication),
         server: server::name_and_version(&text_of(about)),
     })
 }

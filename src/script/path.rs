@@ -29,6 +29,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),
     ),
+    ("lab/form", include_str!("../../stdlib/lab/form.rhai")),
     ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
     ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),
     ("lib/plan", include_str!("../../stdlib/lib/plan.rhai")),
