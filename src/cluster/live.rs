@@ -307,6 +307,25 @@ impl Cluster for LiveCluster {
         self.logged(addr, &super::conn::describe(args), r)
     }
 
+    fn call_each(&self, addrs: &[String], args: &[Vec<u8>]) -> Vec<Result<Reply>> {
+        let read = super::conn::is_read(args);
+        if !read && super::conn::changes_slots(args) {
+            if let Err(e) = self.ensure_lease() {
+                return addrs.iter().map(|_| Err(e.clone())).collect();
+            }
+        }
+        let replies = self.block_on(join_all(addrs.iter().map(|a| self.pool().cmd(a, args))));
+        if read {
+            return replies;
+        }
+        let command = super::conn::describe(args);
+        addrs
+            .iter()
+            .zip(replies)
+            .map(|(a, r)| self.logged(a, &command, r))
+            .collect()
+    }
+
     fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>> {
         let all: Vec<u16>;
         let slots = match slots {

@@ -131,6 +131,11 @@ pub trait Cluster {
     fn delslots(&self, addr: &str, slots: &[u16]) -> Result<()>;
     /// Any command on one node.
     fn call(&self, addr: &str, args: &[Vec<u8>]) -> Result<Reply>;
+    /// [`Cluster::call`] of one command on each node, replies in order; a live
+    /// cluster asks them all at once.
+    fn call_each(&self, addrs: &[String], args: &[Vec<u8>]) -> Vec<Result<Reply>> {
+        addrs.iter().map(|a| self.call(a, args)).collect()
+    }
     /// How many keys one node holds in each of `slots` (every slot when `None`), for
     /// the slots where it holds any.
     fn key_counts(&self, addr: &str, slots: Option<&[u16]>) -> Result<Vec<(u16, u64)>>;

@@ -542,6 +542,50 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         "Send any command to one node, e.g. command(n, [\"CLUSTER\", \"INFO\"]); the escape hatch.",
         move |node: Dynamic, words: Array| c(node, words),
     );
+    let h = host.clone();
+    def(
+        engine,
+        "command_all",
+        &["nodes: Array", "args: Array", "Array"],
+        "Send one command to each of nodes (node maps, ids or \"host:port\") at once, in\nparallel: [#{addr, reply} or #{addr, error}] in the order of nodes. A node that answers\nwith an error or not at all gives #{addr, error} (the error in words, without the\naddress); the others are not held up by it.",
+        move |nodes: Array, words: Array| -> RhaiResult<Array> {
+            if words.is_empty() {
+                return Err(runtime_error("command_all: no command given"));
+            }
+            let words = command_words(&words)?;
+            let mut addrs = Vec::with_capacity(nodes.len());
+            for n in &nodes {
+                addrs.push(match n.read_lock::<rhai::ImmutableString>() {
+                    Some(s) if s.contains(':') => s.to_string(),
+                    _ => h.locate(n)?.addr(),
+                });
+            }
+            let replies = h.cluster.call_each(&addrs, &words);
+            Ok(addrs
+                .into_iter()
+                .zip(replies)
+                .map(|(addr, r)| {
+                    let mut m = Map::new();
+                    match r {
+                        Ok(reply) => {
+                            m.insert("reply".into(), reply_value(reply));
+                        }
+                        Err(e) => {
+                            let text = e.to_string();
+                            let at = format!(" on {addr}: ");
+                            let text = match text.find(&at) {
+                                Some(i) => text[i + at.len()..].to_string(),
+                                None => text,
+                            };
+                            m.insert("error".into(), text.trim().to_string().into());
+                        }
+                    }
+                    m.insert("addr".into(), addr.into());
+                    Dynamic::from(m)
+                })
+                .collect())
+        },
+    );
     macro_rules! command_n {
         ($($a:ident),*) => {{
             let c = command.clone();
