@@ -148,3 +148,74 @@ fn failover_swaps_roles_and_forget_removes_a_stopped_node(server: Server) {
     assert_check_clean(&tc);
     assert_healthy(&tc, 1000);
 }
+
+/// Node `port` is gone from every other node's table and knows no other node itself.
+fn assert_removed(tc: &TestCluster, port: u16, id: &str) {
+    for p in tc.ports().into_iter().filter(|p| *p != port) {
+        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        assert!(!nodes.contains(id), "{p} still knows {port}:\n{nodes}");
+    }
+    let own = tc.redis_cli(port, &["CLUSTER", "NODES"]);
+    assert_eq!(
+        own.trim().lines().count(),
+        1,
+        "{port} was not reset:\n{own}"
+    );
+}
+
+on_both_servers!(del_node_of_an_empty_master_and_a_replica_failover_by_force_and_takeover);
+fn del_node_of_an_empty_master_and_a_replica_failover_by_force_and_takeover(server: Server) {
+    let tc = TestCluster::with(server, |s| s.keys = 1000);
+    let ports = tc.ports();
+    let (m0, m1, m2, empty) = (ports[0], ports[1], ports[2], ports[6]);
+
+    // A master without slots or keys goes without --drain.
+    let empty_id = id_of(&tc, empty);
+    let out = ss(&tc).args(["-y", "del-node", &addr(empty)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("[OK]"), "{out}");
+    assert_removed(&tc, empty, &empty_id);
+
+    // A replica goes too; its master is left without one.
+    let r0 = replica_of(&tc, m0);
+    let r0_id = id_of(&tc, r0);
+    let out = ss(&tc).args(["-y", "del-node", &addr(r0)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert_removed(&tc, r0, &r0_id);
+    let m0_id = id_of(&tc, m0);
+    let ports: Vec<u16> = tc
+        .ports()
+        .into_iter()
+        .filter(|p| *p != empty && *p != r0)
+        .collect();
+    assert!(ports.iter().all(|p| master_of(&tc, *p) != m0_id));
+    assert_check_clean(&tc);
+
+    // --takeover: the replica takes the slots without any vote.
+    let r1 = replica_of(&tc, m1);
+    let out = ss(&tc)
+        .args(["-y", "failover", "--takeover", &addr(r1)])
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(own_line(&tc, r1).contains("myself,master"), "{out}");
+    assert_eq!(master_of(&tc, m1), id_of(&tc, r1));
+
+    // --force: without the master's agreement, with the other masters' votes.
+    let r2 = replica_of(&tc, m2);
+    let out = ss(&tc).args(["-y", "failover", "--force", &addr(r2)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(own_line(&tc, r2).contains("myself,master"), "{out}");
+    assert_eq!(master_of(&tc, m2), id_of(&tc, r2));
+    assert_check_clean(&tc);
+    assert_healthy(&tc, 1000);
+
+    // forget --force of a node that is up: every other node forgets it at once (it
+    // will introduce itself again, as the refusal without --force says).
+    let m1_id = id_of(&tc, m1);
+    let out = ss(&tc).args(["-y", "forget", "--force", &addr(m1)]).run();
+    assert_eq!(out.code, 0, "{out}");
+    for p in [m0, r1, m2, r2] {
+        let nodes = tc.redis_cli(p, &["CLUSTER", "NODES"]);
+        assert!(!nodes.contains(&m1_id), "{p} still knows {m1}:\n{nodes}");
+    }
+}
