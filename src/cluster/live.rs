@@ -345,6 +345,17 @@ impl Cluster for LiveCluster {
         ))
     }
 
+    fn slot_loads_of(
+        &self,
+        asks: &[(String, Vec<u16>)],
+        sample: u64,
+    ) -> Vec<Result<super::load::Loads>> {
+        self.block_on(join_all(
+            asks.iter()
+                .map(|(addr, slots)| self.nodes.slot_loads(addr, slots, sample)),
+        ))
+    }
+
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
         // ASKING lets an importing node answer for keys of the slot it imports.
         let cmds: Vec<Vec<Vec<u8>>> = keys

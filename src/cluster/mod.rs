@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod keyname;
 pub mod lease;
 pub mod live;
+pub mod load;
 pub mod memory;
 pub mod mover;
 pub mod nodes;
@@ -144,6 +145,41 @@ pub trait Cluster {
     fn key_counts_of(&self, asks: &[(String, Vec<u16>)]) -> Vec<Result<Vec<(u16, u64)>>> {
         asks.iter()
             .map(|(addr, slots)| self.key_counts(addr, Some(slots)))
+            .collect()
+    }
+    /// The load of several nodes ([`load::Loads`]), each for its own slots, in order,
+    /// bytes estimated from `sample` keys per slot (0: keys only); a live cluster asks
+    /// them all at once, each pipelined.
+    fn slot_loads_of(&self, asks: &[(String, Vec<u16>)], sample: u64) -> Vec<Result<load::Loads>> {
+        asks.iter()
+            .map(|(addr, slots)| {
+                let keys = self.key_counts(addr, Some(slots))?;
+                let mut out = load::Loads {
+                    keys_from: "countkeysinslot".into(),
+                    sample,
+                    ..load::Loads::default()
+                };
+                for (slot, n) in keys {
+                    let mut bytes = None;
+                    if sample > 0 {
+                        let sampled = self.getkeysinslot(addr, slot, sample)?;
+                        let mut sum = 0u64;
+                        for k in &sampled {
+                            let usage = [b"MEMORY".to_vec(), b"USAGE".to_vec(), k.clone()];
+                            if let Ok(Reply::Int(b)) = self.call(addr, &usage) {
+                                sum += b.max(0) as u64;
+                            }
+                        }
+                        bytes = Some(load::estimate(sum, sampled.len() as u64, n));
+                    }
+                    out.slots.push(load::SlotLoad {
+                        slot,
+                        keys: n,
+                        bytes,
+                    });
+                }
+                Ok(out)
+            })
             .collect()
     }
     /// `DUMP` payloads of keys on one node (`None` where the key does not exist).

@@ -33,6 +33,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("lib/slot", include_str!("../../stdlib/lib/slot.rhai")),
     ("lib/ends", include_str!("../../stdlib/lib/ends.rhai")),
     ("lib/plan", include_str!("../../stdlib/lib/plan.rhai")),
+    ("lib/load", include_str!("../../stdlib/lib/load.rhai")),
     ("lib/jobs", include_str!("../../stdlib/lib/jobs.rhai")),
     ("lib/guard", include_str!("../../stdlib/lib/guard.rhai")),
 ];

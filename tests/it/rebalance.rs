@@ -336,3 +336,79 @@ fn draining_a_master_with_a_replica_leaves_a_healthy_cluster(server: Server) {
     assert_lab_keys(&tc, KEYS, KEYS, 997);
     assert_check_clean(&tc);
 }
+
+/// Keys each master holds (DBSIZE), masters in port order.
+fn keys_per_master(tc: &TestCluster, masters: &[u16]) -> Vec<u64> {
+    masters
+        .iter()
+        .map(|p| tc.redis_cli(*p, &["DBSIZE"]).trim().parse().unwrap())
+        .collect()
+}
+
+on_both_servers!(rebalance_by_keys_evens_out_a_hash_tag_skew);
+fn rebalance_by_keys_evens_out_a_hash_tag_skew(server: Server) {
+    let tc = TestCluster::with(server, |s| {
+        s.keys = 30_000;
+        s.empty = 0;
+    });
+    let masters: Vec<u16> = tc.ports()[..3].to_vec();
+    // 20,000 more keys under 400 hash tags, all in the first master's slots (0-5461):
+    // it holds 3x the keys of each other master, at equal slot counts.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}", masters[0])).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    let tags = (0..)
+        .map(|i| format!("hot{i}"))
+        .filter(|t| slotsmith::cluster::slot::slot_of(t.as_bytes()) <= 5461)
+        .take(400);
+    for tag in tags {
+        for j in 0..50 {
+            pipe.cmd("SET")
+                .arg(format!("{{{tag}}}:{j}"))
+                .arg(format!("{tag}-{j}"))
+                .ignore();
+        }
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    let before = keys_per_master(&tc, &masters);
+    assert!(
+        before[0] > 2 * before[1] && before[0] > 2 * before[2],
+        "{before:?}"
+    );
+    let slots_before = counts_of(&tc, &masters);
+
+    // The plan names each master's keys now, its share and after; nothing is written.
+    let out = run(&["-c", &tc.seed(), "--dry-run", "rebalance", "--by", "keys"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("by keys") && out.stdout.contains("share"),
+        "{out}"
+    );
+    assert_eq!(keys_per_master(&tc, &masters), before);
+    assert_eq!(counts_of(&tc, &masters), slots_before);
+
+    let out = run(&["-c", &tc.seed(), "-y", "rebalance", "--by", "keys"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("Measured after the move") && out.stdout.contains("[OK]"),
+        "{out}"
+    );
+    let after = keys_per_master(&tc, &masters);
+    let share = 50_000.0 / 3.0;
+    for (p, k) in masters.iter().zip(&after) {
+        let gap = (*k as f64 - share).abs() / share;
+        assert!(
+            gap <= 0.05,
+            "{p} holds {k} keys, {:.1}% off its share: {after:?}",
+            gap * 100.0
+        );
+    }
+    assert_eq!(after.iter().sum::<u64>(), 50_000);
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, 50_000, 30_000, 97);
+
+    // Balanced by keys already: nothing to do.
+    let out = run(&["-c", &tc.seed(), "-y", "rebalance", "--by", "keys"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("No rebalancing needed"), "{out}");
+}

@@ -3,6 +3,7 @@
 //! help print. The functions reach the cluster only through [`Host`].
 
 pub mod lifecycle;
+mod load;
 pub mod read;
 pub mod runbook;
 pub mod write;
@@ -18,6 +19,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     read::register(engine, host);
     write::register(engine, host);
     lifecycle::register(engine, host);
+    load::register(engine, host);
     runbook::register(engine, host);
 }
 
