@@ -44,6 +44,11 @@ pub fn init(when: ColorWhen) {
     );
 }
 
+/// Whether stdout gets colour in this run.
+pub fn stdout_coloured() -> bool {
+    STDOUT.load(Ordering::Relaxed)
+}
+
 /// The style of a line, by the tag it starts with after its indentation.
 fn style_of(line: &str) -> Option<Style> {
     let text = line.trim_start();

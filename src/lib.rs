@@ -7,6 +7,7 @@
 //!   (user directories, then the bundled `stdlib/`).
 //! - [`lab`]: throwaway local clusters of real `redis-server` processes, used by
 //!   operators to practise and by the tests.
+//! - [`map`]: the picture of the 16384 slots, for a terminal and as SVG.
 //! - [`repl`]: `slotsmith repl`, the interactive session over the same engine.
 //! - [`cli`] and [`app`]: the command line and what each command runs.
 
@@ -20,6 +21,7 @@ pub mod connect;
 pub mod interrupt;
 pub mod journal;
 pub mod lab;
+pub mod map;
 pub mod progress;
 pub mod repl;
 pub mod script;

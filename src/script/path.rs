@@ -25,6 +25,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("del-node", include_str!("../../stdlib/del-node.rhai")),
     ("failover", include_str!("../../stdlib/failover.rhai")),
     ("forget", include_str!("../../stdlib/forget.rhai")),
+    ("map", include_str!("../../stdlib/map.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),

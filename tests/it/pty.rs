@@ -247,3 +247,67 @@ fn check_is_coloured_on_a_terminal_and_nowhere_else(server: Server) {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["ok"], false, "{doc}");
 }
+
+on_both_servers!(map_marks_the_open_slot_within_80_columns_and_as_svg);
+fn map_marks_the_open_slot_within_80_columns_and_as_svg(server: Server) {
+    let tc = TestCluster::start(server, 200);
+    let seed = tc.seed();
+    tc.lab()
+        .break_fault(Fault::StuckSlot { slot: 5519 }, tc.handle())
+        .expect("break");
+    let home = tempfile::tempdir().unwrap();
+
+    // On a terminal: in colour, four owners in the legend, the open slot's cell marked,
+    // no line wider than 80 columns.
+    let mut t = Terminal::spawn(&["-c", &seed, "map"], home.path(), &[]);
+    t.expect("open slot");
+    assert_eq!(t.wait_exit(WAIT), Some(0), "{}", t.screen());
+    assert!(t.raw().contains("\x1b[0;38;5;"), "{:?}", t.raw());
+    let screen = t.screen();
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{screen}");
+    let legend = lines
+        .iter()
+        .filter(|l| l.contains("127.0.0.1:") && l.contains("slots"))
+        .count();
+    assert_eq!(legend, 4, "{screen}");
+    // Slot 5519: the row of 5120, its 50th cell (8 slots a cell).
+    let row = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("5120 "))
+        .expect("the row of slot 5120");
+    assert_eq!(
+        row.chars().nth(6 + (5519 - 5120) / 8),
+        Some('!'),
+        "{screen}"
+    );
+
+    // In a pipe: the owners are letters, no colour.
+    let out = run(&["-c", &seed, "map"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains('\x1b'), "{out}");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("5120 "))
+        .expect("the row of slot 5120")
+        .to_string();
+    assert!(row.contains("AAA") && row.contains("BBB"), "{row}");
+    assert_eq!(row.chars().nth(6 + (5519 - 5120) / 8), Some('!'), "{row}");
+
+    // As SVG: well-formed XML whose cells stand for 16384 slots, the open slot red.
+    let file = home.path().join("map.svg");
+    let out = run(&["-c", &seed, "map", "--svg", file.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{out}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let slots: usize = doc
+        .descendants()
+        .filter_map(|n| n.attribute("data-slots"))
+        .map(|n| n.parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(slots, 16384);
+    assert!(text.contains("slots 5519: 127.0.0.1:"), "{text}");
+    assert!(text.contains("(open)"));
+}

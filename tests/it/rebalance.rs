@@ -377,13 +377,33 @@ fn rebalance_by_keys_evens_out_a_hash_tag_skew(server: Server) {
     );
     let slots_before = counts_of(&tc, &masters);
 
-    // The plan names each master's keys now, its share and after; nothing is written.
-    let out = run(&["-c", &tc.seed(), "--dry-run", "rebalance", "--by", "keys"]);
+    // The plan names each master's keys now, its share and after, and with --map draws
+    // the slots before and after side by side within 80 columns; nothing is written.
+    let out = run(&[
+        "-c",
+        &tc.seed(),
+        "--dry-run",
+        "rebalance",
+        "--by",
+        "keys",
+        "--map",
+    ]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
         out.stdout.contains("by keys") && out.stdout.contains("share"),
         "{out}"
     );
+    let map: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with(">>> before, then after"))
+        .take(1 + 32 + 3)
+        .collect();
+    assert!(
+        map[35].contains("slots") && map[35].contains("keys"),
+        "{out}"
+    );
+    assert!(map.iter().all(|l| l.chars().count() <= 80), "{out}");
     assert_eq!(keys_per_master(&tc, &masters), before);
     assert_eq!(counts_of(&tc, &masters), slots_before);
 

@@ -26,6 +26,8 @@ pub enum Command {
     Help(String),
     Nodes,
     Check,
+    /// `:map [slots|keys|memory]`: the picture of the slots.
+    Map(String),
     /// `:run NAME [ARGS]`, split by [`run::arguments`].
     Run {
         name: String,
@@ -80,6 +82,17 @@ pub const COMMANDS: &[Spec] = &[
         usage: ":check",
         help: "the cluster's health, as `slotsmith check` reports it",
         parse: |_| Some(Command::Check),
+    },
+    Spec {
+        name: ":map",
+        aliases: &[],
+        usage: ":map [slots|keys|memory]",
+        help: ":map [keys|memory]: who owns the 16384 slots, as `slotsmith map` draws them (shaded by keys or memory)",
+        parse: |a| match a {
+            "" => Some(Command::Map("slots".into())),
+            "slots" | "keys" | "memory" => Some(Command::Map(a.into())),
+            _ => None,
+        },
     },
     Spec {
         name: ":run",
@@ -196,6 +209,7 @@ impl Session {
             Command::Help(topic) => self.help(&topic),
             Command::Nodes => self.evaluate(None, "nodes()"),
             Command::Check => self.evaluate(None, "check()"),
+            Command::Map(by) => self.evaluate(None, &format!("print(slot_map(#{{by: \"{by}\"}}))")),
             Command::Run { name, args } => self.run_script(&name, &args),
             Command::Load(file) => self.load(&file),
             Command::Show(name) => self.show(&name),

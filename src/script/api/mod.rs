@@ -4,6 +4,7 @@
 
 pub mod lifecycle;
 mod load;
+mod map;
 pub mod read;
 pub mod runbook;
 pub mod write;
@@ -20,6 +21,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     write::register(engine, host);
     lifecycle::register(engine, host);
     load::register(engine, host);
+    map::register(engine, host);
     runbook::register(engine, host);
 }
 
