@@ -4,8 +4,9 @@
 use std::rc::Rc;
 
 use crate::cli::Global;
+use crate::cluster::fingerprint::Fingerprint;
 use crate::cluster::memory::{render, summarize, MemoryCluster, PlanSummary, Planned};
-use crate::cluster::Cluster;
+use crate::cluster::{merged_nodes, Cluster};
 use crate::connect::{open_cluster, script_path, Opened};
 use crate::journal::Journal;
 use crate::script::command::Declaration;
@@ -34,6 +35,7 @@ pub(super) fn run_script(
         cluster: live,
         journal,
     } = open_cluster(g, rt, &script.name, g.dry_run).map_err(AppError::Usage)?;
+    let base = live.clone();
     let memory =
         (g.dry_run || g.snapshot.is_some()).then(|| Rc::new(MemoryCluster::new(live.clone())));
     let cluster: Rc<dyn Cluster> = match &memory {
@@ -72,6 +74,14 @@ pub(super) fn run_script(
             "summary": summary,
             "commands": plan,
         });
+        // The state the plan was made on, for `apply` to compare with.
+        if let (Some(d), Ok(views)) = (doc.as_object_mut(), base.views()) {
+            let fp = Fingerprint::of(&merged_nodes(&views));
+            d.insert(
+                "fingerprint".into(),
+                serde_json::to_value(fp).unwrap_or_default(),
+            );
+        }
         if let (Some(d), Err(e)) = (doc.as_object_mut(), &outcome) {
             let e = AppError::from(e.clone());
             d.insert("exit_code".into(), e.exit_code().into());

@@ -8,6 +8,7 @@ pub mod check;
 pub mod commands;
 pub mod conn;
 pub mod error;
+pub mod fingerprint;
 pub mod jobs;
 pub mod keyname;
 pub mod lease;

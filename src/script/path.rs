@@ -26,6 +26,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("failover", include_str!("../../stdlib/failover.rhai")),
     ("forget", include_str!("../../stdlib/forget.rhai")),
     ("map", include_str!("../../stdlib/map.rhai")),
+    ("apply", include_str!("../../stdlib/apply.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),

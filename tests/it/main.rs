@@ -20,6 +20,7 @@ mod many;
 mod offline;
 mod ops;
 mod owner_override;
+mod plans;
 mod pty;
 mod races;
 mod rebalance;

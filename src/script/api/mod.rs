@@ -5,6 +5,7 @@
 pub mod lifecycle;
 mod load;
 mod map;
+mod plans;
 pub mod read;
 pub mod runbook;
 pub mod write;
@@ -22,6 +23,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     lifecycle::register(engine, host);
     load::register(engine, host);
     map::register(engine, host);
+    plans::register(engine, host);
     runbook::register(engine, host);
 }
 
