@@ -65,6 +65,10 @@ pub struct Run {
     pub writes: usize,
     pub failed: usize,
     pub entries: Vec<Entry>,
+    /// The plan the run said it would carry out before moving (`record_plan`), for
+    /// `resume`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
 }
 
 /// The journal of one run; shared by every task that writes.
@@ -248,6 +252,17 @@ impl Journal {
         }
     }
 
+    /// Record the plan the run is about to carry out (its slot moves), before its
+    /// first move, so that `resume` can finish it after a crash.
+    pub fn plan(&self, plan: &serde_json::Value) {
+        let line = serde_json::json!({
+            "plan": plan,
+            "run": self.run,
+            "time": rfc3339(SystemTime::now()),
+        });
+        self.append(&line.to_string());
+    }
+
     /// Say how the run ended, when it wrote anything: `outcome` in words, and its exit
     /// code.
     pub fn finish(&self, outcome: &str, exit_code: i32) {
@@ -306,6 +321,8 @@ pub fn read(path: &Path) -> std::result::Result<Run, String> {
             run.seed = b.seed;
             run.command = b.command;
             run.started = b.begin;
+        } else if let Some(plan) = v.get("plan") {
+            run.plan = Some(plan.clone());
         } else if v.get("end").is_some() {
             let e: End = serde_json::from_value(v).map_err(bad)?;
             run.ended = Some(e.end);

@@ -345,6 +345,12 @@ impl Cluster for LiveCluster {
         ))
     }
 
+    fn record_plan(&self, plan: &serde_json::Value) {
+        if let Some(j) = self.journal() {
+            j.plan(plan);
+        }
+    }
+
     fn slot_loads_of(
         &self,
         asks: &[(String, Vec<u16>)],

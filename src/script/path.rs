@@ -27,6 +27,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("forget", include_str!("../../stdlib/forget.rhai")),
     ("map", include_str!("../../stdlib/map.rhai")),
     ("apply", include_str!("../../stdlib/apply.rhai")),
+    ("resume", include_str!("../../stdlib/resume.rhai")),
     (
         "lab/stuck-slot",
         include_str!("../../stdlib/lab/stuck-slot.rhai"),

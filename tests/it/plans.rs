@@ -1,8 +1,14 @@
 //! Plans kept for later: `apply` of a plan saved with `--dry-run --json` carries it out
-//! only on the cluster it was made on, and names what changed otherwise.
+//! only on the cluster it was made on, and names what changed otherwise; `resume`
+//! finishes the plan a killed rebalance wrote to the journal.
+
+use std::time::Duration;
+
+use slotsmith::cluster::topology::parse_cluster_nodes;
 
 use crate::support::{
-    assert_check_clean, assert_lab_keys, fingerprint, run, slots_of, Server, TestCluster,
+    assert_check_clean, assert_lab_keys, fingerprint, run, signal, slots_of, ss_bare,
+    wait_for_progress, Server, TestCluster,
 };
 
 fn addr(port: u16) -> String {
@@ -82,4 +88,110 @@ fn apply_refuses_a_changed_cluster_and_carries_out_an_unchanged_one(server: Serv
         out.stderr.contains("cannot read /nonexistent/plan.json"),
         "{out}"
     );
+}
+
+/// The owner id of every slot, as node `port` sees it.
+fn owners(tc: &TestCluster, port: u16) -> std::collections::BTreeMap<u16, String> {
+    let text = tc.redis_cli(port, &["CLUSTER", "NODES"]);
+    let mut out = std::collections::BTreeMap::new();
+    for n in parse_cluster_nodes(&text).unwrap() {
+        for &(a, b) in &n.slots {
+            for s in a..=b {
+                out.insert(s, n.id.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The number before `what` in `text` ("Already moved: 12 slot(s)" -> 12).
+fn count_after(text: &str, what: &str) -> usize {
+    let at = text
+        .find(what)
+        .unwrap_or_else(|| panic!("no {what:?} in {text}"))
+        + what.len();
+    text[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+on_both_servers!(resume_finishes_a_killed_rebalance_moving_only_what_is_left);
+fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
+    let tc = TestCluster::start(server, 200_000);
+    let seed = tc.seed();
+    let ports = tc.ports();
+    let empty = ports[6];
+    // One home for every run: resume reads the journal the rebalance wrote.
+    let home = tempfile::tempdir().unwrap();
+    let slotsmith = || ss_bare().home(home.path());
+    let args = [
+        "-c",
+        &seed,
+        "rebalance",
+        "--use-empty-masters",
+        "--migration",
+        "legacy",
+    ];
+
+    // What the whole rebalance would do.
+    let out = slotsmith().args(["--dry-run", "--json"]).args(args).run();
+    assert_eq!(out.code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let planned: Vec<(u16, String)> = doc["result"]["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["slot"].as_u64().unwrap() as u16,
+                m["dst"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(planned.len(), 4096);
+
+    // kill -9 once it is under way.
+    let mut child = slotsmith().args(args).arg("-y").spawn();
+    assert!(
+        wait_for_progress(&tc, empty, &mut child),
+        "the rebalance never moved"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+
+    let out = slotsmith().args(["-c", &seed, "resume", "-y"]).run();
+    assert_eq!(out.code, 0, "{out}");
+    let done = count_after(&out.stdout, "Already moved:");
+    let left = count_after(&out.stdout, "left to move:");
+    println!(
+        "resume: {done} slot(s) already moved by the killed rebalance, {left} moved by resume"
+    );
+    assert_eq!(done + left, 4096, "{out}");
+    assert!(done > 0 && left > 0, "{out}");
+    assert!(
+        out.stdout.contains(&format!("Moved {left} slot(s)")),
+        "{out}"
+    );
+
+    // The distribution the uninterrupted rebalance would have made, every key there.
+    let now = owners(&tc, ports[0]);
+    for (slot, dst) in &planned {
+        assert_eq!(now.get(slot), Some(dst), "slot {slot}");
+    }
+    for p in &ports[..3] {
+        assert_eq!(slots_of(&tc, *p), 4096, "{p}");
+    }
+    assert_eq!(slots_of(&tc, empty), 4096);
+    assert_check_clean(&tc);
+    assert_lab_keys(&tc, 200_000, 200_000, 997);
+
+    // Again: nothing left.
+    let out = slotsmith().args(["-c", &seed, "resume", "-y"]).run();
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("nothing to resume"), "{out}");
 }

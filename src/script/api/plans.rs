@@ -1,6 +1,7 @@
 //! Saved plans: `fingerprint()` of the cluster now, `fingerprint_changes(saved)` since
 //! a plan was made, and `read_json(path)` to load one (see
-//! [`crate::cluster::fingerprint`]).
+//! [`crate::cluster::fingerprint`]); `record_plan(plan)` in the journal before moving,
+//! and `last_plan([file])` to resume one.
 
 use std::rc::Rc;
 
@@ -44,6 +45,56 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 .map(Dynamic::from)
                 .collect())
         },
+    );
+    let h = host.clone();
+    def(
+        engine,
+        "record_plan",
+        &["plan: Map", "()"],
+        "Write the plan about to be carried out (#{command, moves: [#{slot, src, dst}]}) to\nthis run's journal, before the first move, so that `slotsmith resume` can finish it\nafter a crash. Nothing in a dry run.",
+        move |plan: Map| -> RhaiResult<()> {
+            let value: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from(plan))
+                .map_err(|e| runtime_error(format!("record_plan: {e}")))?;
+            h.cluster.record_plan(&value);
+            Ok(())
+        },
+    );
+    let last = |file: Option<&str>| -> RhaiResult<Dynamic> {
+        let run = match file {
+            Some(f) => Some(crate::journal::read(std::path::Path::new(f)).map_err(runtime_error)?),
+            None => crate::journal::files()
+                .iter()
+                .rev()
+                .filter_map(|f| crate::journal::read(f).ok())
+                .find(|r| r.plan.is_some()),
+        };
+        let Some(run) = run else {
+            return Ok(Dynamic::UNIT);
+        };
+        let doc = serde_json::json!({
+            "file": run.file.display().to_string(),
+            "run": run.run,
+            "script": run.script,
+            "command": run.command,
+            "started": run.started,
+            "outcome": run.outcome,
+            "plan": run.plan,
+        });
+        rhai::serde::to_dynamic(doc).map_err(|e| runtime_error(format!("last_plan: {e}")))
+    };
+    def(
+        engine,
+        "last_plan",
+        &["Dynamic"],
+        "The newest run in the journal that recorded a plan (record_plan): #{file, run, script,\ncommand, started, outcome (() when it never ended: killed), plan}; () when none did.",
+        move || last(None),
+    );
+    def(
+        engine,
+        "last_plan",
+        &["file: String", "Dynamic"],
+        "The run of one journal file, as last_plan(); its plan is () when it recorded none.",
+        move |file: &str| last(Some(file)),
     );
     def(
         engine,
