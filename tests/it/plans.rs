@@ -193,5 +193,55 @@ fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
     // Again: nothing left.
     let out = slotsmith().args(["-c", &seed, "resume", "-y"]).run();
     assert_eq!(out.code, 0, "{out}");
-    assert!(out.stdout.contains("nothing to resume"), "{out}");
+    assert!(out.stdout.contains("Nothing to resume"), "{out}");
+
+    // A drain killed half-way, then some of its slots moved by hand to a master the
+    // plan did not send them to: resume names them and writes nothing.
+    let drain = format!("127.0.0.1:{empty}=0");
+    let mut child = slotsmith()
+        .args([
+            "-c",
+            &seed,
+            "rebalance",
+            "--weight",
+            &drain,
+            "--migration",
+            "legacy",
+            "-y",
+        ])
+        .spawn();
+    assert!(
+        wait_for_progress(&tc, empty, &mut child),
+        "the drain never moved"
+    );
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let out = slotsmith().args(["-c", &seed, "fix", "-y"]).run();
+    assert_eq!(out.code, 0, "{out}");
+    let third = format!("127.0.0.1:{}", ports[2]);
+    let out = slotsmith()
+        .args([
+            "-c",
+            &seed,
+            "reshard",
+            "--from",
+            &format!("127.0.0.1:{empty}"),
+            "--to",
+            &third,
+        ])
+        .args(["--slots", "2", "--migration", "legacy", "-y"])
+        .run();
+    assert_eq!(out.code, 0, "{out}");
+    let before = fingerprint(&tc, None);
+    let out = slotsmith().args(["-c", &seed, "resume", "-y"]).run();
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout.contains("The cluster no longer fits the plan"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("but {third} owns it now")),
+        "{out}"
+    );
+    assert_eq!(fingerprint(&tc, None), before, "a refused resume wrote");
 }

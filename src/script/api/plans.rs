@@ -62,11 +62,27 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let last = |file: Option<&str>| -> RhaiResult<Dynamic> {
         let run = match file {
             Some(f) => Some(crate::journal::read(std::path::Path::new(f)).map_err(runtime_error)?),
-            None => crate::journal::files()
-                .iter()
-                .rev()
-                .filter_map(|f| crate::journal::read(f).ok())
-                .find(|r| r.plan.is_some()),
+            None => {
+                // Newest first: a run that ended well is skipped, and so is one a later
+                // successful resume finished (its plan names it in `resumes`).
+                let mut resumed = std::collections::HashSet::new();
+                crate::journal::files()
+                    .iter()
+                    .rev()
+                    .filter_map(|f| crate::journal::read(f).ok())
+                    .find(|r| {
+                        let Some(plan) = &r.plan else {
+                            return false;
+                        };
+                        if r.outcome.as_deref() == Some("ok") {
+                            if let Some(id) = plan.get("resumes").and_then(|v| v.as_str()) {
+                                resumed.insert(id.to_string());
+                            }
+                            return false;
+                        }
+                        !resumed.contains(&r.run)
+                    })
+            }
         };
         let Some(run) = run else {
             return Ok(Dynamic::UNIT);
@@ -86,7 +102,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "last_plan",
         &["Dynamic"],
-        "The newest run in the journal that recorded a plan (record_plan): #{file, run, script,\ncommand, started, outcome (() when it never ended: killed), plan}; () when none did.",
+        "The newest run in the journal that recorded a plan (record_plan) and did not end well\n(killed, interrupted, failed), unless a later run finished it (its plan's `resumes` names\nthe run): #{file, run, script, command, started, outcome (() when it never ended), plan};\n() when there is none.",
         move || last(None),
     );
     def(
