@@ -129,6 +129,7 @@ fn start_and_form(spec: &LabSpec, mut nodes: Vec<LabNode>, rt: &Handle) -> Resul
     let owner = form(&lab, &mut nodes, spec, rt)?;
     lab.nodes = nodes;
     load_keys(&lab, &cluster, &owner, spec, rt)?;
+    wait_for_replicas(&lab, &cluster, rt)?;
     lab.nodes.extend(spares);
     lab.keys = spec.keys;
     lab.write_state()?;
@@ -279,6 +280,46 @@ fn load_keys(
             r?;
         }
         next = end;
+    }
+    Ok(())
+}
+
+/// Wait until every replica has every key its master was given (`WAIT` on each master
+/// with replicas): a lab is compared node by node as soon as it is up.
+fn wait_for_replicas(lab: &Lab, cluster: &LiveCluster, rt: &Handle) -> Result<(), LabError> {
+    let waits = lab
+        .nodes
+        .iter()
+        .filter(|m| m.role == LabRole::Master)
+        .filter_map(|m| {
+            let replicas = lab
+                .nodes
+                .iter()
+                .filter(|r| r.master == Some(m.port))
+                .count();
+            (replicas > 0).then(|| (m.addr(), replicas))
+        })
+        .map(|(addr, replicas)| async move {
+            let words = args([
+                "WAIT".to_string(),
+                replicas.to_string(),
+                CONVERGE.as_millis().to_string(),
+            ]);
+            let got = cluster
+                .pool()
+                .cmd_timeout(&addr, &words, CONVERGE + Duration::from_secs(5))
+                .await?;
+            Ok::<_, ClusterError>((addr, replicas, got))
+        });
+    for r in rt.block_on(join_all(waits)) {
+        let (addr, replicas, got) = r?;
+        if !matches!(got, crate::cluster::Reply::Int(n) if n >= replicas as i64) {
+            return Err(LabError::Converge {
+                node: addr,
+                problem: format!("its {replicas} replica(s) did not acknowledge every key"),
+                secs: CONVERGE.as_secs(),
+            });
+        }
     }
     Ok(())
 }
