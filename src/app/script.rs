@@ -42,6 +42,11 @@ pub(super) fn run_script(
         Some(m) => m.clone(),
         None => live,
     };
+    // The state a dry run's plan is made on, read before it is made, for `apply`.
+    let made_on = (g.dry_run && g.json)
+        .then(|| base.views().ok())
+        .flatten()
+        .map(|views| Fingerprint::of(&merged_nodes(&views)));
     let runner = Runner::new(cluster, run_options(g), path);
     let outcome = match input {
         Input::Args(args) => runner.run(&script, &args),
@@ -74,9 +79,7 @@ pub(super) fn run_script(
             "summary": summary,
             "commands": plan,
         });
-        // The state the plan was made on, for `apply` to compare with.
-        if let (Some(d), Ok(views)) = (doc.as_object_mut(), base.views()) {
-            let fp = Fingerprint::of(&merged_nodes(&views));
+        if let (Some(d), Some(fp)) = (doc.as_object_mut(), made_on) {
             d.insert(
                 "fingerprint".into(),
                 serde_json::to_value(fp).unwrap_or_default(),

@@ -192,6 +192,7 @@ fn form(
             )));
         };
         nodes[i].role = LabRole::Master;
+        nodes[i].master = None;
         nodes[i].slots = format_ranges(&[(a, b)]);
         for slot in owner
             .iter_mut()
@@ -211,6 +212,7 @@ fn form(
         };
         n.role = LabRole::Replica;
         n.master = master;
+        n.slots.clear();
     }
     Ok(owner)
 }

@@ -80,9 +80,11 @@ pub fn render(map: &SlotMap, title: &str) -> String {
         let mut s = r * PER_ROW;
         let end = s + PER_ROW;
         while s < end {
-            let key = (fill(map, s), opacity(map, s, max));
+            let key = (fill(map, s), opacity(map, s, max), map.owner[s]);
             let mut n = 1;
-            while s + n < end && (fill(map, s + n), opacity(map, s + n, max)) == key {
+            while s + n < end
+                && (fill(map, s + n), opacity(map, s + n, max), map.owner[s + n]) == key
+            {
                 n += 1;
             }
             let owner = map.owner[s].map_or("no owner".to_string(), |o| map.owners[o].addr.clone());

@@ -59,29 +59,61 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
             Ok(())
         },
     );
-    let last = |file: Option<&str>| -> RhaiResult<Dynamic> {
+    let h = host.clone();
+    let last = move |file: Option<&str>| -> RhaiResult<Dynamic> {
         let run = match file {
             Some(f) => Some(crate::journal::read(std::path::Path::new(f)).map_err(runtime_error)?),
             None => {
-                // Newest first: a run that ended well is skipped, and so is one a later
-                // successful resume finished (its plan names it in `resumes`).
+                // This cluster's node ids: a plan of another cluster is passed over.
+                let views = h.cl(h.cluster.views())?;
+                let ids: std::collections::HashSet<String> =
+                    merged_nodes(&views).into_iter().map(|n| n.id).collect();
+                let ours = |plan: &serde_json::Value| {
+                    plan.get("moves")
+                        .and_then(|m| m.as_array())
+                        .is_some_and(|moves| {
+                            moves.iter().any(|m| {
+                                ["src", "dst"].iter().any(|k| {
+                                    m.get(*k)
+                                        .and_then(|v| v.as_str())
+                                        .is_some_and(|id| ids.contains(id))
+                                })
+                            })
+                        })
+                };
+                // Newest first. A run that ended well ends the search when it made its
+                // own plan (whatever was stopped before it is history), and marks the
+                // run it finished when it was a resume (its plan's `resumes`).
                 let mut resumed = std::collections::HashSet::new();
-                crate::journal::files()
+                let mut found = None;
+                for r in crate::journal::files()
                     .iter()
                     .rev()
                     .filter_map(|f| crate::journal::read(f).ok())
-                    .find(|r| {
-                        let Some(plan) = &r.plan else {
-                            return false;
-                        };
-                        if r.outcome.as_deref() == Some("ok") {
-                            if let Some(id) = plan.get("resumes").and_then(|v| v.as_str()) {
+                {
+                    let Some(plan) = &r.plan else {
+                        continue;
+                    };
+                    if !ours(plan) {
+                        continue;
+                    }
+                    let resumes = plan.get("resumes").and_then(|v| v.as_str());
+                    if r.outcome.as_deref() == Some("ok") {
+                        match resumes {
+                            Some(id) => {
                                 resumed.insert(id.to_string());
+                                continue;
                             }
-                            return false;
+                            None => break,
                         }
-                        !resumed.contains(&r.run)
-                    })
+                    }
+                    if resumed.contains(&r.run) || resumes.is_some_and(|id| resumed.contains(id)) {
+                        continue;
+                    }
+                    found = Some(r);
+                    break;
+                }
+                found
             }
         };
         let Some(run) = run else {
@@ -102,8 +134,11 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "last_plan",
         &["Dynamic"],
-        "The newest run in the journal that recorded a plan (record_plan) and did not end well\n(killed, interrupted, failed), unless a later run finished it (its plan's `resumes` names\nthe run): #{file, run, script, command, started, outcome (() when it never ended), plan};\n() when there is none.",
-        move || last(None),
+        "The newest run in the journal that recorded a plan (record_plan) for this cluster and did\nnot end well (killed, interrupted, failed), unless a later resume finished it (its plan's\n`resumes` names the run) or a later run of its own plan ended well: #{file, run, script,\ncommand, started, outcome (() when it never ended), plan}; () when there is none.",
+        {
+            let last = last.clone();
+            move || last(None)
+        },
     );
     def(
         engine,
