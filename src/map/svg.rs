@@ -123,11 +123,10 @@ pub fn render(map: &SlotMap, title: &str) -> String {
         y += 22;
     };
     for (i, o) in map.owners.iter().enumerate() {
-        let load = match (o.load, map.by.as_str()) {
-            (Some(l), "keys") => format!(", {l} keys"),
-            (Some(l), _) => format!(", {:.1} MB", l as f64 / 1048576.0),
-            _ => String::new(),
-        };
+        let load = o
+            .load
+            .map(|l| format!(", {}", super::term::amount(l, &map.by)))
+            .unwrap_or_default();
         item(
             FILLS[i % FILLS.len()],
             format!("{}: {} slots{load}", o.addr, o.slots),

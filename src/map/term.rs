@@ -112,8 +112,8 @@ fn swatch(i: usize, colour_on: bool) -> String {
     }
 }
 
-/// A load in the map's measure.
-fn amount(v: u64, by: &str) -> String {
+/// A load in the map's measure: `1200 keys`, `1.5 MB`.
+pub(super) fn amount(v: u64, by: &str) -> String {
     match by {
         "keys" => format!("{v} keys"),
         _ => {
