@@ -56,6 +56,15 @@ pub enum ClusterError {
         dst: String,
         keys: Vec<super::keyname::KeyName>,
     },
+    /// A key of a slot could not be moved: over the size limit (`too_big`, found
+    /// before any key of the slot moved), or it failed alone after retries. The
+    /// sentence names the key and what became of the slot.
+    #[error("slot {slot}: {why}")]
+    KeyNotMoved {
+        slot: u16,
+        why: String,
+        too_big: bool,
+    },
     /// The cluster is not in a state the operation can work with, or the caller
     /// named something that does not exist (an unknown node, a bad slot).
     #[error("{0}")]

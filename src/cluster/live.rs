@@ -362,6 +362,25 @@ impl Cluster for LiveCluster {
         ))
     }
 
+    fn canonical_values(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.block_on(async {
+            let mut out = Vec::with_capacity(keys.len());
+            for k in keys {
+                out.push(self.nodes.canonical_value(addr, k).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn dataset_bytes(&self, addr: &str) -> Result<Option<u64>> {
+        self.block_on(self.nodes.dataset_bytes(addr))
+    }
+
+    fn key_sizes(&self, addr: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        // ASKING lets an importing node answer for keys of the slot it imports.
+        self.block_on(self.nodes.key_sizes(addr, keys, true))
+    }
+
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
         // ASKING lets an importing node answer for keys of the slot it imports.
         let cmds: Vec<Vec<Vec<u8>>> = keys

@@ -133,6 +133,62 @@ impl Nodes {
         Ok((self.key_counts(addr, &sorted).await?, "countkeysinslot"))
     }
 
+    /// `MEMORY USAGE` of each key on `addr`, pipelined (0 for a key it does not hold,
+    /// or when it refuses to say);
+    /// with `asking`, each after `ASKING`, for a node that imports the keys' slot.
+    pub async fn key_sizes(&self, addr: &str, keys: &[Key], asking: bool) -> Result<Vec<u64>> {
+        let timeout = self.pool().options().timeout * 4;
+        let mut sizes = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let cmds: Vec<Vec<Vec<u8>>> = chunk
+                .iter()
+                .flat_map(|k| {
+                    let usage = vec![b"MEMORY".to_vec(), b"USAGE".to_vec(), k.clone()];
+                    if asking {
+                        vec![args(["ASKING"]), usage]
+                    } else {
+                        vec![usage]
+                    }
+                })
+                .collect();
+            let step = if asking { 2 } else { 1 };
+            for r in self
+                .pool()
+                .pipeline(addr, &cmds, timeout)
+                .await?
+                .into_iter()
+                .skip(step - 1)
+                .step_by(step)
+            {
+                sizes.push(match r {
+                    Ok(Reply::Int(n)) => n.max(0) as u64,
+                    // A key gone since it was listed (nil, or ASK from a migrating
+                    // node) weighs nothing; a node that refuses MEMORY USAGE (an ACL)
+                    // leaves the size unknown.
+                    Ok(_) | Err(_) => 0,
+                });
+            }
+        }
+        Ok(sizes)
+    }
+
+    /// The bytes of `addr`'s dataset (`INFO memory` `used_memory_dataset`): no key it
+    /// holds is bigger. `None` when it does not say.
+    pub async fn dataset_bytes(&self, addr: &str) -> Result<Option<u64>> {
+        let reply = match self.pool().cmd(addr, &args(["INFO", "memory"])).await {
+            Ok(r) => r,
+            // A node that refuses INFO (an ACL) does not say.
+            Err(e) if e.server_reply().is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = match reply {
+            Reply::Bulk(b) => String::from_utf8_lossy(&b).to_string(),
+            Reply::Status(s) => s,
+            _ => return Ok(None),
+        };
+        Ok(super::nodes::info_field(&text, "used_memory_dataset").and_then(|v| v.parse().ok()))
+    }
+
     /// The load of `slots` on `addr`; bytes estimated from `sample` keys per slot
     /// (none when 0). See the module docs.
     pub async fn slot_loads(&self, addr: &str, slots: &[u16], sample: u64) -> Result<Loads> {
@@ -171,21 +227,8 @@ impl Nodes {
                     _ => Vec::new(),
                 });
             }
-            let usage: Vec<Vec<Vec<u8>>> = sampled
-                .iter()
-                .flatten()
-                .map(|k| vec![b"MEMORY".to_vec(), b"USAGE".to_vec(), k.clone()])
-                .collect();
-            let mut sizes = Vec::with_capacity(usage.len());
-            for chunk in usage.chunks(CHUNK) {
-                for r in self.pool().pipeline(addr, chunk, timeout).await? {
-                    // A key gone since it was listed weighs nothing.
-                    sizes.push(match r? {
-                        Reply::Int(n) => n.max(0) as u64,
-                        _ => 0,
-                    });
-                }
-            }
+            let keys: Vec<Key> = sampled.iter().flatten().cloned().collect();
+            let sizes = self.key_sizes(addr, &keys, false).await?;
             let mut sizes = sizes.into_iter();
             for (l, keys) in loads.iter_mut().zip(&sampled) {
                 let sum: u64 = sizes.by_ref().take(keys.len()).sum();

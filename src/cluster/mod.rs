@@ -22,6 +22,7 @@ pub mod slot_state;
 pub mod snapshot;
 pub mod stop;
 pub mod topology;
+pub mod values;
 
 pub use error::ClusterError;
 pub use stop::Stop;
@@ -182,6 +183,22 @@ pub trait Cluster {
                 Ok(out)
             })
             .collect()
+    }
+    /// The bytes of a node's dataset (no key it holds is bigger); `None` where it is
+    /// not known, and then no key is sized ([`mover::sizes`]).
+    fn dataset_bytes(&self, _addr: &str) -> Result<Option<u64>> {
+        Ok(None)
+    }
+    /// `MEMORY USAGE` of keys on a node that owns, migrates or imports their slot (0
+    /// for a key it does not hold, or where sizes are not known).
+    fn key_sizes(&self, _addr: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        Ok(vec![0; keys.len()])
+    }
+    /// Values of keys on one node in a form equal for equal values however stored
+    /// ([`values`]), for keys whose `DUMP` payloads differ; `None` where the key is not
+    /// there or cannot be read so.
+    fn canonical_values(&self, _addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
+        Ok(vec![None; keys.len()])
     }
     /// `DUMP` payloads of keys on one node (`None` where the key does not exist).
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>>;

@@ -7,6 +7,7 @@ mod support;
 
 mod atomic;
 mod atomic_repair;
+mod bigkeys;
 mod check;
 mod cli;
 mod dryrun;

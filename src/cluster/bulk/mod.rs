@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
-use super::mover::{self, steps, LeftAlone, MoveOpts, SlotMove, SlotMoved};
+use super::mover::{self, sizes, steps, LeftAlone, MoveOpts, SlotMove, SlotMoved};
 use super::nodes::Nodes;
 use super::{merged_nodes, Cluster, ClusterError, NodeInfo, NodeView, Result, Stop};
 use crate::progress::Progress;
@@ -171,7 +171,8 @@ async fn move_pair(
     };
     let moving = async {
         let mut out = PairDone::default();
-        for batch in pair.slots.chunks(run.batch) {
+        let sized = steps::sized(&sender, &pair.src.addr(), opts).await;
+        for batch in pair.slots.chunks(sizes::batch(run.batch, sized)) {
             if opts.stop.requested() || run.stopped() {
                 break;
             }
@@ -184,7 +185,7 @@ async fn move_pair(
                 }
             };
             opts.stop.opened(&batch);
-            match steps::move_batch(&sender, pair, &batch, opts).await {
+            match steps::move_batch(&sender, pair, &batch, sized, opts).await {
                 Ok((done, careful)) => {
                     opts.stop.settled(&done);
                     {
@@ -399,6 +400,12 @@ pub fn move_slots(
                             .or_default() += k;
                     }
                     streak = (String::new(), 0);
+                }
+                Err(e) if mover::too_big(&e).is_some() => {
+                    run.left_alone
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(mover::too_big(&e));
                 }
                 Err(e) => {
                     let kind = error_kind(&e);

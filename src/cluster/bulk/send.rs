@@ -200,4 +200,12 @@ impl Sender for Live<'_> {
         self.progress.done(0, keys);
         Ok(out)
     }
+
+    async fn dataset(&self, node: &str) -> Result<Option<u64>> {
+        self.ctx.nodes.dataset_bytes(node).await
+    }
+
+    async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        self.ctx.nodes.key_sizes(node, keys, false).await
+    }
 }

@@ -179,6 +179,7 @@ pub(super) async fn recheck(
                 .push(LeftAlone {
                     slot,
                     why: format!("changed since it was planned: {why}"),
+                    big_key: false,
                 }),
         }
     }

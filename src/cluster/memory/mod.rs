@@ -555,6 +555,64 @@ impl Cluster for MemoryCluster {
         Ok(counts.into_iter().filter(|(_, c)| *c > 0).collect())
     }
 
+    fn canonical_values(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            // Values never change in a plan: read it where the base has it.
+            let origin = match self
+                .inner
+                .borrow()
+                .slots
+                .get(&(addr.to_string(), slot_of(k)))
+            {
+                Some(placed) => match placed.iter().find(|p| &p.key == k) {
+                    Some(p) => p.origin.clone(),
+                    None => {
+                        out.push(None);
+                        continue;
+                    }
+                },
+                None => addr.to_string(),
+            };
+            out.extend(
+                self.base
+                    .canonical_values(&origin, std::slice::from_ref(k))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn dataset_bytes(&self, addr: &str) -> Result<Option<u64>> {
+        self.base.dataset_bytes(addr)
+    }
+
+    fn key_sizes(&self, addr: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        // Values never change in a plan: each key is sized where the base has it,
+        // asked once per node.
+        let mut at: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        {
+            let inner = self.inner.borrow();
+            for (i, k) in keys.iter().enumerate() {
+                let node = match inner.slots.get(&(addr.to_string(), slot_of(k))) {
+                    Some(placed) => match placed.iter().find(|p| &p.key == k) {
+                        Some(p) => p.origin.clone(),
+                        None => continue,
+                    },
+                    None => addr.to_string(),
+                };
+                at.entry(node).or_default().push(i);
+            }
+        }
+        let mut out = vec![0; keys.len()];
+        for (node, idx) in at {
+            let asked: Vec<Key> = idx.iter().map(|&i| keys[i].clone()).collect();
+            for (i, size) in idx.into_iter().zip(self.base.key_sizes(&node, &asked)?) {
+                out[i] = size;
+            }
+        }
+        Ok(out)
+    }
+
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {

@@ -3,7 +3,7 @@
 //! live bulk mover takes them ([`crate::cluster::mover::steps`]).
 
 use super::*;
-use crate::cluster::mover::steps;
+use crate::cluster::mover::{sizes, steps};
 
 /// Move slots as the live engine does, so a dry run shows the same plan: atomic
 /// (one `CLUSTER MIGRATESLOTS` per source) when the live run would be, else the
@@ -177,6 +177,14 @@ impl steps::Sender for Model<'_> {
         }
         Ok(out)
     }
+
+    async fn dataset(&self, node: &str) -> Result<Option<u64>> {
+        self.c.dataset_bytes(node)
+    }
+
+    async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        self.c.key_sizes(node, keys)
+    }
 }
 
 /// The legacy protocol's steps over the pairs, batch by batch, as the live bulk mover
@@ -199,12 +207,13 @@ fn move_pairs(
     let mut done_slots: Vec<u16> = Vec::new();
     futures::executor::block_on(async {
         for (i, pair) in lanes.iter().enumerate() {
-            for chunk in pair.slots.chunks(batch) {
+            let sized = steps::sized(&model, &pair.src.addr(), opts).await;
+            for chunk in pair.slots.chunks(sizes::batch(batch, sized)) {
                 if opts.stop.requested() {
                     total.interrupted = true;
                     break;
                 }
-                let (done, rest) = steps::move_batch(&model, pair, chunk, opts).await?;
+                let (done, rest) = steps::move_batch(&model, pair, chunk, sized, opts).await?;
                 steps::tell_others(&model, pair, &done, &told).await;
                 done_slots.extend(&done);
                 careful.extend(rest.into_iter().map(|s| (i, s)));
@@ -231,7 +240,16 @@ fn move_pairs(
             total.slot_keys.entry(slot).or_default();
             continue;
         }
-        let r = mover::move_slot(c, slot, &pair.src.id, &pair.dst.id, opts)?;
+        let r = match mover::move_slot(c, slot, &pair.src.id, &pair.dst.id, opts) {
+            Ok(r) => r,
+            Err(e) => match mover::too_big(&e) {
+                Some(alone) => {
+                    total.left_alone.push(alone);
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
         total.slots += r.slots;
         total.keys += r.keys;
         total.overwritten.extend(r.overwritten);
@@ -381,6 +399,14 @@ mod tests {
             }
             self.model.migrate(src, dst, batch, opts).await
         }
+
+        async fn dataset(&self, node: &str) -> Result<Option<u64>> {
+            self.model.dataset(node).await
+        }
+
+        async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
+            self.model.sizes(node, keys).await
+        }
     }
 
     /// The dry run's plan, in the same words as [`Wire`].
@@ -450,8 +476,9 @@ mod tests {
         futures::executor::block_on(async {
             for pair in &lanes {
                 for chunk in pair.slots.chunks(batch) {
-                    let (done, careful) =
-                        steps::move_batch(&wire, pair, chunk, &opts).await.unwrap();
+                    let (done, careful) = steps::move_batch(&wire, pair, chunk, false, &opts)
+                        .await
+                        .unwrap();
                     assert!(careful.is_empty(), "{careful:?}");
                     steps::tell_others(&wire, pair, &done, &told).await;
                 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 mod moved;
 mod protocol;
 mod ready;
+pub mod sizes;
 pub mod steps;
 
 pub use moved::*;
@@ -33,6 +34,10 @@ pub struct MoveOpts {
     /// The caller's stop check: a move takes no new slot once it is asked for, and
     /// notes there the slots it holds open.
     pub stop: Stop,
+    /// A key bigger than this is not moved, nor any key of its slot ([`sizes`]).
+    pub max_key_bytes: u64,
+    /// The most a `MIGRATE` timeout grows to for big keys, in ms.
+    pub timeout_max_ms: u64,
 }
 
 impl MoveOpts {
@@ -45,6 +50,8 @@ impl MoveOpts {
             parallel: 4,
             migration: Migration::Auto,
             stop,
+            max_key_bytes: sizes::MAX_KEY_MB << 20,
+            timeout_max_ms: sizes::TIMEOUT_MAX_MS,
         }
     }
 }
@@ -105,7 +112,15 @@ fn backoff(delay: Duration, stop: &Stop) -> bool {
     !give_up()
 }
 
-/// `MIGRATE` with retries on transient errors and smaller batches on `IOERR`.
+/// A `MIGRATE` that failed on the way: the target or the source timed out
+/// (`IOERR`, or no reply in time), or the connection broke.
+fn failed_on_the_way(e: &ClusterError) -> bool {
+    ioerr(e) || matches!(e, ClusterError::Timeout { .. } | ClusterError::Io { .. })
+}
+
+/// `MIGRATE` with retries on transient errors, and smaller batches on a failure on
+/// the way ([`failed_on_the_way`]), down to one key; one key that fails so twice is
+/// named ([`ClusterError::KeyNotMoved`]).
 fn migrate_retrying(
     c: &dyn Cluster,
     src: &str,
@@ -119,12 +134,25 @@ fn migrate_retrying(
     loop {
         match c.migrate(src, dst, keys, opts) {
             Ok(()) => return Ok(()),
-            Err(e) if ioerr(&e) && keys.len() > 1 => {
+            Err(e) if failed_on_the_way(&e) && keys.len() > 1 => {
                 let (a, b) = keys.split_at(keys.len() / 2);
                 migrate_retrying(c, src, dst, a, opts, stop)?;
                 return migrate_retrying(c, src, dst, b, opts, stop);
             }
-            Err(e) if (transient(&e) || ioerr(&e)) && attempt < 6 && backoff(delay, stop) => {
+            Err(e) if failed_on_the_way(&e) && attempt >= 1 => {
+                return Err(ClusterError::KeyNotMoved {
+                    slot: crate::cluster::slot::slot_of(&keys[0]),
+                    why: format!(
+                        "key {} could not be moved from {src} to {dst} ({e}; MIGRATE timeout {} ms, --migrate-timeout-max raises it)",
+                        shown(&keys[0]),
+                        opts.timeout_ms
+                    ),
+                    too_big: false,
+                })
+            }
+            Err(e)
+                if (transient(&e) || failed_on_the_way(&e)) && attempt < 6 && backoff(delay, stop) =>
+            {
                 attempt += 1;
                 delay *= 2;
             }
@@ -136,7 +164,10 @@ fn migrate_retrying(
 /// Move every key of `slot` that `src` holds to `dst`. The nodes must already serve
 /// the move: `src` owns, migrates or imports the slot; `dst` owns or imports it.
 /// Keys on both sides with equal `DUMP` payloads are settled silently; different
-/// values fail with [`ClusterError::Conflict`] unless `opts.migrate.replace`.
+/// values fail with [`ClusterError::Conflict`] unless `opts.migrate.replace`. Where
+/// sizes matter ([`sizes`]), every key is sized first: one over the limit fails with
+/// [`ClusterError::KeyNotMoved`] before any key moves; each `MIGRATE` carries at most
+/// [`sizes::BATCH_BYTES`] (a bigger key alone) with a timeout grown to its bytes.
 pub fn move_keys(
     c: &dyn Cluster,
     slot: u16,
@@ -147,11 +178,41 @@ pub fn move_keys(
     let mut report = KeysMoved::default();
     let mut stalled = 0;
     let mut last_first: Option<Key> = None;
+    let sized = c
+        .dataset_bytes(src)
+        .map_or(true, |d| sizes::matter(d, opts));
+    let mut known: std::collections::HashMap<Key, u64> = std::collections::HashMap::new();
+    let mut count = sizes::listed(opts.pipeline, sized, true);
     loop {
-        let keys = c.getkeysinslot(src, slot, opts.pipeline.max(1))?;
-        if keys.is_empty() {
+        let listed = c.getkeysinslot(src, slot, count)?;
+        count = sizes::listed(opts.pipeline, sized, false);
+        if listed.is_empty() {
             return Ok(report);
         }
+        let weights: Vec<u64> = if sized {
+            let unknown: Vec<Key> = listed
+                .iter()
+                .filter(|k| !known.contains_key(*k))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                let measured = c.key_sizes(src, &unknown)?;
+                known.extend(unknown.into_iter().zip(measured));
+            }
+            let weights: Vec<u64> = listed.iter().map(|k| known[k]).collect();
+            if let Some((key, bytes)) = sizes::over_limit(&listed, &weights, opts) {
+                return Err(ClusterError::KeyNotMoved {
+                    slot,
+                    why: sizes::why_too_big(key, bytes, opts),
+                    too_big: true,
+                });
+            }
+            weights
+        } else {
+            vec![0; listed.len()]
+        };
+        let n = sizes::take(&weights, opts.pipeline, 0);
+        let keys = &listed[..n];
         // A batch that leaves the same keys behind again and again would loop forever.
         if last_first.as_ref() == keys.first() {
             stalled += 1;
@@ -165,15 +226,22 @@ pub fn move_keys(
             stalled = 0;
         }
         last_first = keys.first().cloned();
+        let grown = MoveOpts {
+            migrate: MigrateOpts {
+                timeout_ms: sizes::timeout_ms(opts, weights[..n].iter().sum()),
+                ..opts.migrate
+            },
+            ..opts.clone()
+        };
         // Without REPLACE first, so a key on both sides is compared and reported, never
         // overwritten silently; settle_busy applies `replace` to exactly those keys.
         let first = MigrateOpts {
             replace: false,
-            ..opts.migrate
+            ..grown.migrate
         };
-        match migrate_retrying(c, src, dst, &keys, first, &opts.stop) {
+        match migrate_retrying(c, src, dst, keys, first, &opts.stop) {
             Ok(()) => report.keys += keys.len() as u64,
-            Err(e) if busykey(&e) => settle_busy(c, slot, src, dst, &keys, opts, &mut report)?,
+            Err(e) if busykey(&e) => settle_busy(c, slot, src, dst, keys, &grown, &mut report)?,
             Err(e) => return Err(e),
         }
     }
@@ -199,6 +267,20 @@ fn settle_busy(
             (Some(_), None) => plain.push(k.clone()),
             (None, _) => {} // already moved by the failed MIGRATE
         }
+    }
+    // Other bytes may still be the same value (a big hash or set restored from a
+    // MIGRATE that timed out iterates in another order): compare the elements.
+    if !differ.is_empty() {
+        let here = c.canonical_values(src, &differ)?;
+        let there = c.canonical_values(dst, &differ)?;
+        let mut still = Vec::new();
+        for ((k, a), b) in differ.into_iter().zip(here).zip(there) {
+            match (a, b) {
+                (Some(a), Some(b)) if a == b => same.push(k),
+                _ => still.push(k),
+            }
+        }
+        differ = still;
     }
     if !differ.is_empty() && !opts.migrate.replace {
         return Err(ClusterError::Conflict {
@@ -249,7 +331,23 @@ pub fn common_keys(
     let mut out = Vec::new();
     for chunk in both.chunks(1000) {
         let values = match (c.dump(a, chunk), c.dump(b, chunk)) {
-            (Ok(x), Ok(y)) => x.into_iter().zip(y).map(|(x, y)| Some(x == y)).collect(),
+            (Ok(x), Ok(y)) => {
+                let mut same: Vec<Option<bool>> =
+                    x.into_iter().zip(y).map(|(x, y)| Some(x == y)).collect();
+                // Other bytes may still be the same value (see settle_busy).
+                let differ: Vec<usize> = (0..chunk.len())
+                    .filter(|&i| same[i] == Some(false))
+                    .collect();
+                if !differ.is_empty() {
+                    let keys: Vec<Key> = differ.iter().map(|&i| chunk[i].clone()).collect();
+                    let here = c.canonical_values(a, &keys)?;
+                    let there = c.canonical_values(b, &keys)?;
+                    for ((i, x), y) in differ.into_iter().zip(here).zip(there) {
+                        same[i] = Some(x.is_some() && x == y);
+                    }
+                }
+                same
+            }
             (Err(e), _) | (_, Err(e))
                 if e.server_reply().is_some_and(|r| r.starts_with("MOVED")) =>
             {
@@ -501,6 +599,36 @@ fn undo_importing(
         && c.setslot(&dst.addr(), slot, &SetSlot::Stable).is_ok()
 }
 
+/// Take back the markers of a slot whose keys did not leave `src`: when `dst` holds
+/// none of its keys, `SETSLOT STABLE` on the source, then on the target if it still
+/// holds none (the source answers only after a `MIGRATE` still running there, whose
+/// key may have reached the target: its `IMPORTING` then stays for `fix`). Whether both
+/// were taken back.
+fn take_back(c: &dyn Cluster, slot: u16, src: &NodeInfo, dst: &NodeInfo) -> bool {
+    let empty = || c.countkeysinslot(&dst.addr(), slot).ok() == Some(0);
+    empty()
+        && c.setslot(&src.addr(), slot, &SetSlot::Stable).is_ok()
+        && empty()
+        && c.setslot(&dst.addr(), slot, &SetSlot::Stable).is_ok()
+}
+
+/// A slot a move leaves alone because one of its keys is over the limit (nothing of it
+/// moved), from the careful mover's error.
+pub fn too_big(e: &ClusterError) -> Option<LeftAlone> {
+    match e {
+        ClusterError::KeyNotMoved {
+            slot,
+            why,
+            too_big: true,
+        } => Some(LeftAlone {
+            slot: *slot,
+            why: why.clone(),
+            big_key: true,
+        }),
+        _ => None,
+    }
+}
+
 /// The whole safe migration of one slot from `src` to `dst`, resuming from wherever
 /// an earlier attempt stopped: `IMPORTING` on the target unless it already owns the
 /// slot, `MIGRATING` on the source while it owns it, every key in batches, then
@@ -545,7 +673,29 @@ pub fn move_slot(
             return Err(e);
         }
     }
-    let moved = move_keys(c, slot, &src.addr(), &dst.addr(), opts)?;
+    let moved = match move_keys(c, slot, &src.addr(), &dst.addr(), opts) {
+        Ok(m) => m,
+        Err(ClusterError::KeyNotMoved { slot, why, too_big }) => {
+            let closed = src.owns(slot) && take_back(c, slot, &src, &dst);
+            if closed && live {
+                opts.stop.settled(&[slot]);
+            }
+            let what = if closed {
+                format!(
+                    "{why}: nothing of the slot moved, it stays with {}",
+                    src.addr()
+                )
+            } else {
+                format!("{why}: the slot is left open with keys on both sides (`slotsmith fix` settles it)")
+            };
+            return Err(ClusterError::KeyNotMoved {
+                slot,
+                why: what,
+                too_big,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     set_owner_everywhere(c, &nodes, slot, &dst)?;
     if live {
         opts.stop.settled(&[slot]);

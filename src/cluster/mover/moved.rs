@@ -48,7 +48,7 @@ impl SlotMoved {
         let mut out = format!("moved {} of {asked} slots ({} keys)", self.slots, self.keys);
         if !self.left_alone.is_empty() {
             out.push_str(&format!(
-                "; left alone {} that changed since they were planned",
+                "; left alone {}",
                 crate::cluster::topology::n_slots(self.left_alone.len())
             ));
         }
@@ -123,6 +123,8 @@ impl SlotMoved {
 pub struct LeftAlone {
     pub slot: u16,
     pub why: String,
+    /// Left alone for a key over `--max-key-size`, not for a change since the plan.
+    pub big_key: bool,
 }
 
 impl SlotMoved {

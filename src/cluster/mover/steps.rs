@@ -3,15 +3,17 @@
 //! from what the live run sends. For each source/target pair (split in lanes when few
 //! pairs move), batch by batch: `SETSLOT IMPORTING` on the target for the slots it
 //! does not own, `SETSLOT MIGRATING` on the source for those it owns, the keys in
-//! rounds of `GETKEYSINSLOT` + one `MIGRATE` of at most `pipeline` keys per slot,
+//! rounds of `GETKEYSINSLOT` + one `MIGRATE` of at most `pipeline` keys per slot
+//! (and, where keys are sized, at most [`sizes::BATCH_BYTES`] per round, a key over
+//! the limit sending its slot to the careful mover before any more of it moves),
 //! `SETSLOT NODE` on the target (most slots made `STABLE` first, see
 //! [`quiet_slots`]), then on the source, then on every other master that can be told
 //! (not failing, not `noaddr`). A slot whose step fails leaves its batch and is
 //! finished by the careful one-slot mover.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use super::{MoveOpts, PairMoves};
+use super::{sizes, MoveOpts, PairMoves};
 use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, Result, SetSlot};
 
 /// Slots handled together in one pipelined step.
@@ -133,14 +135,28 @@ pub trait Sender {
         batch: &[(u16, Vec<Key>)],
         opts: MigrateOpts,
     ) -> Result<Vec<bool>>;
+    /// The bytes of `node`'s dataset ([`crate::cluster::Cluster::dataset_bytes`]).
+    async fn dataset(&self, node: &str) -> Result<Option<u64>>;
+    /// `MEMORY USAGE` of keys on the source `node` (0 where not known).
+    async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>>;
+}
+
+/// Whether the keys of `src` are sized before they move ([`sizes::matter`]); a
+/// source that cannot say is sized.
+pub async fn sized(s: &impl Sender, src: &str, opts: &MoveOpts) -> bool {
+    s.dataset(src)
+        .await
+        .map_or(true, |d| sizes::matter(d, opts))
 }
 
 /// Move one batch of a pair's slots: the slots settled, and those that need the
-/// careful mover. An error is a node that could not be asked at all.
+/// careful mover. `sized`: the source's keys are sized first ([`sized`]). An error is
+/// a node that could not be asked at all.
 pub async fn move_batch(
     s: &impl Sender,
     pair: &PairMoves,
     batch: &[u16],
+    sized: bool,
     opts: &MoveOpts,
 ) -> Result<(Vec<u16>, Vec<u16>)> {
     let (src, dst) = (pair.src.addr(), pair.dst.addr());
@@ -166,37 +182,84 @@ pub async fn move_batch(
         .copied()
         .filter(|x| !careful.contains(x))
         .collect();
-    // Never REPLACE on the first try: a key on both sides is compared (and an
-    // overwrite reported) by the careful mover.
-    let first_try = MigrateOpts {
-        replace: false,
-        ..opts.migrate
-    };
     let limit = opts.pipeline.max(1);
+    // Each key's size, when sizes matter ([`sizes`]).
+    let mut known: HashMap<Key, u64> = HashMap::new();
+    let mut first_round = true;
     while !active.is_empty() {
+        let count = sizes::listed(limit, sized, first_round);
+        first_round = false;
         let mut with_keys: Vec<(u16, Vec<Key>)> = Vec::new();
-        for (slot, keys) in active.iter().zip(s.keys(&src, &active, limit).await?) {
+        for (slot, keys) in active.iter().zip(s.keys(&src, &active, count).await?) {
             match keys {
                 Some(k) if !k.is_empty() => with_keys.push((*slot, k)),
                 Some(_) => {}
                 None => careful.push(*slot),
             }
         }
+        if sized {
+            let unknown: Vec<Key> = with_keys
+                .iter()
+                .flat_map(|(_, k)| k)
+                .filter(|k| !known.contains_key(*k))
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                let measured = s.sizes(&src, &unknown).await?;
+                known.extend(unknown.into_iter().zip(measured));
+            }
+            // A slot with a key over the limit moves no further key here: the careful
+            // mover names it and takes its markers back.
+            with_keys.retain(|(slot, keys)| {
+                let big = keys.iter().any(|k| known[k] > opts.max_key_bytes);
+                if big {
+                    careful.push(*slot);
+                }
+                !big
+            });
+        }
         if with_keys.is_empty() {
             break;
         }
-        let moved = s.migrate(&src, &dst, &with_keys, first_try).await?;
-        active.clear();
-        for ((slot, k), ok) in with_keys.into_iter().zip(moved) {
-            if !ok {
-                careful.push(slot);
-            } else if k.len() as u64 >= limit {
+        // This round: per slot, the keys that fit the round's bytes; a slot with keys
+        // left (or as many as were asked for) comes round again.
+        let mut spent = 0u64;
+        let mut round: Vec<(u16, Vec<Key>)> = Vec::with_capacity(with_keys.len());
+        let mut again: Vec<u16> = Vec::new();
+        for (slot, mut keys) in with_keys {
+            let weights: Vec<u64> = keys
+                .iter()
+                .map(|k| known.get(k).copied().unwrap_or(0))
+                .collect();
+            let n = sizes::take(&weights, limit, spent);
+            spent += weights[..n].iter().sum::<u64>();
+            if n < keys.len() || keys.len() as u64 >= count {
                 // Fewer keys than asked for were all the slot had: once MIGRATING, a
                 // source creates no key in the slot (a command on a key it lacks is
                 // sent to the target with ASK or TRYAGAIN).
-                active.push(slot);
+                again.push(slot);
+            }
+            if n > 0 {
+                keys.truncate(n);
+                round.push((slot, keys));
             }
         }
+        // Never REPLACE on the first try: a key on both sides is compared (and an
+        // overwrite reported) by the careful mover.
+        let first_try = MigrateOpts {
+            replace: false,
+            timeout_ms: sizes::timeout_ms(opts, spent),
+            ..opts.migrate
+        };
+        let moved = s.migrate(&src, &dst, &round, first_try).await?;
+        let failed: Vec<u16> = round
+            .iter()
+            .zip(moved)
+            .filter(|(_, ok)| !ok)
+            .map(|((slot, _), _)| *slot)
+            .collect();
+        careful.extend(&failed);
+        active = again.into_iter().filter(|x| !failed.contains(x)).collect();
     }
 
     let done: Vec<u16> = batch

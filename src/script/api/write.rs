@@ -46,7 +46,8 @@ fn migrate_opts(opts: &Map) -> RhaiResult<MigrateOpts> {
     Ok(out)
 }
 
-/// `#{pipeline, timeout, replace}` for moves, with the host's stop check.
+/// `#{pipeline, timeout, timeout_max, max_key_size, replace, parallel, migration}` for
+/// moves, with the host's stop check.
 fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
     let mut out = MoveOpts::new(h.stop.clone());
     let mut rest = Map::new();
@@ -81,12 +82,34 @@ fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
                     .map_err(|_| runtime_error("opts.migration must be \"auto\", \"atomic\" or \"legacy\""))?;
                 out.migration = text.parse().map_err(runtime_error)?;
             }
+            "max_key_size" => {
+                let mb = v
+                    .as_int()
+                    .map_err(|_| runtime_error("opts.max_key_size must be an integer (MB)"))?;
+                if mb <= 0 {
+                    return Err(runtime_error(format!(
+                        "opts.max_key_size must be positive, got {mb}"
+                    )));
+                }
+                out.max_key_bytes = (mb as u64) << 20;
+            }
+            "timeout_max" => {
+                let ms = v
+                    .as_int()
+                    .map_err(|_| runtime_error("opts.timeout_max must be an integer (ms)"))?;
+                if ms <= 0 {
+                    return Err(runtime_error(format!(
+                        "opts.timeout_max must be positive, got {ms}"
+                    )));
+                }
+                out.timeout_max_ms = ms as u64;
+            }
             "timeout" | "replace" => {
                 rest.insert(k.clone(), v.clone());
             }
             other => {
                 return Err(runtime_error(format!(
-                    "unknown option \"{other}\" (known: pipeline, timeout, replace, parallel, migration)"
+                    "unknown option \"{other}\" (known: pipeline, timeout, timeout_max, max_key_size, replace, parallel, migration)"
                 )))
             }
         }
@@ -354,7 +377,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "move_slot",
         &["slot: int", "src: Node", "dst: Node", "opts: Map", "Map"],
-        "The whole safe migration of one slot (importing, migrating, keys in batches, owner\neverywhere), resuming from any half-done state; opts = #{pipeline, timeout, replace}.\nReturns #{slots, keys, seconds, overwritten, identical}.",
+        "The whole safe migration of one slot (importing, migrating, keys in batches, owner\neverywhere), resuming from any half-done state; opts = #{pipeline, timeout, timeout_max,\nmax_key_size, replace}.\nReturns #{slots, keys, seconds, overwritten, identical}.",
         move_slot,
     );
     def(
@@ -401,7 +424,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "move_slots",
         &["moves: Array", "opts: Map", "Map"],
-        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, replace,\nparallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys, seconds,\ninterrupted, open (slots left open), left_alone (#{slot, why}: changed since planned), ...}.",
+        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, timeout_max,\nmax_key_size, replace, parallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys,\nseconds, interrupted, open (slots left open), left_alone (#{slot, why, big_key}: changed\nsince planned, or a key over max_key_size), ...}.",
         move_slots,
     );
     def(

@@ -33,7 +33,11 @@ const GROUPS: &[(&str, &str)] = &[
             #{name: "pipeline", type: "int", min: 1, default_value: 100, placeholder: "N",
               aliases: ["cluster-pipeline"], help: "Keys per MIGRATE"},
             #{name: "migrate-timeout", type: "int", min: 1, default_value: 5000, placeholder: "MS",
-              aliases: ["cluster-timeout"], help: "MIGRATE timeout in milliseconds"},
+              aliases: ["cluster-timeout"], help: "MIGRATE timeout in milliseconds (grown for big keys)"},
+            #{name: "migrate-timeout-max", type: "int", min: 1, default_value: 120000, placeholder: "MS",
+              help: "The most a MIGRATE timeout grows to for big keys (10 MB/s on top of --migrate-timeout)"},
+            #{name: "max-key-size", type: "int", min: 1, default_value: 512, placeholder: "MB",
+              help: "A slot holding a key bigger than this is not moved (named, nothing of it moved)"},
         ]"#,
     ),
     (
@@ -672,8 +676,10 @@ mod tests {
     fn a_declaration_is_read_without_running_the_script() {
         let d = decl(SAMPLE).unwrap().unwrap();
         assert_eq!(d.summary, "Drain a node.");
-        assert_eq!(d.params.len(), 9);
-        assert!(d.params.iter().any(|p| p.name == "migrate-timeout"));
+        assert_eq!(d.params.len(), 11);
+        for name in ["migrate-timeout", "migrate-timeout-max", "max-key-size"] {
+            assert!(d.params.iter().any(|p| p.name == name), "{name}");
+        }
         assert!(d.has_positionals());
         assert!(decl("fn main(opts) { 1 }").unwrap().is_none());
     }
