@@ -366,7 +366,7 @@ impl Cluster for LiveCluster {
         self.block_on(async {
             let mut out = Vec::with_capacity(keys.len());
             for k in keys {
-                out.push(self.nodes.canonical_value(addr, k).await?);
+                out.push(self.nodes.canonical_value(addr, k).await);
             }
             Ok(out)
         })
@@ -378,7 +378,7 @@ impl Cluster for LiveCluster {
 
     fn key_sizes(&self, addr: &str, keys: &[Key]) -> Result<Vec<u64>> {
         // ASKING lets an importing node answer for keys of the slot it imports.
-        self.block_on(self.nodes.key_sizes(addr, keys, true))
+        self.block_on(self.nodes.key_sizes(addr, keys, true, true))
     }
 
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {

@@ -134,16 +134,27 @@ impl Nodes {
     }
 
     /// `MEMORY USAGE` of each key on `addr`, pipelined (0 for a key it does not hold,
-    /// or when it refuses to say);
-    /// with `asking`, each after `ASKING`, for a node that imports the keys' slot.
-    pub async fn key_sizes(&self, addr: &str, keys: &[Key], asking: bool) -> Result<Vec<u64>> {
+    /// or when it refuses to say); with `asking`, each after `ASKING`, for a node that
+    /// imports the keys' slot. `every_element` (`SAMPLES 0`): a collection's every
+    /// element is weighed, not 5 of them (a big collection's size is then exact, at the
+    /// cost of walking it; a small one is as quick either way).
+    pub async fn key_sizes(
+        &self,
+        addr: &str,
+        keys: &[Key],
+        asking: bool,
+        every_element: bool,
+    ) -> Result<Vec<u64>> {
         let timeout = self.pool().options().timeout * 4;
         let mut sizes = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let cmds: Vec<Vec<Vec<u8>>> = chunk
                 .iter()
                 .flat_map(|k| {
-                    let usage = vec![b"MEMORY".to_vec(), b"USAGE".to_vec(), k.clone()];
+                    let mut usage = vec![b"MEMORY".to_vec(), b"USAGE".to_vec(), k.clone()];
+                    if every_element {
+                        usage.extend([b"SAMPLES".to_vec(), b"0".to_vec()]);
+                    }
                     if asking {
                         vec![args(["ASKING"]), usage]
                     } else {
@@ -173,12 +184,13 @@ impl Nodes {
     }
 
     /// The bytes of `addr`'s dataset (`INFO memory` `used_memory_dataset`): no key it
-    /// holds is bigger. `None` when it does not say.
+    /// holds is bigger. `None` when the reply does not say; as big as can be when the
+    /// node refuses `INFO`.
     pub async fn dataset_bytes(&self, addr: &str) -> Result<Option<u64>> {
         let reply = match self.pool().cmd(addr, &args(["INFO", "memory"])).await {
             Ok(r) => r,
-            // A node that refuses INFO (an ACL) does not say.
-            Err(e) if e.server_reply().is_some() => return Ok(None),
+            // A node that refuses INFO (an ACL) might hold anything.
+            Err(e) if e.server_reply().is_some() => return Ok(Some(u64::MAX)),
             Err(e) => return Err(e),
         };
         let text = match reply {
@@ -228,7 +240,7 @@ impl Nodes {
                 });
             }
             let keys: Vec<Key> = sampled.iter().flatten().cloned().collect();
-            let sizes = self.key_sizes(addr, &keys, false).await?;
+            let sizes = self.key_sizes(addr, &keys, false, false).await?;
             let mut sizes = sizes.into_iter();
             for (l, keys) in loads.iter_mut().zip(&sampled) {
                 let sum: u64 = sizes.by_ref().take(keys.len()).sum();

@@ -3,7 +3,11 @@
 //! payloads differ. A big hash, set or sorted set is serialised in the order of its
 //! hash table, and a copy restored on another node may iterate in another order: the
 //! same value, other bytes. Compared here: the type and the elements, sorted where
-//! the type has no order (hash fields, set members).
+//! the type has no order (hash fields, set members). Only the types whose elements
+//! say it all: strings, lists, hashes, sets, sorted sets (not a stream, whose consumer
+//! groups `XRANGE` does not show, nor a module's type): any other stays "different".
+//! What `DUMP` leaves out (the key's TTL, and a hash field's TTL on a server that has
+//! them) is left out here too.
 
 use super::conn::args;
 use super::nodes::Nodes;
@@ -46,7 +50,6 @@ fn reader(kind: &str, key: &Key) -> Option<(Vec<Vec<u8>>, Option<bool>)> {
         "string" => (with(&["GET"], &[]), None),
         "list" => (with(&["LRANGE"], &["0", "-1"]), None),
         "zset" => (with(&["ZRANGE"], &["0", "-1", "WITHSCORES"]), None),
-        "stream" => (with(&["XRANGE"], &["-", "+"]), None),
         "hash" => (with(&["HGETALL"], &[]), Some(true)),
         "set" => (with(&["SMEMBERS"], &[]), Some(false)),
         _ => return None,
@@ -56,9 +59,15 @@ fn reader(kind: &str, key: &Key) -> Option<(Vec<Vec<u8>>, Option<bool>)> {
 impl Nodes {
     /// The value of `key` on `addr` (after `ASKING`, for a node that imports its slot)
     /// in a form equal for equal values however stored; `None` when the key is not
-    /// there or its type cannot be read so (a module's type).
-    pub async fn canonical_value(&self, addr: &str, key: &Key) -> Result<Option<Vec<u8>>> {
-        let timeout = self.pool().options().timeout * 4;
+    /// there, its type cannot be read so, or the node does not answer (then the copies
+    /// count as different, as their `DUMP`s said).
+    pub async fn canonical_value(&self, addr: &str, key: &Key) -> Option<Vec<u8>> {
+        self.read_canonical(addr, key).await.ok().flatten()
+    }
+
+    async fn read_canonical(&self, addr: &str, key: &Key) -> Result<Option<Vec<u8>>> {
+        // A whole big value is read: give it the time a MIGRATE of it would have.
+        let timeout = self.pool().options().timeout * 4 + std::time::Duration::from_secs(60);
         let asked = self
             .pool()
             .pipeline(

@@ -1,6 +1,8 @@
 //! Big keys: a slot holding a 100 MB string and a hash of 1,000,000 fields moves with
 //! `reshard` and with `fix` (MIGRATE sized by bytes, its timeout grown), values intact;
-//! with `--max-key-size 50` the slot is skipped and named, nothing of it moved.
+//! with `--max-key-size 50` the slot is skipped and named, nothing of it moved; a
+//! MIGRATE that times out is retried down to one key, which is named, and `fix`
+//! settles what it left.
 
 use redis::Commands;
 
@@ -156,11 +158,50 @@ fn a_slot_of_big_keys_moves_whole_and_a_limit_skips_it(server: Server) {
     assert_check_clean(&tc);
     assert_eq!(tc.total_keys(), total);
 
-    // The same interruption, nothing moved yet, and `fix --max-key-size 50`: the slot
-    // is named and closed where its keys are, nothing moved; no slot is left open, so
-    // fix ends well.
-    tc.redis_cli(m1, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(m0)]);
-    tc.redis_cli(m0, &["CLUSTER", "SETSLOT", "0", "MIGRATING", &id(m1)]);
+    // A MIGRATE that times out (1 ms at most): retried smaller down to one key, which
+    // is named; the slot stops there, and `fix` settles it with every value intact.
+    let out = run(&[
+        "-c",
+        &seed,
+        "-y",
+        "reshard",
+        "--from",
+        &addr(m0),
+        "--to",
+        &addr(m1),
+        "--slots",
+        "1",
+        "--migration",
+        "legacy",
+        "--migrate-timeout",
+        "1",
+        "--migrate-timeout-max",
+        "1",
+    ]);
+    assert_eq!(out.code, 1, "{out}");
+    let named = format!("could not be moved from {} to {}", addr(m0), addr(m1));
+    assert!(out.stderr.contains(&named), "{out}");
+    assert!(out.stderr.contains("slot 0: key {afps}"), "{out}");
+    let out = run(&["-c", &seed, "-y", "fix"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_check_clean(&tc);
+    assert_eq!(tc.total_keys(), total);
+    let (owner, other) = if keys_in_slot0(&tc, m0) > 0 {
+        (m0, m1)
+    } else {
+        (m1, m0)
+    };
+    assert_eq!(keys_in_slot0(&tc, owner), in_slot);
+    assert!(
+        values(&tc, owner) == before,
+        "the values changed on {owner}"
+    );
+
+    // An interruption with nothing moved yet, and `fix --max-key-size 50`: the slot is
+    // named and closed where its keys are, nothing moved; no slot is left open, so fix
+    // ends well.
+    tc.redis_cli(other, &["CLUSTER", "SETSLOT", "0", "IMPORTING", &id(owner)]);
+    tc.redis_cli(owner, &["CLUSTER", "SETSLOT", "0", "MIGRATING", &id(other)]);
     let out = run(&["-c", &seed, "-y", "fix", "--max-key-size", "50"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(
@@ -169,8 +210,8 @@ fn a_slot_of_big_keys_moves_whole_and_a_limit_skips_it(server: Server) {
     );
     assert!(out.stdout.contains("The cluster is healthy"), "{out}");
     assert!(out.stdout.contains("over --max-key-size 50 MB"), "{out}");
-    assert_eq!(keys_in_slot0(&tc, m0), in_slot);
-    assert_eq!(keys_in_slot0(&tc, m1), 0);
+    assert_eq!(keys_in_slot0(&tc, owner), in_slot);
+    assert_eq!(keys_in_slot0(&tc, other), 0);
     assert_check_clean(&tc);
-    assert!(values(&tc, m0) == before);
+    assert!(values(&tc, owner) == before);
 }

@@ -186,8 +186,18 @@ async fn move_pair(
             };
             opts.stop.opened(&batch);
             match steps::move_batch(&sender, pair, &batch, sized, opts).await {
-                Ok((done, careful)) => {
+                Ok(steps::Batch {
+                    done,
+                    careful,
+                    skipped,
+                }) => {
                     opts.stop.settled(&done);
+                    let closed: Vec<u16> = skipped.iter().map(|l| l.slot).collect();
+                    opts.stop.settled(&closed);
+                    run.left_alone
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(skipped);
                     {
                         let mut per_slot = run.slot_keys.lock().unwrap_or_else(|e| e.into_inner());
                         for s in &done {

@@ -206,6 +206,10 @@ impl Sender for Live<'_> {
     }
 
     async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
-        self.ctx.nodes.key_sizes(node, keys, false).await
+        self.ctx.nodes.key_sizes(node, keys, false, true).await
+    }
+
+    async fn counts(&self, node: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+        self.ctx.nodes.key_counts(node, slots).await
     }
 }

@@ -7,7 +7,7 @@
 //! would fail live fails here too.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
 mod lifecycle;
@@ -583,7 +583,24 @@ impl Cluster for MemoryCluster {
     }
 
     fn dataset_bytes(&self, addr: &str) -> Result<Option<u64>> {
-        self.base.dataset_bytes(addr)
+        // Keys the plan moved here weigh what they weigh where the base has them: the
+        // biggest of those datasets bounds them too.
+        let origins: BTreeSet<String> = self
+            .inner
+            .borrow()
+            .slots
+            .iter()
+            .filter(|((a, _), _)| a == addr)
+            .flat_map(|(_, placed)| placed.iter().map(|p| p.origin.clone()))
+            .filter(|o| o != addr)
+            .collect();
+        let mut most = self.base.dataset_bytes(addr)?;
+        for o in origins {
+            if let Some(b) = self.base.dataset_bytes(&o)? {
+                most = Some(most.map_or(b, |m| m.max(b)));
+            }
+        }
+        Ok(most)
     }
 
     fn key_sizes(&self, addr: &str, keys: &[Key]) -> Result<Vec<u64>> {

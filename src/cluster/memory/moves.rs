@@ -185,6 +185,10 @@ impl steps::Sender for Model<'_> {
     async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
         self.c.key_sizes(node, keys)
     }
+
+    async fn counts(&self, node: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+        self.c.key_counts(node, Some(slots))
+    }
 }
 
 /// The legacy protocol's steps over the pairs, batch by batch, as the live bulk mover
@@ -213,10 +217,11 @@ fn move_pairs(
                     total.interrupted = true;
                     break;
                 }
-                let (done, rest) = steps::move_batch(&model, pair, chunk, sized, opts).await?;
-                steps::tell_others(&model, pair, &done, &told).await;
-                done_slots.extend(&done);
-                careful.extend(rest.into_iter().map(|s| (i, s)));
+                let b = steps::move_batch(&model, pair, chunk, sized, opts).await?;
+                steps::tell_others(&model, pair, &b.done, &told).await;
+                done_slots.extend(&b.done);
+                careful.extend(b.careful.into_iter().map(|s| (i, s)));
+                total.left_alone.extend(b.skipped);
             }
         }
         Ok::<(), ClusterError>(())
@@ -323,6 +328,8 @@ mod tests {
     struct Wire<'a> {
         model: Model<'a>,
         sent: RefCell<Vec<(String, String)>>,
+        /// Sizes of keys, where the test gives them (the snapshot knows none).
+        weights: HashMap<String, u64>,
     }
 
     impl Wire<'_> {
@@ -405,7 +412,19 @@ mod tests {
         }
 
         async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
-            self.model.sizes(node, keys).await
+            let known = self.model.sizes(node, keys).await?;
+            Ok(keys
+                .iter()
+                .zip(known)
+                .map(|(k, n)| {
+                    let k = String::from_utf8_lossy(k).to_string();
+                    self.weights.get(&k).copied().unwrap_or(n)
+                })
+                .collect())
+        }
+
+        async fn counts(&self, node: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+            self.model.counts(node, slots).await
         }
     }
 
@@ -470,17 +489,18 @@ mod tests {
                 keys: RefCell::new(BTreeMap::new()),
             },
             sent: RefCell::new(Vec::new()),
+            weights: HashMap::new(),
         };
         let (lanes, batch) = steps::batched(pairs, opts.parallel);
         let told = steps::told(&nodes);
         futures::executor::block_on(async {
             for pair in &lanes {
                 for chunk in pair.slots.chunks(batch) {
-                    let (done, careful) = steps::move_batch(&wire, pair, chunk, false, &opts)
+                    let b = steps::move_batch(&wire, pair, chunk, false, &opts)
                         .await
                         .unwrap();
-                    assert!(careful.is_empty(), "{careful:?}");
-                    steps::tell_others(&wire, pair, &done, &told).await;
+                    assert!(b.careful.is_empty(), "{:?}", b.careful);
+                    steps::tell_others(&wire, pair, &b.done, &told).await;
                 }
             }
         });
@@ -513,6 +533,86 @@ mod tests {
             }
         }
         assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn sized_rounds_carry_16_mb_and_a_slot_with_a_key_over_the_limit_is_taken_back_untouched() {
+        // Slot x: three keys of 10 MB; slot y: a small key and one of 60 MB (both A's).
+        let tag = |i: usize| format!("t{i}");
+        let mut of_a = (0..200).filter(|i| slot_of(tag(*i).as_bytes()) < 8192);
+        let (tx, ty) = (of_a.next().unwrap(), of_a.next().unwrap());
+        let (x, y) = (slot_of(tag(tx).as_bytes()), slot_of(tag(ty).as_bytes()));
+        assert_ne!(x, y);
+        let mut keys: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+        keys.insert(x, (0..3).map(|i| format!("k{i}{{t{tx}}}")).collect());
+        keys.insert(y, vec![format!("small{{t{ty}}}"), format!("big{{t{ty}}}")]);
+        let mb = 1u64 << 20;
+        let mut weights: HashMap<String, u64> = HashMap::new();
+        for i in 0..3 {
+            weights.insert(format!("k{i}{{t{tx}}}"), 10 * mb);
+        }
+        weights.insert(format!("big{{t{ty}}}"), 60 * mb);
+        let opts = MoveOpts {
+            migration: mover::Migration::Legacy,
+            max_key_bytes: 50 * mb,
+            ..MoveOpts::new(Stop::never())
+        };
+        let (a, c) = ("a".repeat(40), "c".repeat(40));
+        let mut slots = vec![x, y];
+        slots.sort();
+        let moves: Vec<SlotMove> = slots
+            .iter()
+            .map(|s| SlotMove {
+                slot: *s,
+                src: a.clone(),
+                dst: c.clone(),
+            })
+            .collect();
+        let model = MemoryCluster::new(Rc::new(snapshot(&keys)));
+        let nodes = crate::cluster::merged_nodes(&model.views().unwrap());
+        let pairs = mover::pairs_of(&nodes, &moves).unwrap();
+        let wire = Wire {
+            model: Model {
+                c: &model,
+                keys: RefCell::new(BTreeMap::new()),
+            },
+            sent: RefCell::new(Vec::new()),
+            weights,
+        };
+        let b =
+            futures::executor::block_on(steps::move_batch(&wire, &pairs[0], &slots, true, &opts))
+                .unwrap();
+        assert_eq!(b.done, vec![x]);
+        assert!(b.careful.is_empty(), "{:?}", b.careful);
+        assert_eq!(b.skipped.len(), 1);
+        assert_eq!(b.skipped[0].slot, y);
+        assert!(
+            b.skipped[0].why.contains("over --max-key-size 50 MB"),
+            "{}",
+            b.skipped[0].why
+        );
+        let sent = wire.sent.into_inner();
+        // No key of y moved, its markers taken back (source first); x's keys went one
+        // per round (two of 10 MB exceed a round's 16 MB).
+        assert!(
+            !sent
+                .iter()
+                .any(|(_, t)| t.starts_with(&format!("MIGRATE {y} "))),
+            "{sent:?}"
+        );
+        let at = |node: &str, t: String| sent.iter().position(|s| s.0 == node && s.1 == t);
+        let src_back = at(A, format!("CLUSTER SETSLOT {y} STABLE")).expect("source STABLE");
+        let dst_back = at(C, format!("CLUSTER SETSLOT {y} STABLE")).expect("target STABLE");
+        assert!(src_back < dst_back);
+        let rounds: Vec<&String> = sent
+            .iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.starts_with(&format!("MIGRATE {x} ")))
+            .collect();
+        assert_eq!(rounds, vec![&format!("MIGRATE {x} 1 keys to {C}"); 3]);
+        // The model holds the slot where it was, with both keys.
+        assert_eq!(model.countkeysinslot(A, y).unwrap(), 2);
+        assert_eq!(model.countkeysinslot(C, y).unwrap(), 0);
     }
 
     /// A stop check that was asked for from the start.

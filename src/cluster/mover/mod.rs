@@ -119,8 +119,9 @@ fn failed_on_the_way(e: &ClusterError) -> bool {
 }
 
 /// `MIGRATE` with retries on transient errors, and smaller batches on a failure on
-/// the way ([`failed_on_the_way`]), down to one key; one key that fails so twice is
-/// named ([`ClusterError::KeyNotMoved`]).
+/// the way ([`failed_on_the_way`]), down to one key; one key that still fails so (an
+/// `IOERR` after the retries, a timeout or a broken connection twice) is named
+/// ([`ClusterError::KeyNotMoved`]).
 fn migrate_retrying(
     c: &dyn Cluster,
     src: &str,
@@ -132,6 +133,7 @@ fn migrate_retrying(
     let mut delay = Duration::from_millis(50);
     let mut attempt = 0;
     loop {
+        let sent = Instant::now();
         match c.migrate(src, dst, keys, opts) {
             Ok(()) => return Ok(()),
             Err(e) if failed_on_the_way(&e) && keys.len() > 1 => {
@@ -139,7 +141,15 @@ fn migrate_retrying(
                 migrate_retrying(c, src, dst, a, opts, stop)?;
                 return migrate_retrying(c, src, dst, b, opts, stop);
             }
-            Err(e) if failed_on_the_way(&e) && attempt >= 1 => {
+            // A key that took its whole timeout (or lost its connection) is tried once
+            // more; a quick IOERR (a connection reset) up to 6 times, as any transient.
+            Err(e)
+                if failed_on_the_way(&e)
+                    && (attempt >= 6
+                        || (attempt >= 1
+                            && (!ioerr(&e)
+                                || sent.elapsed() >= Duration::from_millis(opts.timeout_ms)))) =>
+            {
                 return Err(ClusterError::KeyNotMoved {
                     slot: crate::cluster::slot::slot_of(&keys[0]),
                     why: format!(
@@ -601,15 +611,20 @@ fn undo_importing(
 
 /// Take back the markers of a slot whose keys did not leave `src`: when `dst` holds
 /// none of its keys, `SETSLOT STABLE` on the source, then on the target if it still
-/// holds none (the source answers only after a `MIGRATE` still running there, whose
-/// key may have reached the target: its `IMPORTING` then stays for `fix`). Whether both
-/// were taken back.
+/// holds none. The source answers only after a `MIGRATE` still running there, whose
+/// key may then be on the target, as may a key a client created there by `ASK` in
+/// between: the source is then made `MIGRATING` again, so that both are served and
+/// `fix` settles the slot. Whether both markers were taken back.
 fn take_back(c: &dyn Cluster, slot: u16, src: &NodeInfo, dst: &NodeInfo) -> bool {
     let empty = || c.countkeysinslot(&dst.addr(), slot).ok() == Some(0);
-    empty()
-        && c.setslot(&src.addr(), slot, &SetSlot::Stable).is_ok()
-        && empty()
-        && c.setslot(&dst.addr(), slot, &SetSlot::Stable).is_ok()
+    if !empty() || c.setslot(&src.addr(), slot, &SetSlot::Stable).is_err() {
+        return false;
+    }
+    if !empty() {
+        let _ = c.setslot(&src.addr(), slot, &SetSlot::Migrating(dst.id.clone()));
+        return false;
+    }
+    c.setslot(&dst.addr(), slot, &SetSlot::Stable).is_ok()
 }
 
 /// A slot a move leaves alone because one of its keys is over the limit (nothing of it
@@ -681,12 +696,9 @@ pub fn move_slot(
                 opts.stop.settled(&[slot]);
             }
             let what = if closed {
-                format!(
-                    "{why}: nothing of the slot moved, it stays with {}",
-                    src.addr()
-                )
+                sizes::stays(&why, &src.addr())
             } else {
-                format!("{why}: the slot is left open with keys on both sides (`slotsmith fix` settles it)")
+                format!("{why}: the slot is left open with keys on both sides (`slotsmith fix` settles it; `slotsmith cancel` takes its keys back whatever their size)")
             };
             return Err(ClusterError::KeyNotMoved {
                 slot,

@@ -3,8 +3,8 @@
 //! before any key of its slot moves. One definition for the bulk mover's batches, the
 //! careful one-slot mover and the in-memory cluster.
 //!
-//! Sizes come from `MEMORY USAGE` (the server's own estimate, sampling the elements of
-//! a big collection). They are asked only of a source whose whole dataset could hold a
+//! Sizes come from `MEMORY USAGE ... SAMPLES 0` (the server's own count, every element
+//! of a collection weighed). They are asked only of a source whose whole dataset could hold a
 //! key that matters (`INFO memory` `used_memory_dataset` over [`BATCH_BYTES`] or the
 //! limit): on a node holding less than that, no key and no batch can be big.
 
@@ -103,6 +103,11 @@ pub fn why_too_big(key: &Key, bytes: u64, opts: &MoveOpts) -> String {
         mb(bytes),
         opts.max_key_bytes / MB
     )
+}
+
+/// What became of a slot left alone for a big key before any of its keys moved.
+pub fn stays(why: &str, src: &str) -> String {
+    format!("{why}: nothing of the slot moved, it stays with {src}")
 }
 
 #[cfg(test)]

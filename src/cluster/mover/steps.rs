@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{sizes, MoveOpts, PairMoves};
+use super::{sizes, LeftAlone, MoveOpts, PairMoves};
 use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, Result, SetSlot};
 
 /// Slots handled together in one pipelined step.
@@ -139,6 +139,53 @@ pub trait Sender {
     async fn dataset(&self, node: &str) -> Result<Option<u64>>;
     /// `MEMORY USAGE` of keys on the source `node` (0 where not known).
     async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>>;
+    /// `COUNTKEYSINSLOT` on `node` for every slot: the slots it holds keys of.
+    async fn counts(&self, node: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>>;
+}
+
+/// What one batch did.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Slots settled with their new owner.
+    pub done: Vec<u16>,
+    /// Slots the careful mover finishes from the state the batch left them in.
+    pub careful: Vec<u16>,
+    /// Slots left alone for a key over the limit, none of their keys moved and their
+    /// markers taken back.
+    pub skipped: Vec<LeftAlone>,
+}
+
+/// Take back the markers a batch set on `slots`, none of whose keys it moved (a key
+/// over the limit): `STABLE` on the source, then on the target for the slots it holds
+/// no key of. A key a client created on the target by `ASK` meanwhile makes the source
+/// `MIGRATING` again, and its slot goes to the careful mover, as does one whose
+/// command failed. The slots closed, and those for the careful mover.
+async fn take_back(
+    s: &impl Sender,
+    pair: &PairMoves,
+    slots: &[u16],
+) -> Result<(Vec<u16>, Vec<u16>)> {
+    let (src, dst) = (pair.src.addr(), pair.dst.addr());
+    let mut careful = s.setslot(&src, slots, &SetSlot::Stable, "").await?;
+    let stable: Vec<u16> = slots
+        .iter()
+        .copied()
+        .filter(|x| !careful.contains(x))
+        .collect();
+    let busy: Vec<u16> = s
+        .counts(&dst, &stable)
+        .await?
+        .into_iter()
+        .map(|(x, _)| x)
+        .collect();
+    let migrating = SetSlot::Migrating(pair.dst.id.clone());
+    s.setslot(&src, &busy, &migrating, "").await?;
+    careful.extend(&busy);
+    let empty: Vec<u16> = stable.into_iter().filter(|x| !busy.contains(x)).collect();
+    let failed = s.setslot(&dst, &empty, &SetSlot::Stable, "").await?;
+    careful.extend(&failed);
+    let closed = empty.into_iter().filter(|x| !failed.contains(x)).collect();
+    Ok((closed, careful))
 }
 
 /// Whether the keys of `src` are sized before they move ([`sizes::matter`]); a
@@ -149,16 +196,18 @@ pub async fn sized(s: &impl Sender, src: &str, opts: &MoveOpts) -> bool {
         .map_or(true, |d| sizes::matter(d, opts))
 }
 
-/// Move one batch of a pair's slots: the slots settled, and those that need the
-/// careful mover. `sized`: the source's keys are sized first ([`sized`]). An error is
-/// a node that could not be asked at all.
+/// Move one batch of a pair's slots ([`Batch`]). `sized`: the source's keys are sized
+/// first ([`sized`]); a slot holding a key over the limit is found before any of its
+/// keys moves, and its markers taken back at once when this batch set them (else the
+/// careful mover, which names it, does). An error is a node that could not be asked
+/// at all.
 pub async fn move_batch(
     s: &impl Sender,
     pair: &PairMoves,
     batch: &[u16],
     sized: bool,
     opts: &MoveOpts,
-) -> Result<(Vec<u16>, Vec<u16>)> {
+) -> Result<Batch> {
     let (src, dst) = (pair.src.addr(), pair.dst.addr());
     let mut careful: Vec<u16> = Vec::new();
     // The target may already own a slot (an earlier run finished it there).
@@ -185,10 +234,10 @@ pub async fn move_batch(
     let limit = opts.pipeline.max(1);
     // Each key's size, when sizes matter ([`sizes`]).
     let mut known: HashMap<Key, u64> = HashMap::new();
+    let mut skipped: Vec<LeftAlone> = Vec::new();
     let mut first_round = true;
     while !active.is_empty() {
         let count = sizes::listed(limit, sized, first_round);
-        first_round = false;
         let mut with_keys: Vec<(u16, Vec<Key>)> = Vec::new();
         for (slot, keys) in active.iter().zip(s.keys(&src, &active, count).await?) {
             match keys {
@@ -208,16 +257,42 @@ pub async fn move_batch(
                 let measured = s.sizes(&src, &unknown).await?;
                 known.extend(unknown.into_iter().zip(measured));
             }
-            // A slot with a key over the limit moves no further key here: the careful
-            // mover names it and takes its markers back.
+            // A slot with a key over the limit moves no further key here.
+            let mut big: Vec<(u16, String)> = Vec::new();
             with_keys.retain(|(slot, keys)| {
-                let big = keys.iter().any(|k| known[k] > opts.max_key_bytes);
-                if big {
-                    careful.push(*slot);
+                match keys.iter().find(|k| known[*k] > opts.max_key_bytes) {
+                    Some(k) => {
+                        big.push((*slot, sizes::why_too_big(k, known[k], opts)));
+                        false
+                    }
+                    None => true,
                 }
-                !big
             });
+            // Markers this batch set on a slot none of whose keys it moved yet are taken
+            // back at once (a slot left MIGRATING would send new keys to the target);
+            // any other goes to the careful mover, which names it.
+            let fresh = |x: u16| {
+                first_round
+                    && pair.src.owns(x)
+                    && !pair.dst.owns(x)
+                    && !pair.src.migrating.contains_key(&x)
+                    && !pair.dst.importing.contains_key(&x)
+            };
+            let back: Vec<u16> = big.iter().map(|b| b.0).filter(|x| fresh(*x)).collect();
+            careful.extend(big.iter().map(|b| b.0).filter(|x| !back.contains(x)));
+            if !back.is_empty() {
+                let (closed, rest) = take_back(s, pair, &back).await?;
+                careful.extend(rest);
+                skipped.extend(big.into_iter().filter(|b| closed.contains(&b.0)).map(
+                    |(slot, why)| LeftAlone {
+                        slot,
+                        why: sizes::stays(&why, &src),
+                        big_key: true,
+                    },
+                ));
+            }
         }
+        first_round = false;
         if with_keys.is_empty() {
             break;
         }
@@ -265,7 +340,7 @@ pub async fn move_batch(
     let done: Vec<u16> = batch
         .iter()
         .copied()
-        .filter(|x| !careful.contains(x))
+        .filter(|x| !careful.contains(x) && !skipped.iter().any(|l| l.slot == *x))
         .collect();
     // Target first: once it owns the slot, the source can let go.
     let quiet = quiet_slots(&done, &to_import);
@@ -277,7 +352,11 @@ pub async fn move_batch(
     let failed = s.setslot(&src, &done, &owner, "only with masters").await?;
     careful.extend(failed.iter().copied());
     let done: Vec<u16> = done.into_iter().filter(|x| !failed.contains(x)).collect();
-    Ok((done, careful))
+    Ok(Batch {
+        done,
+        careful,
+        skipped,
+    })
 }
 
 /// Tell the masters of `told` but the pair's two the new owner of a batch's slots.

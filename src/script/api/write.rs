@@ -492,7 +492,12 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
     let h = host.clone();
     let move_keys = move |slot: i64, src: Dynamic, dst: Dynamic, opts: Map| -> RhaiResult<Map> {
         let slot = h.cl(slot_arg(slot))?;
-        let opts = move_opts(&h, &opts)?;
+        // A repair's key step (cancel's keys back, fix gathering keys) must not stop
+        // half-way: the limit is for whole-slot moves, decided before any key moves.
+        let opts = MoveOpts {
+            max_key_bytes: u64::MAX,
+            ..move_opts(&h, &opts)?
+        };
         let s = h.locate(&src)?;
         let d = h.locate(&dst)?;
         let r = h.cl(mover::move_keys(
@@ -509,7 +514,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "move_keys",
         &["slot: int", "src: Node", "dst: Node", "opts: Map", "Map"],
-        "Move every key of slot held by src to dst (MIGRATE in batches) without touching slot\nstate; equal values on both sides are settled, different ones fail unless opts.replace.\nReturns #{keys, overwritten, identical}.",
+        "Move every key of slot held by src to dst (MIGRATE in batches, sized for big keys,\nwhatever their size: opts.max_key_size does not apply) without touching slot state; equal\nvalues on both sides are settled, different ones fail unless opts.replace.\nReturns #{keys, overwritten, identical}.",
         move_keys,
     );
     def(

@@ -37,7 +37,7 @@ const GROUPS: &[(&str, &str)] = &[
             #{name: "migrate-timeout-max", type: "int", min: 1, default_value: 120000, placeholder: "MS",
               help: "The most a MIGRATE timeout grows to for big keys (10 MB/s on top of --migrate-timeout)"},
             #{name: "max-key-size", type: "int", min: 1, default_value: 512, placeholder: "MB",
-              help: "A slot holding a key bigger than this is not moved (named, nothing of it moved)"},
+              help: "A slot holding a key bigger than this (MEMORY USAGE) is not moved by MIGRATE: it is named and nothing of it moves (an atomic move streams big keys in pieces and is not limited)"},
         ]"#,
     ),
     (
