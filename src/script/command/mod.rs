@@ -18,6 +18,7 @@
 use clap::{Arg, ArgAction, ArgMatches};
 use rhai::{Dynamic, Map};
 
+mod scan;
 mod values;
 use values::{default_text, float, node_number, nonempty, slot, whole};
 
@@ -148,6 +149,10 @@ pub fn read(text: &str) -> Result<Option<Declaration>, ReadError> {
     let mut engine = rhai::Engine::new_raw();
     engine.set_max_expr_depths(256, 256);
     engine.set_optimization_level(rhai::OptimizationLevel::None);
+    // The declaration alone, when it can be found and parses by itself (see scan).
+    if let Some(ast) = scan::statement(text, CONSTANT).and_then(|s| engine.compile(s).ok()) {
+        return declaration(&ast).map_err(ReadError::Declaration);
+    }
     let ast = engine.compile(text).map_err(|e| {
         let pos = e.position();
         ReadError::Syntax(
