@@ -332,7 +332,18 @@ mod tests {
         weights: HashMap<String, u64>,
     }
 
-    impl Wire<'_> {
+    impl<'a> Wire<'a> {
+        fn new(c: &'a MemoryCluster, weights: HashMap<String, u64>) -> Wire<'a> {
+            Wire {
+                model: Model {
+                    c,
+                    keys: RefCell::new(BTreeMap::new()),
+                },
+                sent: RefCell::new(Vec::new()),
+                weights,
+            }
+        }
+
         fn send(&self, node: &str, words: &[Vec<u8>]) {
             self.sent
                 .borrow_mut()
@@ -483,14 +494,7 @@ mod tests {
         let model = MemoryCluster::new(Rc::new(snapshot(&keys)));
         let nodes = crate::cluster::merged_nodes(&model.views().unwrap());
         let pairs = mover::pairs_of(&nodes, &moves).unwrap();
-        let wire = Wire {
-            model: Model {
-                c: &model,
-                keys: RefCell::new(BTreeMap::new()),
-            },
-            sent: RefCell::new(Vec::new()),
-            weights: HashMap::new(),
-        };
+        let wire = Wire::new(&model, HashMap::new());
         let (lanes, batch) = steps::batched(pairs, opts.parallel);
         let told = steps::told(&nodes);
         futures::executor::block_on(async {
@@ -571,14 +575,7 @@ mod tests {
         let model = MemoryCluster::new(Rc::new(snapshot(&keys)));
         let nodes = crate::cluster::merged_nodes(&model.views().unwrap());
         let pairs = mover::pairs_of(&nodes, &moves).unwrap();
-        let wire = Wire {
-            model: Model {
-                c: &model,
-                keys: RefCell::new(BTreeMap::new()),
-            },
-            sent: RefCell::new(Vec::new()),
-            weights,
-        };
+        let wire = Wire::new(&model, weights);
         let b =
             futures::executor::block_on(steps::move_batch(&wire, &pairs[0], &slots, true, &opts))
                 .unwrap();

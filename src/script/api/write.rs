@@ -10,21 +10,24 @@ use crate::cluster::mover::{self, MoveOpts};
 use crate::cluster::{ClusterError, MigrateOpts, Reply, SetSlot};
 use crate::script::host::{keys_arg, runtime_error, slot_arg, Host, RhaiResult};
 
+/// A positive integer option: `what` names it, `unit` follows "an integer".
+fn positive(v: &Dynamic, what: &str, unit: &str) -> RhaiResult<u64> {
+    let n = v
+        .as_int()
+        .map_err(|_| runtime_error(format!("{what} must be an integer{unit}")))?;
+    if n <= 0 {
+        return Err(runtime_error(format!("{what} must be positive, got {n}")));
+    }
+    Ok(n as u64)
+}
+
 /// `#{timeout, replace, copy}` from a script.
 fn migrate_opts(opts: &Map) -> RhaiResult<MigrateOpts> {
     let mut out = MigrateOpts::default();
     for (k, v) in opts {
         match k.as_str() {
             "timeout" => {
-                let t = v
-                    .as_int()
-                    .map_err(|_| runtime_error("migrate: opts.timeout must be an integer (ms)"))?;
-                if t <= 0 {
-                    return Err(runtime_error(format!(
-                        "migrate: opts.timeout must be positive, got {t}"
-                    )));
-                }
-                out.timeout_ms = t as u64;
+                out.timeout_ms = positive(v, "migrate: opts.timeout", " (ms)")?;
             }
             "replace" => {
                 out.replace = v
@@ -54,26 +57,10 @@ fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
     for (k, v) in opts {
         match k.as_str() {
             "pipeline" => {
-                let p = v
-                    .as_int()
-                    .map_err(|_| runtime_error("opts.pipeline must be an integer"))?;
-                if p <= 0 {
-                    return Err(runtime_error(format!(
-                        "opts.pipeline must be positive, got {p}"
-                    )));
-                }
-                out.pipeline = p as u64;
+                out.pipeline = positive(v, "opts.pipeline", "")?;
             }
             "parallel" => {
-                let p = v
-                    .as_int()
-                    .map_err(|_| runtime_error("opts.parallel must be an integer"))?;
-                if p <= 0 {
-                    return Err(runtime_error(format!(
-                        "opts.parallel must be positive, got {p}"
-                    )));
-                }
-                out.parallel = p as usize;
+                out.parallel = positive(v, "opts.parallel", "")? as usize;
             }
             "migration" => {
                 let text = v
@@ -83,26 +70,10 @@ fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
                 out.migration = text.parse().map_err(runtime_error)?;
             }
             "max_key_size" => {
-                let mb = v
-                    .as_int()
-                    .map_err(|_| runtime_error("opts.max_key_size must be an integer (MB)"))?;
-                if mb <= 0 {
-                    return Err(runtime_error(format!(
-                        "opts.max_key_size must be positive, got {mb}"
-                    )));
-                }
-                out.max_key_bytes = (mb as u64) << 20;
+                out.max_key_bytes = positive(v, "opts.max_key_size", " (MB)")?.saturating_mul(1 << 20);
             }
             "timeout_max" => {
-                let ms = v
-                    .as_int()
-                    .map_err(|_| runtime_error("opts.timeout_max must be an integer (ms)"))?;
-                if ms <= 0 {
-                    return Err(runtime_error(format!(
-                        "opts.timeout_max must be positive, got {ms}"
-                    )));
-                }
-                out.timeout_max_ms = ms as u64;
+                out.timeout_max_ms = positive(v, "opts.timeout_max", " (ms)")?;
             }
             "timeout" | "replace" => {
                 rest.insert(k.clone(), v.clone());
