@@ -106,6 +106,24 @@ impl MemoryCluster {
         }
     }
 
+    /// The node whose base holds the value of `key` as `addr` holds it in the plan:
+    /// where the plan placed it from, or `addr` itself for a slot the plan has not
+    /// touched there; `None` when the plan moved it away. Values never change in a plan.
+    fn held_at(&self, addr: &str, key: &Key) -> Option<String> {
+        match self
+            .inner
+            .borrow()
+            .slots
+            .get(&(addr.to_string(), slot_of(key)))
+        {
+            Some(placed) => placed
+                .iter()
+                .find(|p| &p.key == key)
+                .map(|p| p.origin.clone()),
+            None => Some(addr.to_string()),
+        }
+    }
+
     /// The commands the plan would send, in order.
     pub fn plan(&self) -> Vec<Planned> {
         self.inner.borrow().plan.clone()
@@ -558,26 +576,14 @@ impl Cluster for MemoryCluster {
     fn canonical_values(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            // Values never change in a plan: read it where the base has it.
-            let origin = match self
-                .inner
-                .borrow()
-                .slots
-                .get(&(addr.to_string(), slot_of(k)))
-            {
-                Some(placed) => match placed.iter().find(|p| &p.key == k) {
-                    Some(p) => p.origin.clone(),
-                    None => {
-                        out.push(None);
-                        continue;
-                    }
-                },
-                None => addr.to_string(),
-            };
-            out.extend(
-                self.base
-                    .canonical_values(&origin, std::slice::from_ref(k))?,
-            );
+            out.push(match self.held_at(addr, k) {
+                Some(node) => self
+                    .base
+                    .canonical_values(&node, std::slice::from_ref(k))?
+                    .pop()
+                    .flatten(),
+                None => None,
+            });
         }
         Ok(out)
     }
@@ -604,19 +610,10 @@ impl Cluster for MemoryCluster {
     }
 
     fn key_sizes(&self, addr: &str, keys: &[Key]) -> Result<Vec<u64>> {
-        // Values never change in a plan: each key is sized where the base has it,
-        // asked once per node.
+        // Each key is sized where the base has it, asked once per node.
         let mut at: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        {
-            let inner = self.inner.borrow();
-            for (i, k) in keys.iter().enumerate() {
-                let node = match inner.slots.get(&(addr.to_string(), slot_of(k))) {
-                    Some(placed) => match placed.iter().find(|p| &p.key == k) {
-                        Some(p) => p.origin.clone(),
-                        None => continue,
-                    },
-                    None => addr.to_string(),
-                };
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(node) = self.held_at(addr, k) {
                 at.entry(node).or_default().push(i);
             }
         }
@@ -633,28 +630,14 @@ impl Cluster for MemoryCluster {
     fn dump(&self, addr: &str, keys: &[Key]) -> Result<Vec<Option<Vec<u8>>>> {
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
-            let slot = slot_of(k);
-            let placed = self
-                .inner
-                .borrow()
-                .slots
-                .get(&(addr.to_string(), slot))
-                .map(|v| v.iter().find(|p| &p.key == k).map(|p| p.origin.clone()));
-            let value = match placed {
-                // Values never change in a plan: read it where the base has it.
-                Some(Some(origin)) => self
+            out.push(match self.held_at(addr, k) {
+                Some(node) => self
                     .base
-                    .dump(&origin, std::slice::from_ref(k))?
+                    .dump(&node, std::slice::from_ref(k))?
                     .pop()
                     .flatten(),
-                Some(None) => None,
-                None => self
-                    .base
-                    .dump(addr, std::slice::from_ref(k))?
-                    .pop()
-                    .flatten(),
-            };
-            out.push(value);
+                None => None,
+            });
         }
         Ok(out)
     }
