@@ -80,6 +80,117 @@ pub(super) fn move_in_phases(
     r
 }
 
+/// How the model takes the steps of a move: each command applied and recorded in the
+/// plan, in the order the live cluster pipelines them.
+struct Model<'a> {
+    c: &'a MemoryCluster,
+    /// Keys moved per slot by the steps' MIGRATEs.
+    keys: RefCell<BTreeMap<u16, u64>>,
+}
+
+/// Whether an error is one command's reply, as a node answers it (the slot goes to the
+/// careful mover, as live), rather than a node the model cannot reach (the move stops).
+fn replied(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Command { .. })
+}
+
+impl Model<'_> {
+    /// One SETSLOT: whether it succeeded (or failed with `ok_if`).
+    fn setslot_one(&self, node: &str, slot: u16, action: &SetSlot, ok_if: &str) -> Result<bool> {
+        match self.c.setslot(node, slot, action) {
+            Ok(()) => Ok(true),
+            Err(e) if !ok_if.is_empty() && e.server_reply().is_some_and(|t| t.contains(ok_if)) => {
+                Ok(true)
+            }
+            Err(e) if replied(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl steps::Sender for Model<'_> {
+    async fn setslot(
+        &self,
+        node: &str,
+        slots: &[u16],
+        action: &SetSlot,
+        ok_if: &str,
+    ) -> Result<Vec<u16>> {
+        let mut failed = Vec::new();
+        for &s in slots {
+            if !self.setslot_one(node, s, action, ok_if)? {
+                failed.push(s);
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn assign(
+        &self,
+        node: &str,
+        slots: &[u16],
+        owner: &str,
+        quiet: &std::collections::BTreeSet<u16>,
+    ) -> Result<Vec<u16>> {
+        let mut failed = Vec::new();
+        for &s in slots {
+            // Both commands go in the same pipeline: the NODE is sent even when the
+            // STABLE before it failed.
+            let stable = !quiet.contains(&s) || self.setslot_one(node, s, &SetSlot::Stable, "")?;
+            let owned = self.setslot_one(node, s, &SetSlot::Node(owner.to_string()), "")?;
+            if !(stable && owned) {
+                failed.push(s);
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn keys(&self, src: &str, slots: &[u16], count: u64) -> Result<Vec<Option<Vec<Key>>>> {
+        let mut out = Vec::with_capacity(slots.len());
+        for &s in slots {
+            out.push(match self.c.getkeysinslot(src, s, count) {
+                Ok(k) => Some(k),
+                Err(e) if replied(&e) => None,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn migrate(
+        &self,
+        src: &str,
+        dst: &str,
+        batch: &[(u16, Vec<Key>)],
+        opts: MigrateOpts,
+    ) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(batch.len());
+        for (s, k) in batch {
+            out.push(match self.c.migrate(src, dst, k, opts) {
+                Ok(()) => {
+                    *self.keys.borrow_mut().entry(*s).or_default() += k.len() as u64;
+                    true
+                }
+                Err(e) if replied(&e) => false,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn dataset(&self, node: &str) -> Result<Option<u64>> {
+        self.c.dataset_bytes(node)
+    }
+
+    async fn sizes(&self, node: &str, keys: &[Key]) -> Result<Vec<u64>> {
+        self.c.key_sizes(node, keys)
+    }
+
+    async fn counts(&self, node: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
+        self.c.key_counts(node, Some(slots))
+    }
+}
+
 /// The legacy protocol's steps over the pairs, batch by batch, as the live bulk mover
 /// takes them ([`steps`]); then the slots a step failed on, with the careful mover.
 fn move_pairs(
@@ -92,7 +203,10 @@ fn move_pairs(
 ) -> Result<SlotMoved> {
     let (lanes, batch) = steps::batched(pairs, opts.parallel);
     let told = steps::told(nodes);
-    let model = mover::Direct::new(c);
+    let model = Model {
+        c,
+        keys: RefCell::new(BTreeMap::new()),
+    };
     let mut careful: Vec<(usize, u16)> = Vec::new();
     let mut done_slots: Vec<u16> = Vec::new();
     futures::executor::block_on(async {
@@ -212,7 +326,7 @@ mod tests {
     /// What the live cluster sends for each step, as `(node, command)` (a MIGRATE as
     /// `MIGRATE <slot> <n> keys to <addr>`), while the model takes the step.
     struct Wire<'a> {
-        model: mover::Direct<'a>,
+        model: Model<'a>,
         sent: RefCell<Vec<(String, String)>>,
         /// Sizes of keys, where the test gives them (the snapshot knows none).
         weights: HashMap<String, u64>,
@@ -221,7 +335,10 @@ mod tests {
     impl<'a> Wire<'a> {
         fn new(c: &'a MemoryCluster, weights: HashMap<String, u64>) -> Wire<'a> {
             Wire {
-                model: mover::Direct::new(c),
+                model: Model {
+                    c,
+                    keys: RefCell::new(BTreeMap::new()),
+                },
                 sent: RefCell::new(Vec::new()),
                 weights,
             }

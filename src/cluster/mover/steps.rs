@@ -155,32 +155,18 @@ pub struct Batch {
     pub skipped: Vec<LeftAlone>,
 }
 
-/// Take back the markers of `slots`, none of whose keys left the source (a key over
-/// the limit, or one that failed alone): `STABLE` on the source, then on the target
-/// for the slots it holds no key of. A slot whose keys are already on both sides is
-/// not touched. The source answers `STABLE` only after a `MIGRATE` still running there,
-/// whose key may then be on the target, as may a key a client created there by `ASK`
-/// in between: the source is then made `MIGRATING` again, so that both are served. The
-/// slots closed, and the others (left open; the careful mover's, in a batch).
-pub async fn take_back(
+/// Take back the markers a batch set on `slots`, none of whose keys it moved (a key
+/// over the limit): `STABLE` on the source, then on the target for the slots it holds
+/// no key of. A key a client created on the target by `ASK` meanwhile makes the source
+/// `MIGRATING` again, and its slot goes to the careful mover, as does one whose
+/// command failed. The slots closed, and those for the careful mover.
+async fn take_back(
     s: &impl Sender,
     pair: &PairMoves,
     slots: &[u16],
 ) -> Result<(Vec<u16>, Vec<u16>)> {
     let (src, dst) = (pair.src.addr(), pair.dst.addr());
-    let split: Vec<u16> = s
-        .counts(&dst, slots)
-        .await?
-        .into_iter()
-        .map(|(x, _)| x)
-        .collect();
-    let slots: Vec<u16> = slots
-        .iter()
-        .copied()
-        .filter(|x| !split.contains(x))
-        .collect();
-    let mut careful = split;
-    careful.extend(s.setslot(&src, &slots, &SetSlot::Stable, "").await?);
+    let mut careful = s.setslot(&src, slots, &SetSlot::Stable, "").await?;
     let stable: Vec<u16> = slots
         .iter()
         .copied()
