@@ -70,7 +70,8 @@ pub(super) fn run_script(
     };
     // A dry run shows its plan even when the script failed half-way.
     let plan = memory.plan();
-    let summary = summarize(&plan, |addr| memory.id_at(addr));
+    let ids = memory.ids();
+    let summary = summarize(&plan, |addr| ids.get(addr).cloned());
     if g.json {
         let mut doc = serde_json::json!({
             "schema_version": JSON_SCHEMA,

@@ -182,17 +182,11 @@ impl Cluster for LiveCluster {
 
     fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>> {
         let r = self.block_on(self.pool().cmd(addr, &commands::getkeysinslot(slot, count)))?;
-        match r {
-            Reply::Array(items) => Ok(items
-                .into_iter()
-                .filter_map(|i| match i {
-                    Reply::Bulk(b) => Some(b),
-                    Reply::Status(s) => Some(s.into_bytes()),
-                    _ => None,
-                })
-                .collect()),
-            _ => Err(protocol(addr, "CLUSTER GETKEYSINSLOT", "unexpected reply")),
-        }
+        super::nodes::keys_of(addr, r)
+    }
+
+    fn keys_in_slots(&self, addr: &str, asks: &[(u16, u64)]) -> Result<Vec<Vec<Key>>> {
+        self.block_on(self.nodes.keys_in_slots(addr, asks))
     }
 
     fn migrate(&self, src: &str, dst: &str, keys: &[Key], opts: MigrateOpts) -> Result<()> {

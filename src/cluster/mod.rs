@@ -126,6 +126,13 @@ pub trait Cluster {
     fn views(&self) -> Result<Vec<NodeView>>;
     fn countkeysinslot(&self, addr: &str, slot: u16) -> Result<u64>;
     fn getkeysinslot(&self, addr: &str, slot: u16, count: u64) -> Result<Vec<Key>>;
+    /// [`Cluster::getkeysinslot`] of many (slot, count) of one node, in one round
+    /// trip where the cluster can.
+    fn keys_in_slots(&self, addr: &str, asks: &[(u16, u64)]) -> Result<Vec<Vec<Key>>> {
+        asks.iter()
+            .map(|(slot, count)| self.getkeysinslot(addr, *slot, *count))
+            .collect()
+    }
     /// `MIGRATE dst_host dst_port "" 0 timeout [COPY] [REPLACE] [AUTH..] KEYS k...`
     /// sent to `src`.
     fn migrate(&self, src: &str, dst: &str, keys: &[Key], opts: MigrateOpts) -> Result<()>;

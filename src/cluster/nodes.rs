@@ -12,7 +12,7 @@ use super::commands;
 use super::conn::{args, Pool};
 use super::jobs::SlotJob;
 use super::topology::parse_cluster_nodes;
-use super::{ClusterError, NodeState, NodeView, Reply, Result};
+use super::{ClusterError, Key, NodeState, NodeView, Reply, Result};
 use crate::journal::Journal;
 
 /// The nodes of a cluster reached through a seed node.
@@ -101,6 +101,23 @@ impl Nodes {
                     Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
                     _ => {}
                 }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `CLUSTER GETKEYSINSLOT slot count` of many slots of one node, pipelined: each
+    /// slot's keys, or the first error.
+    pub async fn keys_in_slots(&self, addr: &str, asks: &[(u16, u64)]) -> Result<Vec<Vec<Key>>> {
+        let mut out = Vec::with_capacity(asks.len());
+        let timeout = self.pool.options().timeout * 4;
+        for chunk in asks.chunks(4096) {
+            let cmds: Vec<Vec<Vec<u8>>> = chunk
+                .iter()
+                .map(|(s, n)| commands::getkeysinslot(*s, *n))
+                .collect();
+            for r in self.pool.pipeline(addr, &cmds, timeout).await? {
+                out.push(keys_of(addr, r?)?);
             }
         }
         Ok(out)
@@ -292,5 +309,20 @@ pub(super) fn protocol(addr: &str, command: &str, reason: &str) -> ClusterError 
         addr: addr.to_string(),
         command: command.to_string(),
         reason: reason.to_string(),
+    }
+}
+
+/// The keys of a `CLUSTER GETKEYSINSLOT` reply.
+pub fn keys_of(addr: &str, reply: Reply) -> Result<Vec<Key>> {
+    match reply {
+        Reply::Array(items) => Ok(items
+            .into_iter()
+            .filter_map(|i| match i {
+                Reply::Bulk(b) => Some(b),
+                Reply::Status(s) => Some(s.into_bytes()),
+                _ => None,
+            })
+            .collect()),
+        _ => Err(protocol(addr, "CLUSTER GETKEYSINSLOT", "unexpected reply")),
     }
 }

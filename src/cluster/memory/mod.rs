@@ -231,6 +231,43 @@ impl MemoryCluster {
         Ok(())
     }
 
+    /// [`Self::touch`] of many slots of one node at once: two round trips to the base
+    /// instead of two per slot. A base that cannot say leaves them to [`Self::touch`],
+    /// which reports it.
+    fn touch_many(&self, addr: &str, slots: &[u16]) {
+        let untouched: Vec<u16> = {
+            let inner = self.inner.borrow();
+            slots
+                .iter()
+                .copied()
+                .filter(|s| !inner.slots.contains_key(&(addr.to_string(), *s)))
+                .collect()
+        };
+        if untouched.len() < 2 {
+            return;
+        }
+        let Ok(counts) = self.base.key_counts(addr, Some(&untouched)) else {
+            return;
+        };
+        let Ok(keys) = self.base.keys_in_slots(addr, &counts) else {
+            return;
+        };
+        let mut held: BTreeMap<u16, Vec<Key>> = counts.iter().map(|(s, _)| *s).zip(keys).collect();
+        let mut inner = self.inner.borrow_mut();
+        for slot in untouched {
+            let placed = held
+                .remove(&slot)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|key| Placed {
+                    key,
+                    origin: addr.to_string(),
+                })
+                .collect();
+            inner.slots.insert((addr.to_string(), slot), placed);
+        }
+    }
+
     /// The marker state and ownership of a slot in one node's own view.
     fn slot_state(&self, addr: &str, slot: u16) -> Result<SlotState> {
         self.with_views(|views| {

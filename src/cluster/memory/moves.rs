@@ -146,6 +146,7 @@ impl steps::Sender for Model<'_> {
     }
 
     async fn keys(&self, src: &str, slots: &[u16], count: u64) -> Result<Vec<Option<Vec<Key>>>> {
+        self.c.touch_many(src, slots);
         let mut out = Vec::with_capacity(slots.len());
         for &s in slots {
             out.push(match self.c.getkeysinslot(src, s, count) {
@@ -164,6 +165,8 @@ impl steps::Sender for Model<'_> {
         batch: &[(u16, Vec<Key>)],
         opts: MigrateOpts,
     ) -> Result<Vec<bool>> {
+        let slots: Vec<u16> = batch.iter().map(|(s, _)| *s).collect();
+        self.c.touch_many(dst, &slots);
         let mut out = Vec::with_capacity(batch.len());
         for (s, k) in batch {
             out.push(match self.c.migrate(src, dst, k, opts) {

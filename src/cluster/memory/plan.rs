@@ -245,13 +245,14 @@ fn slots_text(slots: &[u16]) -> String {
 }
 
 impl MemoryCluster {
-    /// The id of the node at an address, for summaries.
-    pub fn id_at(&self, addr: &str) -> Option<String> {
-        let views = self.views().ok()?;
-        crate::cluster::merged_nodes(&views)
+    /// The id of every node by its address, for summaries.
+    pub fn ids(&self) -> BTreeMap<String, String> {
+        self.views()
+            .map(|v| crate::cluster::merged_nodes(&v))
+            .unwrap_or_default()
             .into_iter()
-            .find(|n| n.addr() == addr)
-            .map(|n| n.id)
+            .map(|n| (n.addr(), n.id))
+            .collect()
     }
 
     /// The address of a node id, for the plan's readers.
