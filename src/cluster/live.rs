@@ -118,6 +118,34 @@ impl LiveCluster {
         let _ = self.block_on(join_all(addrs.iter().map(|a| self.pool().cmd(a, &unname))));
     }
 
+    /// Before `addr` claims `slot` (its `BUMPEPOCH` must outrank every other claim):
+    /// wait until it knows the config epoch of every master that claims the slot
+    /// now ([`super::mover::epoch_lags`]), at most [`super::mover::GOSSIP_WAIT`].
+    fn learn_rivals_epochs(&self, addr: &str, slot: u16) -> Result<()> {
+        let deadline = std::time::Instant::now() + super::mover::GOSSIP_WAIT;
+        loop {
+            let views = self.block_on(self.nodes.views())?;
+            let claims: Vec<&super::NodeInfo> = views
+                .iter()
+                .filter_map(|v| v.state.as_ref().ok()?.myself())
+                .filter(|me| me.is_master() && (me.owns(slot) || me.addr() == addr))
+                .collect();
+            let ids: Vec<&str> = claims.iter().map(|n| n.id.as_str()).collect();
+            let lags = super::mover::epoch_lags(&views, &ids);
+            if lags.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ClusterError::Refused(format!(
+                    "cannot give slot {slot} to {addr} yet: {} (gossip has not reached it within {} s); nothing was written for the slot: run this again in a moment",
+                    lags.join(", "),
+                    super::mover::GOSSIP_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Record every write in `journal`.
     pub fn with_journal(mut self, journal: std::sync::Arc<crate::journal::Journal>) -> Self {
         self.nodes = self.nodes.with_journal(journal);
@@ -402,6 +430,7 @@ impl Cluster for LiveCluster {
 
     fn claim_slot(&self, addr: &str, slot: u16) -> Result<()> {
         self.ensure_lease()?;
+        self.learn_rivals_epochs(addr, slot)?;
         let state = self.block_on(self.node_state(addr))?;
         let assigned = state.nodes.iter().any(|n| n.owns(slot));
         let (cmds, command) = commands::claim(slot, assigned);

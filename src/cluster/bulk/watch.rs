@@ -60,6 +60,9 @@ fn against_going_on(ctx: &Ctx<'_>, views: &[NodeView], run: &Run) -> Result<()> 
     Ok(())
 }
 
+/// How long a batch waits for its target to learn the source's config epoch.
+const EPOCH_WAIT: Duration = Duration::from_secs(10);
+
 /// How often, at most, the watcher reads every node while slots move.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
@@ -125,6 +128,30 @@ pub(super) async fn recheck(
         // An end that does not answer: what the others say of it now decides
         // (a failover under way, a node down).
         views = ctx.nodes.views().await?;
+    }
+    // The target must know the source's latest config epoch before it is given the
+    // batch ([`mover::epoch_lags`]): the source may have been a target a moment ago.
+    let deadline = Instant::now() + EPOCH_WAIT;
+    loop {
+        let lags = mover::epoch_lags(&views, &[&pair.src.id, &pair.dst.id]);
+        if lags.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::Refused(format!(
+                "cannot go on moving slots from {} to {}: {} (gossip has not reached it within {} s); nothing was written for the slots not moved yet",
+                ends[0],
+                ends[1],
+                lags.join(", "),
+                EPOCH_WAIT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for fresh in read_views(ctx, &ends).await {
+            if let Some(v) = views.iter_mut().find(|v| v.addr == fresh.addr) {
+                *v = fresh;
+            }
+        }
     }
     against_going_on(ctx, &views, run)?;
     let nodes = merged_nodes(&views);

@@ -64,6 +64,7 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
             }
         }
         unknown.extend(waiting_for);
+        unknown.extend(epoch_lags(&views, ids));
         if unknown.is_empty() {
             refuse_jobs_in_flight(c, &nodes, ids)?;
             return Ok(views);
@@ -84,6 +85,47 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The masters of `ids` that have not yet learnt another one's config epoch, as
+/// `A has not learnt B's config epoch N yet`.
+///
+/// A target given a slot it imports bumps its config epoch above every epoch it knows.
+/// One that has not yet learnt a source's latest epoch (the source was just given
+/// slots itself, or bumped it) would claim the slot with a lower one, and a claim of
+/// the source still in flight would then take the slot back on the target: the
+/// target would name the source, the source the target, and no node would serve the
+/// slot. Gossip teaches it in a moment; a move waits for that before it writes.
+pub fn epoch_lags(views: &[NodeView], ids: &[&str]) -> Vec<String> {
+    let own: Vec<&NodeInfo> = views
+        .iter()
+        .filter_map(|v| v.state.as_ref().ok()?.myself())
+        .filter(|me| ids.contains(&me.id.as_str()) && me.is_master())
+        .collect();
+    let mut lags = Vec::new();
+    for v in views {
+        let Ok(state) = &v.state else { continue };
+        let Some(me) = state.myself() else { continue };
+        if !own.iter().any(|o| o.id == me.id) {
+            continue;
+        }
+        for other in own.iter().filter(|o| o.id != me.id) {
+            let known = state
+                .nodes
+                .iter()
+                .find(|n| n.id == other.id)
+                .map(|n| n.epoch);
+            if known.is_some_and(|k| k < other.epoch) {
+                lags.push(format!(
+                    "{} has not learnt {}'s config epoch {} yet",
+                    v.addr,
+                    other.addr(),
+                    other.epoch
+                ));
+            }
+        }
+    }
+    lags
 }
 
 /// Refuse a move while one of its masters sends or receives an atomic slot migration:
@@ -179,4 +221,51 @@ pub fn not_serving(seed: &str, views: &[NodeView]) -> Option<NotServing> {
         .cloned()
         .unwrap_or_else(|| format!("{} say(s) cluster_state:fail.", failing.join(", ")));
     Some(NotServing::Down(why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::topology::parse_cluster_nodes;
+    use crate::cluster::NodeState;
+
+    fn view(addr: &str, text: &str) -> NodeView {
+        NodeView {
+            addr: addr.into(),
+            state: Ok(NodeState {
+                nodes: parse_cluster_nodes(text).expect("parses"),
+                keys: 0,
+                cluster_state: Some("ok".into()),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_target_that_has_not_learnt_the_sources_epoch_waits() {
+        // B was just given slots (epoch 7); A still knows it at epoch 3.
+        let a = view(
+            "127.0.0.1:7001",
+            "aaaa 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99\n\
+             bbbb 127.0.0.1:7002@17002 master - 0 0 3 connected 100-199\n",
+        );
+        let b = view(
+            "127.0.0.1:7002",
+            "aaaa 127.0.0.1:7001@17001 master - 0 0 5 connected 0-99\n\
+             bbbb 127.0.0.1:7002@17002 myself,master - 0 0 7 connected 100-199\n",
+        );
+        let lags = epoch_lags(&[a.clone(), b.clone()], &["aaaa", "bbbb"]);
+        assert_eq!(
+            lags,
+            ["127.0.0.1:7001 has not learnt 127.0.0.1:7002's config epoch 7 yet"]
+        );
+        // Only the nodes of the move count.
+        assert!(epoch_lags(&[a, b.clone()], &["bbbb"]).is_empty());
+        // Once gossip has taught it, nothing to wait for.
+        let taught = view(
+            "127.0.0.1:7001",
+            "aaaa 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99\n\
+             bbbb 127.0.0.1:7002@17002 master - 0 0 7 connected 100-199\n",
+        );
+        assert!(epoch_lags(&[taught, b], &["aaaa", "bbbb"]).is_empty());
+    }
 }
