@@ -217,6 +217,7 @@ mod tests {
                 nodes: parse_cluster_nodes(&text).unwrap(),
                 keys: 0,
                 cluster_state: None,
+                current_epoch: None,
             }),
         }
     }

@@ -125,13 +125,20 @@ impl LiveCluster {
         let deadline = std::time::Instant::now() + super::mover::GOSSIP_WAIT;
         loop {
             let views = self.block_on(self.nodes.views())?;
-            let claims: Vec<&super::NodeInfo> = views
+            let own: Vec<&super::NodeInfo> = views
                 .iter()
                 .filter_map(|v| v.state.as_ref().ok()?.myself())
-                .filter(|me| me.is_master() && (me.owns(slot) || me.addr() == addr))
+                .filter(|me| me.is_master())
                 .collect();
-            let ids: Vec<&str> = claims.iter().map(|n| n.id.as_str()).collect();
-            let lags = super::mover::epoch_lags(&views, &ids);
+            let Some(me) = own.iter().find(|n| n.addr() == addr) else {
+                return Ok(());
+            };
+            let rivals: Vec<&str> = own
+                .iter()
+                .filter(|n| n.id != me.id && n.owns(slot))
+                .map(|n| n.id.as_str())
+                .collect();
+            let lags = super::mover::epoch_lags(&views, &[&me.id], &rivals);
             if lags.is_empty() {
                 return Ok(());
             }

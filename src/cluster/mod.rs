@@ -51,6 +51,8 @@ pub struct NodeState {
     /// Its `cluster_state` from `CLUSTER INFO` (`ok` or `fail`); `None` where unknown
     /// (a snapshot).
     pub cluster_state: Option<String>,
+    /// Its `cluster_current_epoch` from `CLUSTER INFO`; `None` where unknown.
+    pub current_epoch: Option<u64>,
 }
 
 impl NodeState {

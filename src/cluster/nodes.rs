@@ -149,11 +149,13 @@ impl Nodes {
             Some(Err(e)) => return Err(e),
             _ => return Err(protocol(addr, "DBSIZE", "unexpected reply")),
         };
-        let cluster_state = match it.next() {
-            Some(Ok(Reply::Bulk(b))) => info_field(&String::from_utf8_lossy(&b), "cluster_state"),
-            Some(Ok(Reply::Status(s))) => info_field(&s, "cluster_state"),
-            _ => None,
+        let info = match it.next() {
+            Some(Ok(Reply::Bulk(b))) => String::from_utf8_lossy(&b).to_string(),
+            Some(Ok(Reply::Status(s))) => s,
+            _ => String::new(),
         };
+        let cluster_state = info_field(&info, "cluster_state");
+        let current_epoch = info_field(&info, "cluster_current_epoch").and_then(|e| e.parse().ok());
         let mut nodes = parse_cluster_nodes(&text)
             .map_err(|e| protocol(addr, "CLUSTER NODES", &e.to_string()))?;
         // A node that has not met anyone yet does not know its own IP.
@@ -172,6 +174,7 @@ impl Nodes {
             nodes,
             keys,
             cluster_state,
+            current_epoch,
         })
     }
 

@@ -157,6 +157,7 @@ impl Cluster for Snapshot {
                             nodes,
                             keys: n.keys,
                             cluster_state: None,
+                            current_epoch: None,
                         })
                         .map_err(|e| e.to_string()),
                     (None, e) => Err(e.clone().unwrap_or_else(|| "not asked".into())),

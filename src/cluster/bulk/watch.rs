@@ -133,9 +133,13 @@ pub(super) async fn recheck(
     // batch ([`mover::epoch_lags`]): the source may have been a target a moment ago.
     let deadline = Instant::now() + EPOCH_WAIT;
     loop {
-        let lags = mover::epoch_lags(&views, &[&pair.src.id, &pair.dst.id]);
+        let lags = mover::epoch_lags(&views, &[&pair.dst.id], &[&pair.src.id]);
         if lags.is_empty() {
             break;
+        }
+        if ctx.stop.requested() {
+            // Interrupted while waiting: nothing of this batch moves.
+            return Ok(Vec::new());
         }
         if Instant::now() >= deadline {
             return Err(ClusterError::Refused(format!(
@@ -147,9 +151,29 @@ pub(super) async fn recheck(
             )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // The two ends read again; each replaces every view of the same node (the
+        // seed may be listed under the address it was given as well), and one that
+        // does not answer this time keeps its last view.
         for fresh in read_views(ctx, &ends).await {
-            if let Some(v) = views.iter_mut().find(|v| v.addr == fresh.addr) {
-                *v = fresh;
+            let Some(id) = fresh
+                .state
+                .as_ref()
+                .ok()
+                .and_then(|s| s.myself())
+                .map(|me| me.id.clone())
+            else {
+                continue;
+            };
+            for v in views.iter_mut() {
+                let same = v.addr == fresh.addr
+                    || v.state
+                        .as_ref()
+                        .ok()
+                        .and_then(|s| s.myself())
+                        .is_some_and(|me| me.id == id);
+                if same {
+                    *v = fresh.clone();
+                }
             }
         }
     }

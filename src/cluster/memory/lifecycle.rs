@@ -306,6 +306,7 @@ impl MemoryCluster {
             nodes,
             keys,
             cluster_state: None,
+            current_epoch: None,
         })
     }
 }

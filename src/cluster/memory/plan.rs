@@ -245,14 +245,18 @@ fn slots_text(slots: &[u16]) -> String {
 }
 
 impl MemoryCluster {
-    /// The id of every node by its address, for summaries.
+    /// The id of every node by its address, for summaries (the first node listed at
+    /// an address, as a search of the views would find it).
     pub fn ids(&self) -> BTreeMap<String, String> {
-        self.views()
+        let mut ids = BTreeMap::new();
+        for n in self
+            .views()
             .map(|v| crate::cluster::merged_nodes(&v))
             .unwrap_or_default()
-            .into_iter()
-            .map(|n| (n.addr(), n.id))
-            .collect()
+        {
+            ids.entry(n.addr()).or_insert(n.id);
+        }
+        ids
     }
 
     /// The address of a node id, for the plan's readers.

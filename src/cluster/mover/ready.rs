@@ -64,7 +64,11 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
             }
         }
         unknown.extend(waiting_for);
-        unknown.extend(epoch_lags(&views, ids));
+        // The in-memory cluster of a dry run keeps the epochs it was read with: the
+        // live run waits for gossip itself.
+        if !c.dry_run() {
+            unknown.extend(epoch_lags(&views, ids, ids));
+        }
         if unknown.is_empty() {
             refuse_jobs_in_flight(c, &nodes, ids)?;
             return Ok(views);
@@ -87,41 +91,50 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
     }
 }
 
-/// The masters of `ids` that have not yet learnt another one's config epoch, as
-/// `A has not learnt B's config epoch N yet`.
+/// The masters of `learners` whose highest known epoch is still below the config
+/// epoch of one of the masters of `teachers`, as `A has not learnt B's config epoch N
+/// yet (it knows M)`.
 ///
-/// A target given a slot it imports bumps its config epoch above every epoch it knows.
-/// One that has not yet learnt a source's latest epoch (the source was just given
-/// slots itself, or bumped it) would claim the slot with a lower one, and a claim of
-/// the source still in flight would then take the slot back on the target: the
-/// target would name the source, the source the target, and no node would serve the
-/// slot. Gossip teaches it in a moment; a move waits for that before it writes.
-pub fn epoch_lags(views: &[NodeView], ids: &[&str]) -> Vec<String> {
-    let own: Vec<&NodeInfo> = views
-        .iter()
-        .filter_map(|v| v.state.as_ref().ok()?.myself())
-        .filter(|me| ids.contains(&me.id.as_str()) && me.is_master())
-        .collect();
+/// A target given a slot it imports bumps its config epoch above the highest epoch it
+/// knows (its `cluster_current_epoch` and every config epoch it has seen). One that
+/// does not yet know a source's latest epoch (the source was just given slots itself,
+/// or bumped it) would claim the slot with a lower one, and a claim of the source
+/// still in flight would then take the slot back on the target: the target would name
+/// the source, the source the target, and no node would serve the slot. Gossip
+/// teaches it in a moment; a move waits for that before it writes.
+pub fn epoch_lags(views: &[NodeView], learners: &[&str], teachers: &[&str]) -> Vec<String> {
+    let own = |ids: &[&str]| -> Vec<NodeInfo> {
+        views
+            .iter()
+            .filter_map(|v| v.state.as_ref().ok()?.myself())
+            .filter(|me| ids.contains(&me.id.as_str()) && me.is_master())
+            .cloned()
+            .collect()
+    };
+    let teachers = own(teachers);
     let mut lags = Vec::new();
     for v in views {
         let Ok(state) = &v.state else { continue };
         let Some(me) = state.myself() else { continue };
-        if !own.iter().any(|o| o.id == me.id) {
+        if !me.is_master() || !learners.contains(&me.id.as_str()) {
             continue;
         }
-        for other in own.iter().filter(|o| o.id != me.id) {
-            let known = state
-                .nodes
-                .iter()
-                .find(|n| n.id == other.id)
-                .map(|n| n.epoch);
-            if known.is_some_and(|k| k < other.epoch) {
-                lags.push(format!(
-                    "{} has not learnt {}'s config epoch {} yet",
-                    v.addr,
-                    other.addr(),
-                    other.epoch
-                ));
+        let known = state
+            .nodes
+            .iter()
+            .map(|n| n.epoch)
+            .chain(state.current_epoch)
+            .max()
+            .unwrap_or(0);
+        for t in teachers.iter().filter(|t| t.id != me.id && t.epoch > known) {
+            let lag = format!(
+                "{} has not learnt {}'s config epoch {} yet (it knows {known})",
+                v.addr,
+                t.addr(),
+                t.epoch
+            );
+            if !lags.contains(&lag) {
+                lags.push(lag);
             }
         }
     }
@@ -236,6 +249,7 @@ mod tests {
                 nodes: parse_cluster_nodes(text).expect("parses"),
                 keys: 0,
                 cluster_state: Some("ok".into()),
+                current_epoch: None,
             }),
         }
     }
@@ -253,19 +267,26 @@ mod tests {
             "aaaa 127.0.0.1:7001@17001 master - 0 0 5 connected 0-99\n\
              bbbb 127.0.0.1:7002@17002 myself,master - 0 0 7 connected 100-199\n",
         );
-        let lags = epoch_lags(&[a.clone(), b.clone()], &["aaaa", "bbbb"]);
+        let ab = ["aaaa", "bbbb"];
+        let lags = epoch_lags(&[a.clone(), b.clone()], &ab, &ab);
         assert_eq!(
             lags,
-            ["127.0.0.1:7001 has not learnt 127.0.0.1:7002's config epoch 7 yet"]
+            ["127.0.0.1:7001 has not learnt 127.0.0.1:7002's config epoch 7 yet (it knows 5)"]
         );
         // Only the nodes of the move count.
-        assert!(epoch_lags(&[a, b.clone()], &["bbbb"]).is_empty());
+        assert!(epoch_lags(&[a.clone(), b.clone()], &["bbbb"], &ab).is_empty());
+        // A current epoch as high as the source's is enough: the bump goes above it.
+        let mut current = a.clone();
+        if let Ok(s) = current.state.as_mut() {
+            s.current_epoch = Some(7);
+        }
+        assert!(epoch_lags(&[current, b.clone()], &ab, &ab).is_empty());
         // Once gossip has taught it, nothing to wait for.
         let taught = view(
             "127.0.0.1:7001",
             "aaaa 127.0.0.1:7001@17001 myself,master - 0 0 5 connected 0-99\n\
              bbbb 127.0.0.1:7002@17002 master - 0 0 7 connected 100-199\n",
         );
-        assert!(epoch_lags(&[taught, b], &["aaaa", "bbbb"]).is_empty());
+        assert!(epoch_lags(&[taught, b], &ab, &ab).is_empty());
     }
 }

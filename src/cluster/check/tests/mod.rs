@@ -83,6 +83,7 @@ fn view_text(addr: &str, keys: u64, text: &str) -> NodeView {
             nodes: parse_cluster_nodes(text).expect("test text parses"),
             keys,
             cluster_state: None,
+            current_epoch: None,
         }),
     }
 }
