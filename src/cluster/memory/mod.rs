@@ -220,6 +220,12 @@ impl MemoryCluster {
         } else {
             self.base.getkeysinslot(addr, slot, n)?
         };
+        self.hold(addr, slot, keys);
+        Ok(())
+    }
+
+    /// Record the keys the base holds in a (node, slot), as the copy's own.
+    fn hold(&self, addr: &str, slot: u16, keys: Vec<Key>) {
         let placed = keys
             .into_iter()
             .map(|key| Placed {
@@ -227,8 +233,10 @@ impl MemoryCluster {
                 origin: addr.to_string(),
             })
             .collect();
-        self.inner.borrow_mut().slots.insert(k, placed);
-        Ok(())
+        self.inner
+            .borrow_mut()
+            .slots
+            .insert((addr.to_string(), slot), placed);
     }
 
     /// [`Self::touch`] of many slots of one node at once: two round trips to the base
@@ -253,18 +261,8 @@ impl MemoryCluster {
             return;
         };
         let mut held: BTreeMap<u16, Vec<Key>> = counts.iter().map(|(s, _)| *s).zip(keys).collect();
-        let mut inner = self.inner.borrow_mut();
         for slot in untouched {
-            let placed = held
-                .remove(&slot)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|key| Placed {
-                    key,
-                    origin: addr.to_string(),
-                })
-                .collect();
-            inner.slots.insert((addr.to_string(), slot), placed);
+            self.hold(addr, slot, held.remove(&slot).unwrap_or_default());
         }
     }
 

@@ -103,15 +103,11 @@ pub fn ready(c: &dyn Cluster, ids: &[&str], wait: Duration) -> Result<Vec<NodeVi
 /// the source, the source the target, and no node would serve the slot. Gossip
 /// teaches it in a moment; a move waits for that before it writes.
 pub fn epoch_lags(views: &[NodeView], learners: &[&str], teachers: &[&str]) -> Vec<String> {
-    let own = |ids: &[&str]| -> Vec<NodeInfo> {
-        views
-            .iter()
-            .filter_map(|v| v.state.as_ref().ok()?.myself())
-            .filter(|me| ids.contains(&me.id.as_str()) && me.is_master())
-            .cloned()
-            .collect()
-    };
-    let teachers = own(teachers);
+    let teachers: Vec<&NodeInfo> = views
+        .iter()
+        .filter_map(|v| v.state.as_ref().ok()?.myself())
+        .filter(|me| teachers.contains(&me.id.as_str()) && me.is_master())
+        .collect();
     let mut lags = Vec::new();
     for v in views {
         let Ok(state) = &v.state else { continue };
