@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 /// The bar on the screen now, if any.
 static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
@@ -13,8 +14,12 @@ static ACTIVE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
 static QUIET: AtomicBool = AtomicBool::new(false);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 
+/// When the run began, for the times of `-v`.
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
 /// Set how much this run says (`-q`, `-v`).
 pub fn set_level(quiet: bool, verbose: bool) {
+    STARTED.get_or_init(Instant::now);
     QUIET.store(quiet, Ordering::Relaxed);
     VERBOSE.store(verbose, Ordering::Relaxed);
 }
@@ -31,10 +36,12 @@ pub fn note(text: &str) {
     }
 }
 
-/// A line of detail, shown with `-v` only.
+/// A line of detail, shown with `-v` only, after the milliseconds since the run began
+/// (`[  12.3]`), so that where a run's time went can be read off its lines.
 pub fn detail(text: &str) {
     if verbose() {
-        say(text);
+        let ms = STARTED.get_or_init(Instant::now).elapsed().as_secs_f64() * 1000.0;
+        say(&format!("[{ms:7.1}] {text}"));
     }
 }
 

@@ -9,9 +9,16 @@ use std::time::Duration;
 use super::{Busy, Ctx, Run};
 use crate::cluster::conn::describe;
 use crate::cluster::mover::steps::{assign_commands, Sender};
+use crate::cluster::nodes::keys_of;
 use crate::cluster::topology::{format_ranges, ranges_of};
 use crate::cluster::{commands, Key, MigrateOpts, Reply, Result, SetSlot};
 use crate::progress::Progress;
+
+/// The keys of one `CLUSTER GETKEYSINSLOT` reply; `None` for an error or a reply
+/// that is not a list of keys (the careful mover finishes that slot).
+fn listed(src: &str, reply: Result<Reply>) -> Option<Vec<Key>> {
+    reply.and_then(|r| keys_of(src, r)).ok()
+}
 
 /// The live sender of one call's steps.
 pub(super) struct Live<'a> {
@@ -129,22 +136,50 @@ impl Sender for Live<'_> {
         let replies = pool
             .pipeline(src, &gets, pool.options().timeout * 4)
             .await?;
-        Ok(replies
-            .into_iter()
-            .map(|r| match r {
-                Ok(Reply::Array(items)) => Some(
-                    items
-                        .into_iter()
-                        .filter_map(|i| match i {
-                            Reply::Bulk(b) => Some(b),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                Ok(_) => Some(Vec::new()),
-                Err(_) => None,
-            })
-            .collect())
+        Ok(replies.into_iter().map(|r| listed(src, r)).collect())
+    }
+
+    async fn mark_and_list(
+        &self,
+        src: &str,
+        marked: &[u16],
+        action: &SetSlot,
+        listed_slots: &[u16],
+        count: u64,
+    ) -> Result<(Vec<u16>, Vec<Option<Vec<Key>>>)> {
+        if marked.is_empty() && listed_slots.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut cmds: Vec<Vec<Vec<u8>>> = marked
+            .iter()
+            .map(|s| commands::setslot(*s, action))
+            .collect();
+        cmds.extend(
+            listed_slots
+                .iter()
+                .map(|s| commands::getkeysinslot(*s, count)),
+        );
+        let command = format!(
+            "CLUSTER SETSLOT {} {} ({} slots, pipelined; then CLUSTER GETKEYSINSLOT of {} slots)",
+            format_ranges(&ranges_of(marked)),
+            action.args().join(" "),
+            marked.len(),
+            listed_slots.len()
+        );
+        let mut replies = self.pipeline(src, &cmds, &command).await?.into_iter();
+        let mut failed = Vec::new();
+        let mut errors = Vec::new();
+        for (s, r) in marked.iter().zip(replies.by_ref()) {
+            if let Err(e) = r {
+                failed.push(*s);
+                errors.push(e.to_string());
+            }
+        }
+        if !marked.is_empty() {
+            self.ctx.nodes.log(src, command, &errors);
+        }
+        let keys = replies.map(|r| listed(src, r)).collect();
+        Ok((failed, keys))
     }
 
     async fn migrate(

@@ -20,12 +20,16 @@ use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, Result, SetSlot};
 pub const BATCH: usize = 256;
 
 /// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
-/// [`BATCH`], larger (up to twice) when fewer pairs than `parallel` move, so that a
-/// single pair (a fix of hundreds of slots between two masters) pays fewer rounds of
-/// SETSLOT, each of which makes the node save its configuration.
+/// [`BATCH`], twice that when fewer pairs than `parallel` move, so that a few pairs
+/// (a fix of hundreds of slots between two masters, a rebalance onto one new master)
+/// pay fewer rounds of SETSLOT, each of which makes the node save its configuration,
+/// and a source waits less often between its MIGRATEs for a batch's bookkeeping.
 pub fn batch_size(pairs: usize, parallel: usize) -> usize {
-    let spare = parallel.max(1) / pairs.max(1);
-    BATCH * spare.clamp(1, 2)
+    if pairs < parallel.max(1) {
+        2 * BATCH
+    } else {
+        BATCH
+    }
 }
 
 /// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
@@ -127,6 +131,21 @@ pub trait Sender {
     /// `CLUSTER GETKEYSINSLOT slot count` on `src` for every slot: its keys, or
     /// `None` where the command failed.
     async fn keys(&self, src: &str, slots: &[u16], count: u64) -> Result<Vec<Option<Vec<Key>>>>;
+    /// [`Sender::setslot`] of `marked` on `src`, then [`Sender::keys`] of `listed`
+    /// (the live cluster sends both in one pipeline): the slots whose marker failed,
+    /// and the keys.
+    async fn mark_and_list(
+        &self,
+        src: &str,
+        marked: &[u16],
+        action: &SetSlot,
+        listed: &[u16],
+        count: u64,
+    ) -> Result<(Vec<u16>, Vec<Option<Vec<Key>>>)> {
+        let failed = self.setslot(src, marked, action, "").await?;
+        let keys = self.keys(src, listed, count).await?;
+        Ok((failed, keys))
+    }
     /// One `MIGRATE` of each slot's keys from `src` to `dst`: whether each succeeded.
     async fn migrate(
         &self,
@@ -188,6 +207,13 @@ async fn take_back(
     Ok((closed, careful))
 }
 
+/// Each slot with its listed keys; a slot without a reply has `None` (the careful
+/// mover finishes it), never "no keys", which would let it be settled with keys left.
+fn aligned(slots: &[u16], keys: Vec<Option<Vec<Key>>>) -> Vec<(u16, Option<Vec<Key>>)> {
+    let mut keys = keys.into_iter();
+    slots.iter().map(|&x| (x, keys.next().flatten())).collect()
+}
+
 /// Whether the keys of `src` are sized before they move ([`sizes::matter`]); a
 /// source that cannot say is sized.
 pub async fn sized(s: &impl Sender, src: &str, opts: &MoveOpts) -> bool {
@@ -224,26 +250,52 @@ pub async fn move_batch(
         .filter(|x| pair.src.owns(*x) && !careful.contains(x))
         .collect();
     let migrating = SetSlot::Migrating(pair.dst.id.clone());
-    careful.extend(s.setslot(&src, &to_migrate, &migrating, "").await?);
+    let listed: Vec<u16> = batch
+        .iter()
+        .copied()
+        .filter(|x| !careful.contains(x))
+        .collect();
+    let limit = opts.pipeline.max(1);
+    // The first round's keys are listed in the same pipeline as the markers; those
+    // of a slot whose marker failed are dropped with it.
+    let (failed, first_keys) = s
+        .mark_and_list(
+            &src,
+            &to_migrate,
+            &migrating,
+            &listed,
+            sizes::listed(limit, sized, true),
+        )
+        .await?;
+    careful.extend(failed);
+    let mut first_keys: Option<Vec<(u16, Option<Vec<Key>>)>> = Some(
+        aligned(&listed, first_keys)
+            .into_iter()
+            .filter(|(x, _)| !careful.contains(x))
+            .collect(),
+    );
 
     let mut active: Vec<u16> = batch
         .iter()
         .copied()
         .filter(|x| !careful.contains(x))
         .collect();
-    let limit = opts.pipeline.max(1);
     // Each key's size, when sizes matter ([`sizes`]).
     let mut known: HashMap<Key, u64> = HashMap::new();
     let mut skipped: Vec<LeftAlone> = Vec::new();
     let mut first_round = true;
     while !active.is_empty() {
         let count = sizes::listed(limit, sized, first_round);
+        let listed: Vec<(u16, Option<Vec<Key>>)> = match first_keys.take() {
+            Some(k) => k,
+            None => aligned(&active, s.keys(&src, &active, count).await?),
+        };
         let mut with_keys: Vec<(u16, Vec<Key>)> = Vec::new();
-        for (slot, keys) in active.iter().zip(s.keys(&src, &active, count).await?) {
+        for (slot, keys) in listed {
             match keys {
-                Some(k) if !k.is_empty() => with_keys.push((*slot, k)),
+                Some(k) if !k.is_empty() => with_keys.push((slot, k)),
                 Some(_) => {}
-                None => careful.push(*slot),
+                None => careful.push(slot),
             }
         }
         if sized {
