@@ -667,6 +667,45 @@ const WITH_REPLICAS: &[Scenario] = &[
         ..ROW
     },
     Scenario {
+        name: "1. a move stopped between the two claims: B owns the slot and every key, \
+               A still MIGRATING to it (Redis keeps the marker, Valkey drops it)",
+        breaks: |x| {
+            x.write("A", 103, "claimed", 3);
+            let (a, b) = (x.port("A"), x.port("B"));
+            open_slot(x.tc, 103, a, b);
+            let keys = keys_in(x.tc, a, 103);
+            migrate(x.tc, a, b, &keys);
+            setslot(x.tc, b, 103, &["NODE", &node_id(x.tc, b)]);
+            // A learns B's claim by gossip.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while myself(x.tc, a).owns(103) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "A never learnt B's claim"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            keys
+        },
+        end: End::Settled,
+        owners: &[("103", "{B}")],
+        also: Some(|x, out| {
+            if x.server == Server::Redis {
+                for w in [
+                    "MIGRATING on {A} -> {B}",
+                    "finish the move of slot 103 from {A} to {B}, which holds all its keys",
+                    "[OK] slot 103 owned by {B}",
+                ] {
+                    let w = x.fill(w);
+                    assert!(out.stdout.contains(&w), "{w:?} not on screen\n{out}");
+                }
+            } else {
+                assert!(out.stdout.contains("Nothing to fix"), "{out}");
+            }
+        }),
+        ..ROW
+    },
+    Scenario {
         name: "1. migrating on A, importing on B: keys on both sides",
         breaks: |x| {
             let keys = x.write("A", 102, "split", 4);
