@@ -147,8 +147,9 @@ impl Sender for Live<'_> {
         listed_slots: &[u16],
         count: u64,
     ) -> Result<(Vec<u16>, Vec<Option<Vec<Key>>>)> {
-        if marked.is_empty() && listed_slots.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+        if marked.is_empty() {
+            // Only a read: nothing to journal.
+            return Ok((Vec::new(), self.keys(src, listed_slots, count).await?));
         }
         let mut cmds: Vec<Vec<Vec<u8>>> = marked
             .iter()
@@ -175,9 +176,7 @@ impl Sender for Live<'_> {
                 errors.push(e.to_string());
             }
         }
-        if !marked.is_empty() {
-            self.ctx.nodes.log(src, command, &errors);
-        }
+        self.ctx.nodes.log(src, command, &errors);
         let keys = replies.map(|r| listed(src, r)).collect();
         Ok((failed, keys))
     }

@@ -22,8 +22,10 @@ pub const BATCH: usize = 256;
 /// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
 /// [`BATCH`], twice that when fewer pairs than `parallel` move, so that a few pairs
 /// (a fix of hundreds of slots between two masters, a rebalance onto one new master)
-/// pay fewer rounds of SETSLOT, each of which makes the node save its configuration,
-/// and a source waits less often between its MIGRATEs for a batch's bookkeeping.
+/// pay fewer rounds of SETSLOT pipelines and a source waits less often between its
+/// MIGRATEs for a batch's bookkeeping (the reads before a batch, the round trips of
+/// its markers and claims): a 200k-key rebalance onto one new master, 0.70 -> 0.645 s
+/// median of 5 with the markers and first keys in one pipeline.
 pub fn batch_size(pairs: usize, parallel: usize) -> usize {
     if pairs < parallel.max(1) {
         2 * BATCH
