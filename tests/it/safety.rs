@@ -280,11 +280,31 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Serv
     assert_healthy(&tc, keys);
 
     // A second Ctrl+C stops at once and says which slots it leaves open, and how to
-    // settle them.
-    let mut child = spawn(&rebalance);
+    // settle them. A reshard of 2000 slots between two loaded masters: several batches
+    // per pair, so that the signals land while slots remain (what is left of the
+    // rebalance above may be a single batch per pair, done before they land).
+    let (a, b) = (tc.ports()[0], tc.ports()[1]);
+    let (from, to) = (format!("127.0.0.1:{a}"), format!("127.0.0.1:{b}"));
+    let reshard = [
+        "-c",
+        seed.as_str(),
+        "reshard",
+        "--from",
+        from.as_str(),
+        "--to",
+        to.as_str(),
+        "--slots",
+        "2000",
+        "--migration",
+        "legacy",
+        "--pipeline",
+        "3",
+        "-y",
+    ];
+    let mut child = spawn(&reshard);
     assert!(
-        wait_for_progress(&tc, empty, &mut child),
-        "the rebalance never started moving"
+        wait_for_progress(&tc, b, &mut child),
+        "the reshard never started moving"
     );
     signal(&child, libc::SIGINT);
     // Two signals at once would be one.
