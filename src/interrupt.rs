@@ -119,7 +119,9 @@ pub fn raise(signal: i32) {
     }
     if SIGNAL.swap(signal, Ordering::SeqCst) != 0 {
         let open = open_slots();
-        if !open.is_empty() {
+        if open.is_empty() {
+            crate::progress::say("\nstopped at once: no slot is left open");
+        } else {
             crate::progress::say(&format!(
                 "\nstopped at once: {} may be left open ({}); run `slotsmith fix` to settle them",
                 crate::cluster::topology::n_slots(open.len()),

@@ -161,6 +161,8 @@ pub(super) async fn move_pairs(
     // Poll until every job of this call has ended; cancel them on an interruption.
     let mut cancelled = false;
     let mut done: BTreeMap<String, SourceDone> = BTreeMap::new();
+    // Per source, this call's jobs by name, as last seen.
+    let mut seen: BTreeMap<String, BTreeMap<String, SlotJob>> = BTreeMap::new();
     let mut counted = 0u64;
     // Sources that stopped answering: since when; and why the run stopped watching one.
     let mut silent: BTreeMap<String, Instant> = BTreeMap::new();
@@ -212,10 +214,47 @@ pub(super) async fn move_pairs(
                         })
                 })
                 .collect();
-            // What the source lists now replaces what it listed before.
+            // Every job of this call the source has listed, as last seen: a source
+            // that gave away its last slot may turn replica and list none of them
+            // any more (Valkey), and a job that ended stays ended.
+            let jobs_seen = seen.entry(src.clone()).or_default();
+            let listed_now: Vec<String> = mine.iter().map(|j| j.name.clone()).collect();
+            for j in mine {
+                jobs_seen.insert(j.name.clone(), j);
+            }
+            let vanished: Vec<String> = jobs_seen
+                .iter()
+                .filter(|(name, j)| !j.ended() && !listed_now.contains(name))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if !vanished.is_empty() {
+                // In flight when last seen, listed no more: the owners of its slots
+                // tell how it ended.
+                let nodes = ctx
+                    .nodes
+                    .views()
+                    .await
+                    .map(|v| crate::cluster::merged_nodes(&v))
+                    .unwrap_or_default();
+                for name in vanished {
+                    if let Some(j) = jobs_seen.get_mut(&name) {
+                        let moved = j.slot_list().iter().all(|s| {
+                            nodes
+                                .iter()
+                                .any(|n| n.id == j.target && n.is_master() && n.owns(*s))
+                        });
+                        j.state = if moved { "success" } else { "failed" }.to_string();
+                        if !moved {
+                            j.message = format!(
+                                "{src} no longer lists the job and its target does not own all its slots"
+                            );
+                        }
+                    }
+                }
+            }
             let d = done.entry(src).or_default();
             *d = SourceDone::default();
-            for j in mine {
+            for j in jobs_seen.values() {
                 if !j.ended() {
                     all_ended = false;
                     continue;
@@ -223,7 +262,7 @@ pub(super) async fn move_pairs(
                 match j.state.as_str() {
                     "success" => d.moved.extend(j.slot_list()),
                     "cancelled" => d.cancelled.extend(j.slot_list()),
-                    _ => d.failed.push(j),
+                    _ => d.failed.push(j.clone()),
                 }
             }
         }
