@@ -13,7 +13,7 @@ use crate::cluster::conn::{args, Pool};
 use crate::cluster::jobs::{self, SlotJob};
 use crate::cluster::mover::{self, Migration, SlotMoved};
 use crate::cluster::topology::{format_ranges, ranges_of};
-use crate::cluster::{ClusterError, Reply, Result};
+use crate::cluster::{ClusterError, NodeInfo, Reply, Result};
 use crate::progress::Progress;
 
 /// How often the jobs are polled.
@@ -230,19 +230,10 @@ pub(super) async fn move_pairs(
             if !vanished.is_empty() {
                 // In flight when last seen, listed no more: the owners of its slots
                 // tell how it ended.
-                let nodes = ctx
-                    .nodes
-                    .views()
-                    .await
-                    .map(|v| crate::cluster::merged_nodes(&v))
-                    .unwrap_or_default();
+                let nodes = read_nodes(ctx).await;
                 for name in vanished {
                     if let Some(j) = jobs_seen.get_mut(&name) {
-                        let moved = j.slot_list().iter().all(|s| {
-                            nodes
-                                .iter()
-                                .any(|n| n.id == j.target && n.is_master() && n.owns(*s))
-                        });
+                        let moved = j.slot_list().into_iter().all(|s| target_owns(&nodes, j, s));
                         j.state = if moved { "success" } else { "failed" }.to_string();
                         if !moved {
                             j.message = format!(
@@ -294,11 +285,7 @@ pub(super) async fn move_pairs(
     let nodes_now = if unpaused.is_empty() && !failed {
         Vec::new()
     } else {
-        ctx.nodes
-            .views()
-            .await
-            .map(|v| crate::cluster::merged_nodes(&v))
-            .unwrap_or_default()
+        read_nodes(ctx).await
     };
     let mut out = SlotMoved::default();
     for s in &already {
@@ -312,11 +299,11 @@ pub(super) async fn move_pairs(
             if j.unpaused() {
                 let warning = jobs::unpaused_warning(j, &nodes_now);
                 crate::progress::say(&format!("[WARNING] {warning}"));
-                moved.extend(j.slot_list().into_iter().filter(|s| {
-                    nodes_now
-                        .iter()
-                        .any(|n| n.id == j.target && n.is_master() && n.owns(*s))
-                }));
+                moved.extend(
+                    j.slot_list()
+                        .into_iter()
+                        .filter(|s| target_owns(&nodes_now, j, *s)),
+                );
                 failures.push(warning);
             } else {
                 failures.push(jobs::failure_text(j, src, &nodes_now));
@@ -362,12 +349,7 @@ async fn source_lost(
         "while its atomic migration of slots {} was in flight",
         format_ranges(&ranges_of(&slots))
     );
-    let nodes = ctx
-        .nodes
-        .views()
-        .await
-        .map(|v| crate::cluster::merged_nodes(&v))
-        .unwrap_or_default();
+    let nodes = read_nodes(ctx).await;
     let fate = match jobs::source_fate(&nodes, &first.src.id, &slots) {
         Some(f) if f.contains("failover") => Some(f),
         _ if interrupted => Some(format!("did not answer after the interruption ({error})")),
@@ -380,4 +362,20 @@ async fn source_lost(
     Some(format!(
         "the source {src} {fate} {in_flight}: the slots stay with its shard unless the job had finished; run slotsmith check to see the jobs, then slotsmith fix"
     ))
+}
+
+/// Every node as the nodes say now; none when they cannot be read.
+async fn read_nodes(ctx: &Ctx<'_>) -> Vec<NodeInfo> {
+    ctx.nodes
+        .views()
+        .await
+        .map(|v| crate::cluster::merged_nodes(&v))
+        .unwrap_or_default()
+}
+
+/// Whether the job's target is a master that owns `slot` among `nodes`.
+fn target_owns(nodes: &[NodeInfo], job: &SlotJob, slot: u16) -> bool {
+    nodes
+        .iter()
+        .any(|n| n.id == job.target && n.is_master() && n.owns(slot))
 }

@@ -20,6 +20,36 @@ fn listed(src: &str, reply: Result<Reply>) -> Option<Vec<Key>> {
     reply.and_then(|r| keys_of(src, r)).ok()
 }
 
+/// The journal line of a pipeline of `CLUSTER SETSLOT slot <action>` over `slots`.
+fn setslot_text(slots: &[u16], action: &SetSlot) -> String {
+    format!(
+        "CLUSTER SETSLOT {} {} ({} slots, pipelined)",
+        format_ranges(&ranges_of(slots)),
+        action.args().join(" "),
+        slots.len()
+    )
+}
+
+/// The slots whose `SETSLOT` failed, and the errors, but for a reply that contains
+/// `ok_if` (when not empty).
+fn failures(
+    slots: &[u16],
+    replies: impl IntoIterator<Item = Result<Reply>>,
+    ok_if: &str,
+) -> (Vec<u16>, Vec<String>) {
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for (s, r) in slots.iter().zip(replies) {
+        if let Err(e) = r {
+            if ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)) {
+                failed.push(*s);
+                errors.push(e.to_string());
+            }
+        }
+    }
+    (failed, errors)
+}
+
 /// The live sender of one call's steps.
 pub(super) struct Live<'a> {
     pub ctx: &'a Ctx<'a>,
@@ -64,23 +94,9 @@ impl Sender for Live<'_> {
             .iter()
             .map(|s| commands::setslot(*s, action))
             .collect();
-        let command = format!(
-            "CLUSTER SETSLOT {} {} ({} slots, pipelined)",
-            format_ranges(&ranges_of(slots)),
-            action.args().join(" "),
-            slots.len()
-        );
+        let command = setslot_text(slots, action);
         let replies = self.pipeline(node, &cmds, &command).await?;
-        let mut failed = Vec::new();
-        let mut errors = Vec::new();
-        for (s, r) in slots.iter().zip(replies) {
-            if let Err(e) = r {
-                if ok_if.is_empty() || !e.server_reply().is_some_and(|t| t.contains(ok_if)) {
-                    failed.push(*s);
-                    errors.push(e.to_string());
-                }
-            }
-        }
+        let (failed, errors) = failures(slots, replies, ok_if);
         self.ctx.nodes.log(node, command, &errors);
         Ok(failed)
     }
@@ -161,21 +177,12 @@ impl Sender for Live<'_> {
                 .map(|s| commands::getkeysinslot(*s, count)),
         );
         let command = format!(
-            "CLUSTER SETSLOT {} {} ({} slots, pipelined; then CLUSTER GETKEYSINSLOT of {} slots)",
-            format_ranges(&ranges_of(marked)),
-            action.args().join(" "),
-            marked.len(),
+            "{}; then CLUSTER GETKEYSINSLOT of {} slots",
+            setslot_text(marked, action),
             listed_slots.len()
         );
         let mut replies = self.pipeline(src, &cmds, &command).await?.into_iter();
-        let mut failed = Vec::new();
-        let mut errors = Vec::new();
-        for (s, r) in marked.iter().zip(replies.by_ref()) {
-            if let Err(e) = r {
-                failed.push(*s);
-                errors.push(e.to_string());
-            }
-        }
+        let (failed, errors) = failures(marked, replies.by_ref().take(marked.len()), "");
         self.ctx.nodes.log(src, command, &errors);
         let keys = replies.map(|r| listed(src, r)).collect();
         Ok((failed, keys))

@@ -270,18 +270,12 @@ pub async fn move_batch(
         )
         .await?;
     careful.extend(failed);
-    let mut first_keys: Option<Vec<(u16, Option<Vec<Key>>)>> = Some(
-        aligned(&listed, first_keys)
-            .into_iter()
-            .filter(|(x, _)| !careful.contains(x))
-            .collect(),
-    );
-
-    let mut active: Vec<u16> = batch
-        .iter()
-        .copied()
-        .filter(|x| !careful.contains(x))
+    let first_keys: Vec<(u16, Option<Vec<Key>>)> = aligned(&listed, first_keys)
+        .into_iter()
+        .filter(|(x, _)| !careful.contains(x))
         .collect();
+    let mut active: Vec<u16> = first_keys.iter().map(|(x, _)| *x).collect();
+    let mut first_keys = Some(first_keys);
     // Each key's size, when sizes matter ([`sizes`]).
     let mut known: HashMap<Key, u64> = HashMap::new();
     let mut skipped: Vec<LeftAlone> = Vec::new();
