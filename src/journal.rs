@@ -252,15 +252,15 @@ impl Journal {
         }
     }
 
-    /// Record the plan the run is about to carry out (its slot moves), before its
-    /// first move, so that `resume` can finish it after a crash.
-    pub fn plan(&self, plan: &serde_json::Value) {
-        let line = serde_json::json!({
-            "plan": plan,
-            "run": self.run,
-            "time": rfc3339(SystemTime::now()),
-        });
-        self.append(&line.to_string());
+    /// Record the plan the run is about to carry out (its slot moves, as JSON text),
+    /// before its first move, so that `resume` can finish it after a crash.
+    pub fn plan(&self, plan: &str) {
+        let line = format!(
+            "{{\"plan\":{plan},\"run\":{},\"time\":{}}}",
+            serde_json::Value::from(self.run.as_str()),
+            serde_json::Value::from(rfc3339(SystemTime::now())),
+        );
+        self.append(&line);
     }
 
     /// Say how the run ended, when it wrote anything: `outcome` in words, and its exit

@@ -374,7 +374,7 @@ impl Cluster for LiveCluster {
         ))
     }
 
-    fn record_plan(&self, plan: &serde_json::Value) {
+    fn record_plan(&self, plan: &str) {
         if let Some(j) = self.journal() {
             j.plan(plan);
         }

@@ -249,9 +249,9 @@ pub trait Cluster {
             })
             .collect())
     }
-    /// Record in the run's journal the plan it is about to carry out (a live cluster
+    /// Record in the run's journal the plan it is about to carry out, as JSON text (a live cluster
     /// that keeps a journal; nothing otherwise).
-    fn record_plan(&self, _plan: &serde_json::Value) {}
+    fn record_plan(&self, _plan: &str) {}
     /// Whether writes only change an in-memory copy.
     fn dry_run(&self) -> bool {
         false

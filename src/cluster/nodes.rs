@@ -15,6 +15,9 @@ use super::topology::parse_cluster_nodes;
 use super::{ClusterError, Key, NodeState, NodeView, Reply, Result};
 use crate::journal::Journal;
 
+/// Commands per pipeline of the reads that ask about thousands of slots.
+const PIPELINE_CHUNK: usize = 4096;
+
 /// The nodes of a cluster reached through a seed node.
 #[derive(Clone)]
 pub struct Nodes {
@@ -22,6 +25,8 @@ pub struct Nodes {
     pool: Pool,
     rt: tokio::runtime::Handle,
     journal: Option<Arc<Journal>>,
+    /// The nodes but the seed that answered the last read of every view.
+    answered: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Nodes {
@@ -31,6 +36,7 @@ impl Nodes {
             pool,
             rt,
             journal: None,
+            answered: Arc::default(),
         }
     }
 
@@ -88,20 +94,28 @@ impl Nodes {
     /// How many keys one node holds in each of `slots`, where it holds any: one
     /// pipelined `COUNTKEYSINSLOT` per slot.
     pub async fn key_counts(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
-        let mut out = Vec::new();
         let timeout = self.pool.options().timeout * 4;
-        for chunk in slots.chunks(4096) {
+        // Every chunk in flight at once on the node's one connection: the replies come
+        // back in order, and the node is not kept waiting for each chunk's round trip.
+        let chunks = join_all(slots.chunks(PIPELINE_CHUNK).map(|chunk| async move {
             let cmds: Vec<Vec<Vec<u8>>> = chunk
                 .iter()
                 .map(|s| commands::countkeysinslot(*s))
                 .collect();
             let replies = self.pool.pipeline(addr, &cmds, timeout).await?;
+            let mut out = Vec::new();
             for (s, r) in chunk.iter().zip(replies) {
                 match r? {
                     Reply::Int(n) if n > 0 => out.push((*s, n as u64)),
                     _ => {}
                 }
             }
+            Ok::<_, ClusterError>(out)
+        }))
+        .await;
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(c?);
         }
         Ok(out)
     }
@@ -109,16 +123,23 @@ impl Nodes {
     /// `CLUSTER GETKEYSINSLOT slot count` of many slots of one node, pipelined: each
     /// slot's keys, or the first error.
     pub async fn keys_in_slots(&self, addr: &str, asks: &[(u16, u64)]) -> Result<Vec<Vec<Key>>> {
-        let mut out = Vec::with_capacity(asks.len());
         let timeout = self.pool.options().timeout * 4;
-        for chunk in asks.chunks(4096) {
+        let chunks = join_all(asks.chunks(PIPELINE_CHUNK).map(|chunk| async move {
             let cmds: Vec<Vec<Vec<u8>>> = chunk
                 .iter()
                 .map(|(s, n)| commands::getkeysinslot(*s, *n))
                 .collect();
-            for r in self.pool.pipeline(addr, &cmds, timeout).await? {
-                out.push(keys_of(addr, r?)?);
-            }
+            self.pool
+                .pipeline(addr, &cmds, timeout)
+                .await?
+                .into_iter()
+                .map(|r| keys_of(addr, r?))
+                .collect::<Result<Vec<Vec<Key>>>>()
+        }))
+        .await;
+        let mut out = Vec::with_capacity(asks.len());
+        for c in chunks {
+            out.extend(c?);
         }
         Ok(out)
     }
@@ -180,11 +201,25 @@ impl Nodes {
 
     /// Every node's own view: the seed first, then each node the views name,
     /// concurrently, until no new node turns up.
+    ///
+    /// The nodes that answered the last read are asked beside the seed, in the same
+    /// round trip; each answer is used only if the views name that node again, in
+    /// the order they name it, so the result is the one the rounds would give.
     pub async fn views(&self) -> Result<Vec<NodeView>> {
-        let seed_state = self.node_state(&self.seed).await?;
+        let ahead: Vec<String> = self
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (seed_state, early) = futures::join!(
+            self.node_state(&self.seed),
+            join_all(ahead.iter().map(|a| self.node_state(a)))
+        );
+        let mut early: std::collections::HashMap<String, Result<NodeState>> =
+            ahead.into_iter().zip(early).collect();
         let mut views = vec![NodeView {
             addr: self.seed.clone(),
-            state: Ok(seed_state),
+            state: Ok(seed_state?),
         }];
         loop {
             let known: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
@@ -220,6 +255,7 @@ impl Nodes {
                 })
             };
             let states = join_all(todo.iter().map(|a| {
+                let already = early.remove(a);
                 let wait = if flagged(a) {
                     FAILED_NODE_WAIT
                 } else {
@@ -227,6 +263,9 @@ impl Nodes {
                     Duration::from_secs(3600)
                 };
                 async move {
+                    if let Some(r) = already {
+                        return r;
+                    }
                     match tokio::time::timeout(wait, self.node_state(a)).await {
                         Ok(r) => r,
                         Err(_) => Err(ClusterError::Timeout {
@@ -245,6 +284,11 @@ impl Nodes {
                 });
             }
         }
+        *self.answered.lock().unwrap_or_else(|e| e.into_inner()) = views[1..]
+            .iter()
+            .filter(|v| v.state.is_ok())
+            .map(|v| v.addr.clone())
+            .collect();
         Ok(views)
     }
 

@@ -287,31 +287,12 @@ fn an_atomic_move_onto_a_target_with_stray_keys_is_refused_and_nothing_is_lost()
     let tc = valkey_lab(2000);
     let ports = tc.ports();
     let (src, empty) = (ports[0], ports[6]);
-    let id = |p: u16| tc.redis_cli(p, &["CLUSTER", "MYID"]).trim().to_string();
     // A stray key on the empty master in slot 100, which the first master owns.
     let key = format!(
         "{{{}}}:stray",
         slotsmith::cluster::slot::key_in_slot(100, "s")
     );
-    tc.redis_cli(empty, &["CLUSTER", "SETSLOT", "100", "IMPORTING", &id(src)]);
-    let mut cli = std::process::Command::new("redis-cli")
-        .args(["-p", &empty.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("redis-cli runs");
-    use std::io::Write;
-    cli.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("ASKING\nSET {key} kept\n").as_bytes())
-        .unwrap();
-    let said = cli.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&said.stdout).contains("OK"),
-        "{said:?}"
-    );
-    tc.redis_cli(empty, &["CLUSTER", "SETSLOT", "100", "STABLE"]);
+    tc.plant_stray(empty, src, &key, "kept");
 
     let dir = tempfile::tempdir().unwrap();
     let book = dir.path().join("move.rhai");

@@ -148,6 +148,29 @@ fn rebalance_and_reshard_move_exact_shares_and_keep_every_key(server: Server) {
         "a refused command changed slots"
     );
 
+    // A stray key on the master that would take slots: refused in one sentence naming
+    // it and the slot, nothing moved; fix settles the key with its owner.
+    let stray = format!(
+        "{{{}}}:stray",
+        slotsmith::cluster::slot::key_in_slot(100, "s")
+    );
+    tc.plant_stray(e, a, &stray, "kept");
+    assert_refused(
+        &cl(&["rebalance", "--use-empty-masters", "-y"]),
+        1,
+        &format!("cannot rebalance: {ea} holds 1 key(s) of slot 100, which it does not own; run slotsmith fix first"),
+    );
+    assert_refused(
+        &cl(&["reshard", "--from", &aa, "--to", &ea, "--slots", "10", "-y"]),
+        1,
+        &format!("cannot reshard: {ea} holds 1 key(s) of slot 100, which it does not own"),
+    );
+    assert_eq!(counts_of(&tc, &all), start, "a refused move changed slots");
+    let out = cl(&["fix", "-y"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(tc.redis_cli(a, &["GET", &stray]).trim(), "kept");
+    assert_eq!(tc.redis_cli(a, &["DEL", &stray]).trim(), "1");
+
     // --simulate shows the plan and changes nothing (and asks nothing: no terminal here).
     let out = cl(&["rebalance", "--use-empty-masters", "--simulate"]);
     assert_eq!(out.code, 0, "{out}");

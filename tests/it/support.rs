@@ -267,6 +267,38 @@ impl TestCluster {
         text
     }
 
+    /// A stray key: `key` (whose slot `owner` serves) SET on the master `port`, as a
+    /// half-done import leaves one: IMPORTING from the owner, ASKING + SET on one
+    /// connection, then STABLE again. Clients are sent away from it.
+    pub fn plant_stray(&self, port: u16, owner: u16, key: &str, value: &str) {
+        let slot = slotsmith::cluster::slot::slot_of(key.as_bytes()).to_string();
+        let owner_id = self
+            .redis_cli(owner, &["CLUSTER", "MYID"])
+            .trim()
+            .to_string();
+        let said = self.redis_cli(port, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &owner_id]);
+        assert_eq!(said.trim(), "OK", "IMPORTING on {port}: {said}");
+        let mut cli = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("redis-cli runs");
+        use std::io::Write;
+        cli.stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("ASKING\nSET {key} {value}\n").as_bytes())
+            .expect("redis-cli reads");
+        let said = cli.wait_with_output().expect("redis-cli ends");
+        assert!(
+            String::from_utf8_lossy(&said.stdout).contains("OK"),
+            "ASKING + SET on {port}: {said:?}"
+        );
+        let said = self.redis_cli(port, &["CLUSTER", "SETSLOT", &slot, "STABLE"]);
+        assert_eq!(said.trim(), "OK", "STABLE on {port}: {said}");
+    }
+
     /// `redis-cli --cluster check <seed>`, as an operator would run it.
     pub fn cluster_check(&self) -> String {
         let seed = self.seed();

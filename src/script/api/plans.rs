@@ -53,9 +53,10 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         &["plan: Map", "()"],
         "Write the plan about to be carried out (#{command, moves: [#{slot, src, dst}]}) to\nthis run's journal, before the first move, so that `slotsmith resume` can finish it\nafter a crash. Nothing in a dry run.",
         move |plan: Map| -> RhaiResult<()> {
-            let value: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from(plan))
+            // Straight to JSON text: thousands of moves, no tree built in between.
+            let text = serde_json::to_string(&Dynamic::from(plan))
                 .map_err(|e| runtime_error(format!("record_plan: {e}")))?;
-            h.cluster.record_plan(&value);
+            h.cluster.record_plan(&text);
             Ok(())
         },
     );

@@ -425,8 +425,10 @@ fn stray_keys(h: &Host, nodes: &[NodeInfo]) -> RhaiResult<Vec<Map>> {
         .collect::<RhaiResult<_>>()?;
     let mut rest: Vec<(String, Vec<u16>)> = Vec::new();
     let mut which: Vec<usize> = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let dbsize = match h.cl(h.cluster.call(&n.addr(), &args(["DBSIZE"])))? {
+    let addrs: Vec<String> = nodes.iter().map(NodeInfo::addr).collect();
+    let sizes = h.cluster.call_each(&addrs, &args(["DBSIZE"]));
+    for ((i, n), size) in nodes.iter().enumerate().zip(sizes) {
+        let dbsize = match h.cl(size)? {
             crate::cluster::Reply::Int(k) => k.max(0) as u64,
             _ => u64::MAX,
         };

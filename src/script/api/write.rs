@@ -363,6 +363,20 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         let opts = move_opts(&h, &opts)?;
         h.topology()?;
         let mut list = Vec::with_capacity(moves.len());
+        // Thousands of moves name a few nodes: each name is looked up once.
+        let mut ids: std::collections::HashMap<rhai::ImmutableString, String> =
+            std::collections::HashMap::new();
+        let mut id_of = |v: &Dynamic| -> RhaiResult<String> {
+            let Some(name) = v.read_lock::<rhai::ImmutableString>().map(|s| s.clone()) else {
+                return Ok(h.locate(v)?.id);
+            };
+            if let Some(id) = ids.get(&name) {
+                return Ok(id.clone());
+            }
+            let id = h.locate(v)?.id;
+            ids.insert(name, id.clone());
+            Ok(id)
+        };
         for m in &moves {
             let Some(map) = m.read_lock::<Map>() else {
                 return Err(runtime_error(format!(
@@ -378,13 +392,9 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
                 .as_int()
                 .map_err(|_| runtime_error(format!("move_slots: slot must be an integer: {m}")))?;
             let slot = h.cl(slot_arg(slot))?;
-            let src = h.locate(&field("src")?)?;
-            let dst = h.locate(&field("dst")?)?;
-            list.push(mover::SlotMove {
-                slot,
-                src: src.id,
-                dst: dst.id,
-            });
+            let src = id_of(&field("src")?)?;
+            let dst = id_of(&field("dst")?)?;
+            list.push(mover::SlotMove { slot, src, dst });
         }
         let r = h.cl(h.cluster.move_slots(&list, &opts))?;
         say_interrupted(&h, &r, &list);
