@@ -135,6 +135,9 @@ fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
         "--use-empty-masters",
         "--migration",
         "legacy",
+        // Several batches per pair, so that the kill lands with slots left to move.
+        "--batch",
+        "256",
     ];
 
     // What the whole rebalance would do.
@@ -208,6 +211,8 @@ fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
             &drain,
             "--migration",
             "legacy",
+            "--batch",
+            "256",
             "-y",
         ])
         .spawn();

@@ -135,6 +135,8 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
             "legacy",
             "--pipeline",
             "10",
+            "--batch",
+            "256",
             "-y",
         ];
         args.extend(round.iter().copied());
@@ -191,6 +193,8 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
         "--use-empty-masters",
         "--pipeline",
         "10",
+        "--batch",
+        "256",
         "-y",
     ];
     let mut first = spawn(&args);
@@ -391,6 +395,8 @@ fn a_master_that_stops_answering_stops_the_move_cleanly(server: Server) {
         "--use-empty-masters",
         "--pipeline",
         "5",
+        "--batch",
+        "256",
         "-y",
     ]);
     assert!(
@@ -452,6 +458,8 @@ fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force(serve
         "--use-empty-masters",
         "--pipeline",
         "5",
+        "--batch",
+        "256",
         "-y",
     ]);
     assert!(

@@ -238,6 +238,8 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Serv
         "--use-empty-masters",
         "--pipeline",
         "3",
+        "--batch",
+        "256",
         "-y",
     ];
 
@@ -299,6 +301,8 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Serv
         "legacy",
         "--pipeline",
         "3",
+        "--batch",
+        "256",
         "-y",
     ];
     let mut child = spawn(&reshard);

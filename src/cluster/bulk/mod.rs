@@ -337,7 +337,7 @@ pub fn move_slots(
         progress.finish();
         return result;
     }
-    let (pairs, batch) = steps::batched(pairs, opts.parallel);
+    let (pairs, batch) = steps::batched(pairs, opts, &views);
     let masters = steps::told(&known);
     let addrs: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
     let around = Around {

@@ -17,7 +17,8 @@ pub(super) fn move_in_phases(
 ) -> Result<SlotMoved> {
     let started = std::time::Instant::now();
     let ids = mover::ends_of(moves);
-    let nodes = crate::cluster::merged_nodes(&mover::ready(c, &ids, mover::GOSSIP_WAIT)?);
+    let views = mover::ready(c, &ids, mover::GOSSIP_WAIT)?;
+    let nodes = crate::cluster::merged_nodes(&views);
     let total = SlotMoved::default();
     let mut grouped = mover::pairs_of(&nodes, moves)?;
     let ends = mover::ends_of_pairs(&grouped);
@@ -75,7 +76,7 @@ pub(super) fn move_in_phases(
         // Only what was sent moves (slots already with their target stay as they are).
         grouped = sent;
     }
-    let r = move_pairs(c, grouped, &nodes, opts, started, total);
+    let r = move_pairs(c, grouped, &views, opts, started, total);
     c.inner.borrow_mut().muted = false;
     r
 }
@@ -199,13 +200,13 @@ impl steps::Sender for Model<'_> {
 fn move_pairs(
     c: &MemoryCluster,
     pairs: Vec<mover::PairMoves>,
-    nodes: &[NodeInfo],
+    views: &[NodeView],
     opts: &MoveOpts,
     started: std::time::Instant,
     mut total: SlotMoved,
 ) -> Result<SlotMoved> {
-    let (lanes, batch) = steps::batched(pairs, opts.parallel);
-    let told = steps::told(nodes);
+    let (lanes, batch) = steps::batched(pairs, opts, views);
+    let told = steps::told(&crate::cluster::merged_nodes(views));
     let model = Model {
         c,
         keys: RefCell::new(BTreeMap::new()),
@@ -495,10 +496,11 @@ mod tests {
 
         // The live mover's calls of the shared steps, with the words it sends.
         let model = MemoryCluster::new(Rc::new(snapshot(&keys)));
-        let nodes = crate::cluster::merged_nodes(&model.views().unwrap());
+        let views = model.views().unwrap();
+        let nodes = crate::cluster::merged_nodes(&views);
         let pairs = mover::pairs_of(&nodes, &moves).unwrap();
         let wire = Wire::new(&model, HashMap::new());
-        let (lanes, batch) = steps::batched(pairs, opts.parallel);
+        let (lanes, batch) = steps::batched(pairs, &opts, &views);
         let told = steps::told(&nodes);
         futures::executor::block_on(async {
             for pair in &lanes {

@@ -38,6 +38,8 @@ pub struct MoveOpts {
     pub max_key_bytes: u64,
     /// The most a `MIGRATE` timeout grows to for big keys, in ms.
     pub timeout_max_ms: u64,
+    /// Slots per batch of the legacy protocol; `None`: [`steps::batch_size`] decides.
+    pub batch: Option<usize>,
 }
 
 impl MoveOpts {
@@ -52,6 +54,7 @@ impl MoveOpts {
             stop,
             max_key_bytes: sizes::MAX_KEY_MB << 20,
             timeout_max_ms: sizes::TIMEOUT_MAX_MS,
+            batch: None,
         }
     }
 }

@@ -14,24 +14,55 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{sizes, LeftAlone, MoveOpts, PairMoves};
-use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, Result, SetSlot};
+use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, NodeView, Result, SetSlot};
 
-/// Slots handled together in one pipelined step.
+/// Slots handled together in one pipelined step when many pairs move at once.
 pub const BATCH: usize = 256;
 
-/// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time:
-/// [`BATCH`], twice that when fewer pairs than `parallel` move, so that a few pairs
-/// (a fix of hundreds of slots between two masters, a rebalance onto one new master)
-/// pay fewer rounds of SETSLOT pipelines and a source waits less often between its
-/// MIGRATEs for a batch's bookkeeping (the reads before a batch, the round trips of
-/// its markers and claims): a 200k-key rebalance onto one new master, 0.70 -> 0.645 s
-/// median of 5 with the markers and first keys in one pipeline.
-pub fn batch_size(pairs: usize, parallel: usize) -> usize {
-    if pairs < parallel.max(1) {
-        2 * BATCH
-    } else {
-        BATCH
+/// Keys a batch holds, about, when fewer pairs than `parallel` move: a batch takes
+/// about half a second on loaded machines, so Ctrl+C is answered within that whatever
+/// the key count, and a `kill -9` leaves that much open per pair.
+pub const BATCH_KEYS: f64 = 32768.0;
+
+/// The most slots in one batch.
+pub const BATCH_MAX: usize = 2048;
+
+/// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time, whose
+/// sources hold `keys_per_slot` keys per slot on average ([`keys_per_slot`]): `asked`
+/// when the caller sets it (`--batch`); [`BATCH`] when as many pairs as `parallel`
+/// move, since the others' batches fill each pair's pauses; else as many slots as
+/// hold [`BATCH_KEYS`] keys, from twice [`BATCH`] to [`BATCH_MAX`]. A few pairs (a
+/// fix of hundreds of slots between two masters, a rebalance onto one new master)
+/// then pay fewer rounds of SETSLOT pipelines, and a source waits less often between
+/// its MIGRATEs for a batch's bookkeeping (the reads before a batch, the round trips
+/// of its markers and claims): a 200k-key rebalance onto one new master, median of 8
+/// alternating runs 0.631 s with 512-slot batches, 0.602 s with one batch per pair.
+pub fn batch_size(
+    pairs: usize,
+    parallel: usize,
+    asked: Option<usize>,
+    keys_per_slot: f64,
+) -> usize {
+    if let Some(b) = asked {
+        return b.max(1);
     }
+    if pairs >= parallel.max(1) {
+        return BATCH;
+    }
+    let by_keys = (BATCH_KEYS / keys_per_slot.max(1.0)) as usize;
+    by_keys.clamp(2 * BATCH, BATCH_MAX)
+}
+
+/// The most keys per slot any source of `pairs` holds on average: its key count over
+/// its slot count, in its own view.
+pub fn keys_per_slot(views: &[NodeView], pairs: &[PairMoves]) -> f64 {
+    views
+        .iter()
+        .filter_map(|v| v.state.as_ref().ok())
+        .filter_map(|s| Some((s.myself()?, s.keys)))
+        .filter(|(me, _)| pairs.iter().any(|p| p.src.id == me.id))
+        .map(|(me, keys)| keys as f64 / me.slot_count().max(1) as f64)
+        .fold(0.0, f64::max)
 }
 
 /// With fewer pairs than `parallel`, each pair's slots split into lanes (contiguous
@@ -56,10 +87,16 @@ pub fn lanes(pairs: Vec<PairMoves>, parallel: usize) -> Vec<PairMoves> {
     out
 }
 
-/// The pairs as they move ([`lanes`]) and the slots per batch ([`batch_size`]).
-pub fn batched(pairs: Vec<PairMoves>, parallel: usize) -> (Vec<PairMoves>, usize) {
-    let lanes = lanes(pairs, parallel);
-    let batch = batch_size(lanes.len(), parallel);
+/// The pairs as they move ([`lanes`]) and the slots per batch ([`batch_size`]), for
+/// sources read in `views`.
+pub fn batched(
+    pairs: Vec<PairMoves>,
+    opts: &MoveOpts,
+    views: &[NodeView],
+) -> (Vec<PairMoves>, usize) {
+    let per_slot = keys_per_slot(views, &pairs);
+    let lanes = lanes(pairs, opts.parallel);
+    let batch = batch_size(lanes.len(), opts.parallel, opts.batch, per_slot);
     (lanes, batch)
 }
 

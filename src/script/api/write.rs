@@ -62,6 +62,11 @@ fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
             "parallel" => {
                 out.parallel = positive(v, "opts.parallel", "")? as usize;
             }
+            // () when the command line leaves it to the engine.
+            "batch" if v.is_unit() => {}
+            "batch" => {
+                out.batch = Some(positive(v, "opts.batch", " (slots)")? as usize);
+            }
             "migration" => {
                 let text = v
                     .clone()
@@ -80,7 +85,7 @@ fn move_opts(h: &Host, opts: &Map) -> RhaiResult<MoveOpts> {
             }
             other => {
                 return Err(runtime_error(format!(
-                    "unknown option \"{other}\" (known: pipeline, timeout, timeout_max, max_key_size, replace, parallel, migration)"
+                    "unknown option \"{other}\" (known: pipeline, timeout, timeout_max, max_key_size, replace, parallel, batch, migration)"
                 )))
             }
         }
@@ -405,7 +410,7 @@ pub fn register(engine: &mut Engine, host: &Rc<Host>) {
         engine,
         "move_slots",
         &["moves: Array", "opts: Map", "Map"],
-        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, timeout_max,\nmax_key_size, replace, parallel}. Ctrl+C finishes the slots in flight. Returns #{slots, keys,\nseconds, interrupted, open (slots left open), left_alone (#{slot, why, big_key}: changed\nsince planned, or a key over max_key_size), ...}.",
+        "Move many slots (an array of #{slot, src, dst}) with the safe protocol, batched and\npipelined, several source/target pairs at once; opts = #{pipeline, timeout, timeout_max,\nmax_key_size, replace, parallel, batch (slots per batch)}. Ctrl+C finishes the slots in flight. Returns #{slots, keys,\nseconds, interrupted, open (slots left open), left_alone (#{slot, why, big_key}: changed\nsince planned, or a key over max_key_size), ...}.",
         move_slots,
     );
     def(
