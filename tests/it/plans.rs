@@ -136,7 +136,7 @@ fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
         "--migration",
         "legacy",
         // Several batches per pair, so that the kill lands with slots left to move.
-        "--batch",
+        "--batch-slots",
         "256",
     ];
 
@@ -211,7 +211,7 @@ fn resume_finishes_a_killed_rebalance_moving_only_what_is_left(server: Server) {
             &drain,
             "--migration",
             "legacy",
-            "--batch",
+            "--batch-slots",
             "256",
             "-y",
         ])

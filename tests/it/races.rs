@@ -135,7 +135,7 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
             "legacy",
             "--pipeline",
             "10",
-            "--batch",
+            "--batch-slots",
             "256",
             "-y",
         ];
@@ -193,7 +193,7 @@ fn a_fix_or_a_second_rebalance_during_a_rebalance_stops_and_loses_nothing(server
         "--use-empty-masters",
         "--pipeline",
         "10",
-        "--batch",
+        "--batch-slots",
         "256",
         "-y",
     ];
@@ -395,7 +395,7 @@ fn a_master_that_stops_answering_stops_the_move_cleanly(server: Server) {
         "--use-empty-masters",
         "--pipeline",
         "5",
-        "--batch",
+        "--batch-slots",
         "256",
         "-y",
     ]);
@@ -458,7 +458,7 @@ fn a_failover_in_the_middle_of_a_rebalance_is_settled_by_fix_without_force(serve
         "--use-empty-masters",
         "--pipeline",
         "5",
-        "--batch",
+        "--batch-slots",
         "256",
         "-y",
     ]);

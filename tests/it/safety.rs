@@ -238,7 +238,7 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Serv
         "--use-empty-masters",
         "--pipeline",
         "3",
-        "--batch",
+        "--batch-slots",
         "256",
         "-y",
     ];
@@ -301,7 +301,7 @@ fn interrupted_or_killed_rebalances_leave_a_cluster_fix_makes_whole(server: Serv
         "legacy",
         "--pipeline",
         "3",
-        "--batch",
+        "--batch-slots",
         "256",
         "-y",
     ];

@@ -29,7 +29,7 @@ pub const BATCH_MAX: usize = 2048;
 
 /// Slots per batch for a call moving `pairs` pairs at most `parallel` at a time, whose
 /// sources hold `keys_per_slot` keys per slot on average ([`keys_per_slot`]): `asked`
-/// when the caller sets it (`--batch`); [`BATCH`] when as many pairs as `parallel`
+/// when the caller sets it (`--batch-slots`); [`BATCH`] when as many pairs as `parallel`
 /// move, since the others' batches fill each pair's pauses; else as many slots as
 /// hold [`BATCH_KEYS`] keys, from twice [`BATCH`] to [`BATCH_MAX`]. A few pairs (a
 /// fix of hundreds of slots between two masters, a rebalance onto one new master)

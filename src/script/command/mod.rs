@@ -39,7 +39,7 @@ const GROUPS: &[(&str, &str)] = &[
               help: "The most a MIGRATE timeout grows to for big keys (10 MB/s on top of --migrate-timeout)"},
             #{name: "max-key-size", type: "int", min: 1, default_value: 512, placeholder: "MB",
               help: "A slot holding a key bigger than this (MEMORY USAGE) is not moved by MIGRATE: it is named and nothing of it moves (an atomic move streams big keys in pieces and is not limited)"},
-            #{name: "batch", type: "int", min: 1, max: 16384, placeholder: "SLOTS",
+            #{name: "batch-slots", type: "int", min: 1, max: 16384, placeholder: "SLOTS",
               help: "Slots per batch of the legacy protocol: Ctrl+C finishes the batches in flight, and kill -9 may leave them open for fix (default: about 32k keys' worth, 512 to 2048 slots, when fewer pairs move than run at once; else 256)"},
         ]"#,
     ),
@@ -683,8 +683,13 @@ mod tests {
     fn a_declaration_is_read_without_running_the_script() {
         let d = decl(SAMPLE).unwrap().unwrap();
         assert_eq!(d.summary, "Drain a node.");
-        assert_eq!(d.params.len(), 11);
-        for name in ["migrate-timeout", "migrate-timeout-max", "max-key-size"] {
+        assert_eq!(d.params.len(), 12);
+        for name in [
+            "migrate-timeout",
+            "migrate-timeout-max",
+            "max-key-size",
+            "batch-slots",
+        ] {
             assert!(d.params.iter().any(|p| p.name == name), "{name}");
         }
         assert!(d.has_positionals());
