@@ -211,15 +211,24 @@ impl Nodes {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let (seed_state, early) = futures::join!(
-            self.node_state(&self.seed),
-            join_all(ahead.iter().map(|a| self.node_state(a)))
-        );
-        let mut early: std::collections::HashMap<String, Result<NodeState>> =
-            ahead.into_iter().zip(early).collect();
+        let mut early: std::collections::HashMap<String, tokio::task::JoinHandle<_>> = ahead
+            .into_iter()
+            .map(|a| {
+                let me = self.clone();
+                let addr = a.clone();
+                (a, tokio::spawn(async move { me.node_state(&addr).await }))
+            })
+            .collect();
+        let seed_state = match self.node_state(&self.seed).await {
+            Ok(s) => s,
+            Err(e) => {
+                early.values().for_each(|h| h.abort());
+                return Err(e);
+            }
+        };
         let mut views = vec![NodeView {
             addr: self.seed.clone(),
-            state: Ok(seed_state?),
+            state: Ok(seed_state),
         }];
         loop {
             let known: Vec<String> = views.iter().map(|v| v.addr.clone()).collect();
@@ -263,16 +272,25 @@ impl Nodes {
                     Duration::from_secs(3600)
                 };
                 async move {
-                    if let Some(r) = already {
-                        return r;
+                    let timed_out = || ClusterError::Timeout {
+                        addr: a.clone(),
+                        command: "CLUSTER NODES (a node flagged fail)".into(),
+                        ms: wait.as_millis() as u64,
+                    };
+                    // An answer asked for ahead counts from when it was asked.
+                    if let Some(mut h) = already {
+                        return match tokio::time::timeout(wait, &mut h).await {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(e)) => Err(ClusterError::State(format!("reading {a}: {e}"))),
+                            Err(_) => {
+                                h.abort();
+                                Err(timed_out())
+                            }
+                        };
                     }
                     match tokio::time::timeout(wait, self.node_state(a)).await {
                         Ok(r) => r,
-                        Err(_) => Err(ClusterError::Timeout {
-                            addr: a.clone(),
-                            command: "CLUSTER NODES (a node flagged fail)".into(),
-                            ms: wait.as_millis() as u64,
-                        }),
+                        Err(_) => Err(timed_out()),
                     }
                 }
             }))
@@ -284,6 +302,8 @@ impl Nodes {
                 });
             }
         }
+        // Nodes no view names any more are not waited for.
+        early.values().for_each(|h| h.abort());
         *self.answered.lock().unwrap_or_else(|e| e.into_inner()) = views[1..]
             .iter()
             .filter(|v| v.state.is_ok())
