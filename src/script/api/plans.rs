@@ -1,7 +1,8 @@
 //! Saved plans: `fingerprint()` of the cluster now, `fingerprint_changes(saved)` since
 //! a plan was made, and `read_json(path)` to load one (see
-//! [`crate::cluster::fingerprint`]); `record_plan(plan)` in the journal before moving,
-//! and `last_plan([file])` to resume one.
+//! [`crate::cluster::fingerprint`]); `moves_for(slots, src, dst)` to build one's moves,
+//! `record_plan(plan)` in the journal before moving, and `last_plan([file])` to resume
+//! one.
 
 use std::rc::Rc;
 
@@ -18,6 +19,31 @@ fn now(h: &Host) -> RhaiResult<Fingerprint> {
 }
 
 pub fn register(engine: &mut Engine, host: &Rc<Host>) {
+    def(
+        engine,
+        "moves_for",
+        &["slots: Array", "src: String", "dst: String", "Array"],
+        "The moves of `slots` from src to dst, as move_slots and record_plan take them:
+[#{slot, src, dst}], built at native speed (a plan of thousands of slots).",
+        |slots: Array,
+         src: rhai::ImmutableString,
+         dst: rhai::ImmutableString|
+         -> RhaiResult<Array> {
+            slots
+                .into_iter()
+                .map(|slot| {
+                    let slot = slot.as_int().map_err(|t| {
+                        runtime_error(format!("moves_for: a slot must be an integer, got {t}"))
+                    })?;
+                    let mut m = Map::new();
+                    m.insert("slot".into(), Dynamic::from(slot));
+                    m.insert("src".into(), Dynamic::from(src.clone()));
+                    m.insert("dst".into(), Dynamic::from(dst.clone()));
+                    Ok(Dynamic::from_map(m))
+                })
+                .collect()
+        },
+    );
     let h = host.clone();
     def(
         engine,
