@@ -95,8 +95,8 @@ impl Nodes {
     /// pipelined `COUNTKEYSINSLOT` per slot.
     pub async fn key_counts(&self, addr: &str, slots: &[u16]) -> Result<Vec<(u16, u64)>> {
         let timeout = self.pool.options().timeout * 4;
-        // Every chunk in flight at once on the node's one connection: the replies come
-        // back in order, and the node is not kept waiting for each chunk's round trip.
+        // Every chunk in flight at once on the node's one connection (a count is a
+        // small, fast reply): the node is not kept waiting for each chunk's round trip.
         let chunks = join_all(slots.chunks(PIPELINE_CHUNK).map(|chunk| async move {
             let cmds: Vec<Vec<Vec<u8>>> = chunk
                 .iter()
@@ -123,23 +123,17 @@ impl Nodes {
     /// `CLUSTER GETKEYSINSLOT slot count` of many slots of one node, pipelined: each
     /// slot's keys, or the first error.
     pub async fn keys_in_slots(&self, addr: &str, asks: &[(u16, u64)]) -> Result<Vec<Vec<Key>>> {
+        // One chunk after the other: each listing may be big, and has its own timeout.
+        let mut out = Vec::with_capacity(asks.len());
         let timeout = self.pool.options().timeout * 4;
-        let chunks = join_all(asks.chunks(PIPELINE_CHUNK).map(|chunk| async move {
+        for chunk in asks.chunks(PIPELINE_CHUNK) {
             let cmds: Vec<Vec<Vec<u8>>> = chunk
                 .iter()
                 .map(|(s, n)| commands::getkeysinslot(*s, *n))
                 .collect();
-            self.pool
-                .pipeline(addr, &cmds, timeout)
-                .await?
-                .into_iter()
-                .map(|r| keys_of(addr, r?))
-                .collect::<Result<Vec<Vec<Key>>>>()
-        }))
-        .await;
-        let mut out = Vec::with_capacity(asks.len());
-        for c in chunks {
-            out.extend(c?);
+            for r in self.pool.pipeline(addr, &cmds, timeout).await? {
+                out.push(keys_of(addr, r?)?);
+            }
         }
         Ok(out)
     }
@@ -277,7 +271,8 @@ impl Nodes {
                         command: "CLUSTER NODES (a node flagged fail)".into(),
                         ms: wait.as_millis() as u64,
                     };
-                    // An answer asked for ahead counts from when it was asked.
+                    // An answer asked for ahead is waited for from this round on, as
+                    // long as a node found now would be.
                     if let Some(mut h) = already {
                         return match tokio::time::timeout(wait, &mut h).await {
                             Ok(Ok(r)) => r,

@@ -19,9 +19,10 @@ use crate::cluster::{commands, Key, MigrateOpts, NodeInfo, NodeView, Result, Set
 /// Slots handled together in one pipelined step when many pairs move at once.
 pub const BATCH: usize = 256;
 
-/// Keys a batch holds, about, when fewer pairs than `parallel` move: a batch takes
-/// about half a second on loaded machines, so Ctrl+C is answered within that whatever
-/// the key count, and a `kill -9` leaves that much open per pair.
+/// Keys a batch holds, about, when fewer pairs than `parallel` move: such a batch of
+/// small keys takes about half a second on a loaded 2-core machine, which is what
+/// Ctrl+C waits for, and a `kill -9` leaves that much open per pair. (A source holding
+/// over 16 MB moves at most [`sizes::SIZED_BATCH`] slots at a time.)
 pub const BATCH_KEYS: f64 = 32768.0;
 
 /// The most slots in one batch.

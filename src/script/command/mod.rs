@@ -40,7 +40,7 @@ const GROUPS: &[(&str, &str)] = &[
             #{name: "max-key-size", type: "int", min: 1, default_value: 512, placeholder: "MB",
               help: "A slot holding a key bigger than this (MEMORY USAGE) is not moved by MIGRATE: it is named and nothing of it moves (an atomic move streams big keys in pieces and is not limited)"},
             #{name: "batch-slots", type: "int", min: 1, max: 16384, placeholder: "SLOTS",
-              help: "Slots per batch of the legacy protocol: Ctrl+C finishes the batches in flight, and kill -9 may leave them open for fix (default: about 32k keys' worth, 512 to 2048 slots, when fewer pairs move than run at once; else 256)"},
+              help: "Slots per batch of the legacy protocol: Ctrl+C finishes the batches in flight, and kill -9 may leave them open for fix (default: about 32k keys' worth, 512 to 2048 slots, when fewer pairs move than run at once, else 256; at most 64 from a source holding over 16 MB, whose keys are sized first)"},
         ]"#,
     ),
     (
