@@ -441,6 +441,18 @@ impl<'a> Ctx<'a> {
         write_keys(self.tc, port, slot, what, n, &mut self.expected)
     }
 
+    /// `n` keys of `slot` written on A, the slot opened from A to B and every key
+    /// migrated to B: the markers are left, A holds none of the keys.
+    fn all_moved_to_b(&mut self, slot: u16, what: &str, n: usize) -> Vec<String> {
+        self.write("A", slot, what, n);
+        let (a, b) = (self.port("A"), self.port("B"));
+        open_slot(self.tc, slot, a, b);
+        let keys = keys_in(self.tc, a, slot);
+        migrate(self.tc, a, b, &keys);
+        assert!(keys_in(self.tc, a, slot).is_empty());
+        keys
+    }
+
     /// `plant` of `n` new keys (`{tag}:what:i`, value `what-i`) of `slot` on `name`,
     /// recorded as expected.
     fn plant_new(&mut self, name: &str, slot: u16, what: &str, n: usize) -> Vec<String> {
@@ -653,12 +665,7 @@ const WITH_REPLICAS: &[Scenario] = &[
     Scenario {
         name: "1. migrating on A, importing on B: keys only on B (all moved, markers left)",
         breaks: |x| {
-            x.write("A", 101, "only-b", 3);
-            let (a, b) = (x.port("A"), x.port("B"));
-            open_slot(x.tc, 101, a, b);
-            let keys = keys_in(x.tc, a, 101);
-            migrate(x.tc, a, b, &keys);
-            assert!(keys_in(x.tc, a, 101).is_empty());
+            let keys = x.all_moved_to_b(101, "only-b", 3);
             x.set("n", keys.len());
             keys
         },
@@ -670,11 +677,8 @@ const WITH_REPLICAS: &[Scenario] = &[
         name: "1. a move stopped between the two claims: B owns the slot and every key, \
                A still MIGRATING to it (Redis keeps the marker, Valkey drops it)",
         breaks: |x| {
-            x.write("A", 103, "claimed", 3);
+            let keys = x.all_moved_to_b(103, "claimed", 3);
             let (a, b) = (x.port("A"), x.port("B"));
-            open_slot(x.tc, 103, a, b);
-            let keys = keys_in(x.tc, a, 103);
-            migrate(x.tc, a, b, &keys);
             setslot(x.tc, b, 103, &["NODE", &node_id(x.tc, b)]);
             // A learns B's claim by gossip.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
